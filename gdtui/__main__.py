@@ -1,0 +1,5 @@
+import sys
+
+from gdtui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""``gdtui SCENARIO [options]``: run headless, or open the step-debugger."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gdtui import __version__
+
+DEFAULT_STEPS = 100
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gdtui",
+        description="A terminal step-debugger for PyTorch gradient descent.",
+        epilog="Example: gdtui scenarios/not_gate.py    |    gdtui scenarios/not_gate.py --headless --steps 5",
+    )
+    p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer)")
+    p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
+    p.add_argument("--steps", type=_positive_int, metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS})")
+    p.add_argument("--mode", choices=["manual", "optim"], help="start in manual update (p -= lr * p.grad) or optimizer.step() mode")
+    p.add_argument("--grad-source", choices=["autograd", "grad_fn"], help="start with autograd or the scenario's grad_fn as the gradient")
+    p.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and random before the scenario runs (default 0)")
+    p.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda, cuda:N or mps (default cpu)")
+    p.add_argument("--lr", type=_positive_float, metavar="LR", help="learning rate for every param group and the manual update")
+    p.add_argument("--trace", metavar="FILE", help="write every step to FILE as JSON Lines")
+    p.add_argument("--trace-max-elements", type=_positive_int, default=4096, metavar="N", help="tensors larger than N are traced as a summary (default 4096)")
+    p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="memory for rewind snapshots (default 256; 0 turns rewind off)")
+    p.add_argument("--quiet", action="store_true", help="headless: print only the final line")
+    p.add_argument("--version", action="version", version=f"gdtui {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported here so that --help and --version answer before torch loads.
+    from gdtui.engine import ScenarioError, Session, TraceWriter
+    from gdtui.engine.headless import run_headless
+
+    options = dict(
+        seed=args.seed,
+        device=args.device,
+        history_mb=args.history_mb,
+        max_values=args.trace_max_elements,
+        mode=args.mode,
+        lr=args.lr,
+        grad_source=args.grad_source,
+    )
+    try:
+        trace = TraceWriter(args.trace, args.trace_max_elements) if args.trace else None
+    except OSError as exc:
+        print(f"--trace {args.trace}: cannot write it ({exc.strerror}); choose a writable path", file=sys.stderr)
+        return 2
+    try:
+        if args.headless:
+            try:
+                session = Session(args.scenario, **options)
+            except ScenarioError as exc:
+                print(exc, file=sys.stderr)
+                if trace:
+                    trace.end(0, "error", str(exc))
+                return 2
+            steps = args.steps if args.steps is not None else (session.scenario.steps or DEFAULT_STEPS)
+            return run_headless(session, steps, trace=trace, quiet=args.quiet)
+        try:
+            from gdtui.app import make_app
+        except ImportError:
+            print("gdtui: the screen is not built yet; use --headless", file=sys.stderr)
+            return 2
+        try:
+            app = make_app(args.scenario, trace=trace, **options)
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        app.run()
+        return app.return_code or 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if trace:
+            trace.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The headless runner: step a session N times, print a line per step, write the trace.
+
+Exit statuses: 0 done, 2 scenario error, 3 NaN/Inf, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from gdtui.engine.loop import StepError
+from gdtui.engine.records import StepRecord
+from gdtui.engine.session import Session
+from gdtui.engine.summarize import format_number, format_values
+from gdtui.engine.trace import TraceWriter
+
+EXIT_OK, EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+#: Tensors with at most this many elements are printed on the step line.
+LINE_VALUES = 6
+
+
+def step_line(r: StepRecord) -> str:
+    """``step 3  loss 0.5011699  w [[2.54050]]  b [[1.65869]]``, plus epoch/batch and metrics."""
+    parts = [f"step {r.step:>4}"]
+    if r.batch is not None and r.epoch != r.step:
+        parts.append(f"epoch {r.epoch} batch {r.batch}")
+    parts.append(f"loss {format_number(r.loss, 7)}")
+    parts += [f"{name} {format_number(value, 5)}" for name, value in r.metrics.items()]
+    for name, view in r.params.items():
+        if view.values is not None and view.numel <= LINE_VALUES:
+            parts.append(f"{name} {format_values(view.values, 6)}")
+    return "  ".join(parts)
+
+
+def run_headless(
+    session: Session,
+    steps: int,
+    *,
+    trace: TraceWriter | None = None,
+    quiet: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if trace:
+        state = session.state()
+        trace.start(
+            scenario=str(session.path),
+            seed=session.seed,
+            device=state.device,
+            mode=session.mode,
+            params=dict(state.params),
+        )
+    done = 0
+    record: StepRecord | None = None
+    try:
+        for _ in range(steps):
+            try:
+                record = session.step()
+            except StepError as exc:
+                print(exc, file=err)
+                if trace:
+                    trace.end(done, "error", str(exc))
+                return EXIT_ERROR
+            done += 1
+            if trace:
+                trace.step(record)
+            if not quiet:
+                print(step_line(record), file=out, flush=True)
+            if record.nonfinite:
+                if quiet:
+                    print(step_line(record), file=out)
+                print(
+                    f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; "
+                    "lower the learning rate (--lr) or check the data",
+                    file=err,
+                )
+                if trace:
+                    trace.end(done, "nonfinite", record.nonfinite)
+                return EXIT_NONFINITE
+    except KeyboardInterrupt:
+        print(f"interrupted after {done} steps", file=err)
+        if trace:
+            trace.end(done, "interrupted")
+        return EXIT_INTERRUPTED
+    if quiet:
+        print(step_line(record) if record else "0 steps", file=out)
+    if trace:
+        trace.end(done, "steps")
+    return EXIT_OK

@@ -1,0 +1,233 @@
+"""The five phases of one training step, run on a loaded scenario.
+
+:class:`Loop` is the plain PyTorch loop of the seed notebooks cut at its phase
+boundaries: forward, loss, backward, update, zero_grad. It holds the live
+tensors of the step in progress; :class:`gdtui.engine.session.Session` decides
+what to run and keeps the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from gdtui.engine.scenario import Scenario, ScenarioError, error_from
+from gdtui.engine.snapshot import BatchStream, Snapshot
+
+_PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
+
+
+class StepError(Exception):
+    """The scenario's code raised during a step; the message is one line with file and line."""
+
+
+def manual_mode_note(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why manual mode (vanilla SGD) differs from this optimizer's step, or None when it does not."""
+    name = type(optimizer).__name__
+    if isinstance(optimizer, torch.optim.SGD):
+        group = optimizer.param_groups[0]
+        extra = [f"{k}={group.get(k)}" for k, v in _PLAIN_SGD.items() if group.get(k, v) != v]
+        if not extra:
+            return None
+        return f"manual mode is vanilla SGD: it ignores SGD's {', '.join(extra)}"
+    return f"manual mode is vanilla SGD (p -= lr * p.grad): it ignores {name}'s own update rule and state"
+
+
+class Loop:
+    """One scenario's live objects and the code of each phase."""
+
+    def __init__(self, scenario: Scenario):
+        self.sc = scenario
+        self.names: list[str] = list(scenario.params)
+        self.tensors: list[torch.Tensor] = list(scenario.params.values())
+        self.buffers: list[torch.Tensor] = scenario.buffers
+        self.optimizer = scenario.optimizer
+        self.stream = BatchStream(scenario.batches) if scenario.batches is not None else None
+        self.groups: list[list[int]] = self._group_indices()
+        self.clear()
+
+    def _group_indices(self) -> list[list[int]]:
+        index = {id(t): i for i, t in enumerate(self.tensors)}
+        return [[index[id(p)] for p in g["params"]] for g in self.optimizer.param_groups]
+
+    def clear(self) -> None:
+        """Forget the step in progress."""
+        self.inputs: Any = None
+        self.targets: Any = None
+        self.pred: Any = None
+        self.loss: torch.Tensor | None = None
+        self.metric_values: list[Any] = []
+        self.epoch: int | None = None
+        self.batch: int | None = None
+
+    # --- the phases ---------------------------------------------------------------------
+
+    def forward(self, step: int) -> None:
+        sc = self.sc
+        if sc.objective is not None:
+            return
+        if self.stream is not None:
+            try:
+                item, self.epoch, self.batch = self.stream.next()
+            except Exception as exc:  # noqa: BLE001 - the user's data raised
+                raise StepError(str(error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")))) from None
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise StepError(str(sc.error(
+                    f"data yielded a {type(item).__name__} as a batch; each batch must be (inputs, targets)", "data"
+                )))
+            self.inputs, self.targets = (v.to(sc.device) if isinstance(v, torch.Tensor) else v for v in item)
+        else:
+            self.inputs, self.targets = sc.full_batch
+            self.epoch, self.batch = step, 1
+        self.pred = self._call(sc.model, (self.inputs,), "model", "model")
+
+    def compute_loss(self) -> None:
+        sc = self.sc
+        if sc.objective is not None:
+            loss = self._call(sc.objective, (), "loss()", "loss")
+            who = "loss()"
+        else:
+            loss = self._call(sc.loss_fn, (self.pred, self.targets), "loss_fn", "loss_fn")
+            who = "loss_fn"
+        if not isinstance(loss, torch.Tensor):
+            raise StepError(str(sc.error(
+                f"{who} returned a {type(loss).__name__}, not a tensor; return a scalar tensor built from the trained tensors",
+                "loss_fn", "loss",
+            )))
+        if loss.numel() != 1:
+            raise StepError(str(sc.error(
+                f"{who} returned a tensor of shape {tuple(loss.shape)}; the loss must be a scalar (try .mean())",
+                "loss_fn", "loss",
+            )))
+        if not loss.requires_grad:
+            raise StepError(str(sc.error(
+                f"{who} returned a tensor with no grad (it does not depend on any trained tensor); "
+                "build it from the model's output without .detach(), .item() or torch.no_grad()",
+                "loss_fn", "loss",
+            )))
+        self.loss = loss
+        if sc.metrics:
+            with torch.no_grad():
+                self.metric_values = [
+                    self._call(fn, (self.pred, self.targets), f"metric {name!r}", "metrics") for name, fn in sc.metrics.items()
+                ]
+
+    def backward(self, grad_source: str) -> None:
+        if grad_source == "grad_fn":
+            self._apply_grad_fn()
+            return
+        try:
+            self.loss.backward()
+        except Exception as exc:  # noqa: BLE001
+            raise StepError(str(error_from(exc, self.sc.path, "loss.backward()", self.sc.line("loss_fn", "loss")))) from None
+
+    def _apply_grad_fn(self) -> None:
+        sc = self.sc
+        got = self._call(sc.grad_fn, (), "grad_fn", "grad_fn")
+        if isinstance(got, dict):
+            missing = [n for n in self.names if n not in got]
+            if missing:
+                raise StepError(str(sc.error(f"grad_fn returned no gradient for {', '.join(missing)}; return one per trained tensor", "grad_fn")))
+            grads = [got[n] for n in self.names]
+        elif isinstance(got, (tuple, list)) and len(got) == len(self.names):
+            grads = list(got)
+        else:
+            raise StepError(str(sc.error(
+                f"grad_fn returned a {type(got).__name__}; return a dict name -> tensor, or a tuple of {len(self.names)} in params order",
+                "grad_fn",
+            )))
+        with torch.no_grad():
+            for name, p, g in zip(self.names, self.tensors, grads):
+                g = torch.as_tensor(g, dtype=p.dtype, device=p.device)
+                if g.shape != p.shape:
+                    raise StepError(str(sc.error(f"grad_fn gave {name} a gradient of shape {tuple(g.shape)}, but {name} has shape {tuple(p.shape)}", "grad_fn")))
+                if p.grad is None:
+                    p.grad = g.detach().clone()
+                else:
+                    p.grad += g
+
+    def update(self, mode: str, lrs: Sequence[float]) -> None:
+        if mode == "optim":
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
+            try:
+                self.optimizer.step()
+            except Exception as exc:  # noqa: BLE001
+                raise StepError(str(error_from(exc, self.sc.path, "optimizer.step()", self.sc.line("optimizer")))) from None
+            return
+        with torch.no_grad():
+            for indices, lr in zip(self.groups, lrs):
+                for i in indices:
+                    p = self.tensors[i]
+                    if p.grad is not None:
+                        p -= lr * p.grad
+
+    def zero_grad(self, mode: str) -> None:
+        if mode == "optim":
+            self.optimizer.zero_grad()
+            return
+        for p in self.tensors:
+            if p.grad is not None:
+                p.grad.zero_()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _call(self, fn: Any, args: tuple[Any, ...], doing: str, name: str) -> Any:
+        try:
+            with torch.device(self.sc.device):
+                return fn(*args)
+        except (KeyboardInterrupt, StepError):
+            raise
+        except SystemExit:
+            raise StepError(str(self.sc.error(f"{doing} called sys.exit(); remove it", name))) from None
+        except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
+            raise StepError(str(error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
+
+    def snapshot(self, grads_known_zero: bool) -> Snapshot:
+        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero)
+
+    def restore(self, snap: Snapshot) -> None:
+        snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)
+        self.clear()
+
+    def check(self, grad_source: str) -> None:
+        """Run forward, loss and backward once, check what they give, and undo them.
+
+        Raises ScenarioError for a loss that is not a differentiable scalar, an
+        optimizer tensor the loss does not use, or a broken grad_fn or metric.
+        """
+        snap = self.snapshot(grads_known_zero=False)
+        try:
+            try:
+                self.forward(1)
+                self.compute_loss()
+                self.backward("autograd")
+                unused = [n for n, p in zip(self.names, self.tensors) if p.grad is None]
+                if unused:
+                    raise ScenarioError(
+                        f"the optimizer holds {', '.join(unused)} but the loss does not use "
+                        f"{'it' if len(unused) == 1 else 'them'}; remove it from the optimizer or use it in the model",
+                        self.sc.path,
+                        self.sc.line("optimizer", "params"),
+                    )
+                if self.sc.grad_fn is not None:
+                    self.backward("grad_fn")
+                for value, name in zip(self.metric_values, self.sc.metrics):
+                    if not _is_number(value):
+                        raise self.sc.error(f"metric {name!r} returned a {type(value).__name__}; return a number", "metrics")
+            except StepError as exc:
+                raise ScenarioError(str(exc)) from None
+        finally:
+            self.restore(snap)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

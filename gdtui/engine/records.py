@@ -1,0 +1,132 @@
+"""Frozen records that cross from the engine to the screen, the trace and tests.
+
+Everything here is plain Python: floats, ints, strings, tuples and nested lists.
+No record ever holds a live tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+Mode = Literal["manual", "optim"]
+GradSource = Literal["autograd", "grad_fn"]
+
+#: The five phases of one optimizer step, in the order they run.
+PHASES: tuple[str, ...] = ("forward", "loss", "backward", "update", "zero_grad")
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def frozen_map(items: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only mapping, so a record cannot be changed after it is built."""
+    return MappingProxyType(dict(items)) if items else EMPTY
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """A tensor as the screen and the trace see it.
+
+    ``values`` is what ``tensor.tolist()`` gives (a float for a 0-d tensor)
+    when the tensor has at most the session's ``max_values`` elements, else None.
+    The statistics are always there. ``std`` is the population std (correction 0),
+    so a one-element tensor has std 0, not NaN.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str
+    mean: float
+    std: float
+    min: float
+    max: float
+    norm: float
+    nan: int = 0
+    inf: int = 0
+    values: Any = None
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def finite(self) -> bool:
+        return self.nan == 0 and self.inf == 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "norm": self.norm,
+        }
+
+    def to_json(self) -> Any:
+        """Values when the view carries them, else the summary dict."""
+        return self.values if self.values is not None else self.summary()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one finished optimizer step did.
+
+    ``loss`` and ``metrics`` were computed at the parameters before the update;
+    ``params`` are the values after the update, ``grads`` the gradients the update
+    used and ``updates`` the change it made (after minus before).
+    """
+
+    step: int
+    epoch: int | None
+    batch: int | None
+    mode: Mode
+    grad_source: GradSource
+    lr: float
+    loss: float
+    params: Mapping[str, TensorView]
+    grads: Mapping[str, TensorView | None]
+    updates: Mapping[str, TensorView]
+    metrics: Mapping[str, float] = field(default_factory=lambda: EMPTY)
+    #: The first tensor that went NaN/Inf ("loss", a param name, or "grad of NAME").
+    nonfinite: str | None = None
+
+    @property
+    def grad_norm(self) -> float:
+        """The global gradient norm, over every trained tensor."""
+        return math.sqrt(sum(g.norm**2 for g in self.grads.values() if g is not None))
+
+    def update_ratio(self, name: str) -> float:
+        """‖Δ‖/‖p‖ for one tensor: how big the step was compared to the weights."""
+        p = self.params[name].norm
+        d = self.updates[name].norm
+        if p == 0:
+            return math.inf if d else 0.0
+        return d / p
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """Everything the screen shows, at one moment between two phases."""
+
+    title: str
+    path: str
+    device: str
+    step: int  # finished steps
+    next_phase: str
+    epoch: int | None
+    batch: int | None
+    mode: Mode
+    grad_source: GradSource
+    lr: float
+    #: The loss of the step in progress once its loss phase ran, else the last step's.
+    loss: float | None
+    params: Mapping[str, TensorView]
+    grads: Mapping[str, TensorView | None]
+    last: StepRecord | None
+    rewind_depth: int
+    #: Why rewind reaches less far than the step count, or is off; None when it reaches every step.
+    history_note: str | None
+    has_grad_fn: bool
+    notes: tuple[str, ...] = ()

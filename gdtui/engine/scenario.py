@@ -1,0 +1,394 @@
+"""Loading a scenario module and checking it against the scenario contract.
+
+A scenario is a plain Python file. gdtui seeds every RNG, executes the file in a
+fresh module under the requested default device, then reads its module-level
+names (see the README's "Scenario contract"). Every problem found here is a
+:class:`ScenarioError` whose message is one line: ``path:line: what; how to fix``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import random
+import sys
+import traceback
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+MODULE_NAME = "__gdtui_scenario__"
+
+
+class ScenarioError(Exception):
+    """A problem with the user's scenario or arguments, told in one line."""
+
+    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.path is None:
+            return self.message
+        if self.line is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def locate(exc: BaseException, path: Path) -> int | None:
+    """The line of the innermost frame of ``exc``'s traceback that is in ``path``."""
+    target = str(path)
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == target:
+            line = frame.lineno
+    if line is None and isinstance(exc, SyntaxError) and exc.filename == target:
+        line = exc.lineno
+    return line
+
+
+def error_from(exc: BaseException, path: Path, doing: str = "", fallback_line: int | None = None) -> ScenarioError:
+    """A one-line ScenarioError that names the scenario line ``exc`` came from."""
+    if isinstance(exc, ScenarioError):
+        return exc
+    what = f"{type(exc).__name__}: {one_line(exc)}" if str(exc) else type(exc).__name__
+    if doing:
+        what = f"{doing} raised {what}"
+    line = locate(exc, path) or fallback_line
+    return ScenarioError(what, path, line)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked to exist on this machine."""
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ScenarioError(f"--device {spec!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ScenarioError(
+                f"--device {spec}: CUDA is not available on this machine (torch {torch.__version__}); "
+                "use --device cpu, or install a CUDA build of torch"
+            )
+        count = torch.cuda.device_count()
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= count:
+            raise ScenarioError(f"--device {spec}: this machine has {count} CUDA device(s); use cuda:0 to cuda:{count - 1}")
+        return torch.device("cuda", index)
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ScenarioError(f"--device {spec}: MPS is not available on this machine; use --device cpu")
+        return device
+    if device.type != "cpu":
+        raise ScenarioError(f"--device {spec}: gdtui runs on cpu, cuda or mps; use one of those")
+    return device
+
+
+def _definition_lines(tree: ast.Module) -> dict[str, int]:
+    """Module-level name → line of its last top-level definition."""
+    lines: dict[str, int] = {}
+
+    def bind(target: ast.AST, line: int) -> None:
+        if isinstance(target, ast.Name):
+            lines[target.id] = line
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for t in target.elts:
+                bind(t, line)
+
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                bind(t, node.lineno)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            bind(node.target, node.lineno)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            lines[node.name] = node.lineno
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                lines[(alias.asname or alias.name).split(".")[0]] = node.lineno
+    return lines
+
+
+def _refuse_input(*_args: Any, **_kwargs: Any) -> str:
+    raise RuntimeError("the scenario called input(); a scenario must not read the terminal, set the value in the file")
+
+
+@dataclass
+class Scenario:
+    """A loaded, checked scenario: the live objects gdtui will step."""
+
+    path: Path
+    seed: int
+    device: torch.device
+    title: str
+    description: str
+    namespace: dict[str, Any]
+    lines: dict[str, int]
+    params: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    model: Callable[..., Any] | None = None
+    loss_fn: Callable[..., Any] | None = None
+    objective: Callable[[], Any] | None = None
+    #: (inputs, targets) for a full batch, else None.
+    full_batch: tuple[Any, Any] | None = None
+    #: A re-iterable of (inputs, targets) batches, else None.
+    batches: Iterable[Any] | None = None
+    manual_lr: float | None = None
+    mode: str = "optim"
+    grad_fn: Callable[[], Any] | None = None
+    metrics: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
+    steps: int | None = None
+    made_optimizer: bool = False
+
+    def line(self, *names: str) -> int | None:
+        """The line where the first of ``names`` that the file defines is defined."""
+        for name in names:
+            if name in self.lines:
+                return self.lines[name]
+        return None
+
+    def error(self, message: str, *names: str) -> ScenarioError:
+        return ScenarioError(message, self.path, self.line(*names))
+
+    @property
+    def buffers(self) -> list[torch.Tensor]:
+        return list(self.model.buffers()) if isinstance(self.model, nn.Module) else []
+
+
+def execute(path: Path, seed: int, device: torch.device) -> tuple[dict[str, Any], ast.Module]:
+    """Run the scenario file in a fresh module; return its namespace and syntax tree."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError("no such scenario file; check the path", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read the scenario: {one_line(exc)}", path) from None
+    try:
+        tree = ast.parse(source, filename=str(path))
+        code = compile(tree, str(path), "exec")
+    except SyntaxError as exc:
+        raise ScenarioError(f"SyntaxError: {exc.msg}; fix the Python syntax", path, exc.lineno) from None
+    module = types.ModuleType(MODULE_NAME)
+    module.__file__ = str(path)
+    namespace = module.__dict__
+    scenario_builtins = dict(vars(builtins))
+    scenario_builtins["input"] = _refuse_input
+    namespace["__builtins__"] = scenario_builtins
+    sys.modules[MODULE_NAME] = module
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    seed_everything(seed)
+    try:
+        with torch.device(device):
+            exec(code, namespace)
+    except SystemExit:
+        raise ScenarioError(
+            "the scenario called sys.exit() (or exit()); remove it, gdtui runs the training loop", path
+        ) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any failure of user code becomes one line
+        raise error_from(exc, path, "loading the scenario") from None
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    return namespace, tree
+
+
+def _is_tensor_pair(data: Any) -> bool:
+    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(d, torch.Tensor) for d in data)
+
+
+def _read_data(ns: dict[str, Any], sc: Scenario) -> None:
+    if "data" not in ns:
+        raise sc.error("no `data` defined; set data = (inputs, targets) or a DataLoader of (inputs, targets) batches", "model")
+    data = ns["data"]
+    if _is_tensor_pair(data):
+        x, y = data
+        if x.dim() > 0 and y.dim() > 0 and x.shape[0] != y.shape[0]:
+            raise sc.error(
+                f"data has {x.shape[0]} inputs but {y.shape[0]} targets (shapes {tuple(x.shape)} and {tuple(y.shape)}); "
+                "give one target per input",
+                "data",
+            )
+        sc.full_batch = (x.to(sc.device), y.to(sc.device))
+        return
+    if isinstance(data, (tuple, list)) and len(data) == 2 and any(isinstance(d, np.ndarray) for d in data):
+        raise sc.error("data holds numpy arrays; convert them with torch.from_numpy(...) or torch.tensor(...)", "data")
+    if isinstance(data, torch.Tensor):
+        raise sc.error("data is one tensor; set data = (inputs, targets)", "data")
+    if isinstance(data, (str, bytes, dict)) or not isinstance(data, Iterable):
+        raise sc.error(
+            f"data is a {type(data).__name__}; set data = (inputs, targets) or a DataLoader of (inputs, targets) batches",
+            "data",
+        )
+    if iter(data) is data:
+        raise sc.error("data is a one-shot iterator, which cannot be re-iterated each epoch; use a list or a DataLoader", "data")
+    sc.batches = data
+
+
+def _trained_tensor_names(ns: dict[str, Any], sc: Scenario, tensors: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Names for the optimizer's tensors: ``params``, the model's, the module's variables, else p0, p1, …"""
+    names: dict[int, str] = {}
+    given = ns.get("params")
+    if given is not None:
+        if not isinstance(given, dict):
+            raise sc.error(f"params is a {type(given).__name__}; make it a dict of name -> tensor", "params")
+        held = {id(t) for t in tensors}
+        for name, t in given.items():
+            if not isinstance(t, torch.Tensor):
+                raise sc.error(f"params[{name!r}] is a {type(t).__name__}, not a tensor; map each name to a trained tensor", "params")
+            if id(t) not in held:
+                raise sc.error(f"params[{name!r}] is not held by the optimizer, so it would never be updated; add it to the optimizer", "params")
+            names[id(t)] = str(name)
+    if isinstance(sc.model, nn.Module):
+        for name, p in sc.model.named_parameters():
+            names.setdefault(id(p), name)
+    for var, value in ns.items():
+        if isinstance(value, torch.Tensor) and not var.startswith("__"):
+            names.setdefault(id(value), var)
+    out: dict[str, torch.Tensor] = {}
+    for i, t in enumerate(tensors):
+        name = names.get(id(t), f"p{i}")
+        while name in out:
+            name += "'"
+        out[name] = t
+    return out
+
+
+def _read_optimizer(ns: dict[str, Any], sc: Scenario) -> list[torch.Tensor]:
+    opt = ns.get("optimizer")
+    lr = ns.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, Real) or not lr > 0):
+        raise sc.error(f"lr is {lr!r}; set it to a positive number such as lr = 0.01", "lr")
+    if opt is None:
+        if lr is None:
+            raise ScenarioError(
+                "no `optimizer` and no `lr`; define optimizer = torch.optim.SGD(params, lr=0.01), or just lr = 0.01",
+                sc.path,
+            )
+        given = ns.get("params")
+        if isinstance(given, dict) and given:
+            tensors = list(given.values())
+        elif isinstance(sc.model, nn.Module):
+            tensors = [p for p in sc.model.parameters() if p.requires_grad]
+        else:
+            tensors = [v for k, v in ns.items() if isinstance(v, torch.Tensor) and v.requires_grad and v.is_leaf and not k.startswith("__")]
+        if not tensors:
+            raise sc.error("lr is set but no tensor requires grad; create the trained tensors with requires_grad=True", "lr")
+        try:
+            opt = torch.optim.SGD(tensors, lr=float(lr))
+        except (ValueError, TypeError) as exc:
+            raise sc.error(f"cannot make torch.optim.SGD over the trained tensors: {one_line(exc)}", "params", "lr") from None
+        sc.made_optimizer = True
+    elif not isinstance(opt, torch.optim.Optimizer):
+        raise sc.error(f"optimizer is a {type(opt).__name__}, not a torch.optim.Optimizer; build one over the trained tensors", "optimizer")
+    else:
+        sc.manual_lr = float(lr) if lr is not None else None
+    sc.optimizer = opt
+    tensors = [p for group in opt.param_groups for p in group["params"]]
+    if not tensors:
+        raise sc.error("the optimizer holds no tensors; pass it the trained tensors", "optimizer")
+    return tensors
+
+
+def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device = "cpu") -> Scenario:
+    """Execute and check a scenario. Raises ScenarioError, one line, on any problem.
+
+    The checks here need no step; :class:`gdtui.engine.loop.Loop` then runs one
+    forward, loss and backward on a snapshot to check the loss and the gradients.
+    """
+    path = Path(path)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    ns, tree = execute(path, seed, dev)
+    doc = ast.get_docstring(tree) or ""
+    title, _, description = doc.strip().partition("\n")
+    sc = Scenario(
+        path=path,
+        seed=seed,
+        device=dev,
+        title=title.strip() or path.stem,
+        description=description.strip(),
+        namespace=ns,
+        lines=_definition_lines(tree),
+        params={},
+        optimizer=None,  # type: ignore[arg-type]  # set by _read_optimizer
+    )
+    model, loss_fn, objective = ns.get("model"), ns.get("loss_fn"), ns.get("loss")
+    if model is not None:
+        if not callable(model):
+            raise sc.error(f"model is a {type(model).__name__}; make it an nn.Module or a function of the inputs", "model")
+        if loss_fn is None:
+            raise sc.error("model is defined but loss_fn is not; add loss_fn = torch.nn.MSELoss() or def loss_fn(pred, target): ...", "model")
+        if not callable(loss_fn):
+            raise sc.error(f"loss_fn is a {type(loss_fn).__name__}; make it a function loss_fn(pred, target)", "loss_fn")
+        if isinstance(model, nn.Module):
+            model.to(dev)
+        sc.model, sc.loss_fn = model, loss_fn
+        _read_data(ns, sc)
+    elif objective is not None:
+        if isinstance(objective, torch.Tensor):
+            raise sc.error("loss is a tensor computed once at load time; make it a function: def loss(): return ...", "loss")
+        if not callable(objective):
+            raise sc.error(f"loss is a {type(objective).__name__}; make it a zero-argument function returning the objective", "loss")
+        sc.objective = objective
+    else:
+        raise ScenarioError(
+            "defines neither `model` (with `loss_fn` and `data`) nor `loss`; define them, see the scenario contract in the README",
+            path,
+        )
+    tensors = _read_optimizer(ns, sc)
+    sc.params = _trained_tensor_names(ns, sc, tensors)
+    for name, t in sc.params.items():
+        var = name if name in sc.lines else "optimizer"
+        if not t.requires_grad:
+            raise sc.error(f"trained tensor `{name}` does not require grad; create it with requires_grad=True", var, "params")
+        if not t.is_leaf:
+            raise sc.error(f"trained tensor `{name}` is not a leaf (it was computed from other tensors); use .detach().requires_grad_()", var)
+        if t.device != dev:
+            raise sc.error(
+                f"trained tensor `{name}` is on {t.device} but --device is {dev}; create it with torch.tensor/zeros/randn, "
+                "which follow --device, rather than torch.from_numpy",
+                var,
+            )
+    mode = ns.get("mode", "optim")
+    if mode not in ("manual", "optim"):
+        raise sc.error(f"mode is {mode!r}; use 'manual' or 'optim'", "mode")
+    sc.mode = mode
+    grad_fn = ns.get("grad_fn")
+    if grad_fn is not None and not callable(grad_fn):
+        raise sc.error(f"grad_fn is a {type(grad_fn).__name__}; make it a function with no arguments", "grad_fn")
+    sc.grad_fn = grad_fn
+    metrics = ns.get("metrics") or {}
+    if not isinstance(metrics, dict) or not all(callable(f) for f in metrics.values()):
+        raise sc.error("metrics must be a dict of name -> fn(pred, target)", "metrics")
+    if metrics and sc.objective is not None:
+        raise sc.error("metrics need a model and data; remove them or define model, loss_fn and data", "metrics")
+    sc.metrics = {str(k): f for k, f in metrics.items()}
+    steps = ns.get("steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise sc.error(f"steps is {steps!r}; set it to a whole number of steps", "steps")
+    sc.steps = steps
+    return sc

@@ -1,0 +1,403 @@
+"""The debugging session: step, phases, modes, learning rate, rewind, reset.
+
+A :class:`Session` owns one loaded scenario (a :class:`Loop`) and the user's
+controls. Every finished step returns a frozen :class:`StepRecord`; the screen
+asks for a :class:`SessionState` when it wants to draw.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from collections import deque
+from pathlib import Path
+
+import torch
+
+from gdtui.engine.loop import Loop, StepError, manual_mode_note
+from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
+from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
+from gdtui.engine.snapshot import RngState, Snapshot
+from gdtui.engine.summarize import scalars, summarize
+
+MB = 2**20
+
+
+class Session:
+    """Step a scenario phase by phase, switch modes, rewind and reset.
+
+    ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
+    after every reset. Raises ScenarioError when the scenario does not load.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        history_mb: float = 256,
+        max_values: int = 4096,
+        mode: Mode | None = None,
+        lr: float | None = None,
+        grad_source: GradSource | None = None,
+    ):
+        self.path = Path(path)
+        self.seed = seed
+        self.device_spec = device
+        self.history_budget = int(history_mb * MB)
+        self.max_values = max_values
+        self._launch = (mode, lr, grad_source)
+        self._install(self._load())
+
+    # --- loading ------------------------------------------------------------------------
+
+    def _load(self) -> Loop:
+        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec))
+        loop.check("autograd")
+        return loop
+
+    def _install(self, loop: Loop) -> None:
+        mode, lr, grad_source = self._launch
+        sc = loop.sc
+        self.loop = loop
+        self.mode: Mode = mode or sc.mode  # type: ignore[assignment]
+        self.grad_source: GradSource = "autograd"
+        self._group_lrs = [float(g["lr"]) for g in loop.optimizer.param_groups]
+        self._manual_lr = sc.manual_lr
+        self.step_count = 0
+        self._phase = 0
+        self._history: deque[Snapshot] = deque()
+        self._history_bytes = 0
+        self._history_dropped = False
+        self._history_off: str | None = None
+        self._records: deque[StepRecord] = deque()
+        self._step_mode: Mode = self.mode
+        self._step_source: GradSource = self.grad_source
+        self._before: list[torch.Tensor] | None = None
+        self._grads_zero = all(p.grad is None for p in loop.tensors)
+        #: The loss of every step since the last reset, for the chart.
+        self.losses = array("d")
+        #: For scenarios with one or two scalar parameters: their values, start then after each step.
+        self.scalar_path: list[tuple[float, ...]] | None = None
+        if sum(t.numel() for t in loop.tensors) <= 2:
+            self.scalar_path = [tuple(self._scalar_values())]
+        self.error: str | None = None
+        if lr is not None:
+            self.set_lr(lr)
+        if grad_source is not None:
+            self.set_grad_source(grad_source)
+
+    def reset(self) -> None:
+        """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
+        if self._phase:
+            self._abandon_step()
+        rng = RngState.capture(self.loop.stream._generators if self.loop.stream else ())
+        module = sys.modules.get(MODULE_NAME)
+        try:
+            loop = self._load()
+        except BaseException:
+            rng.restore()
+            if module is not None:
+                sys.modules[MODULE_NAME] = module
+            raise
+        self._install(loop)
+
+    # --- controls -----------------------------------------------------------------------
+
+    @property
+    def scenario(self):
+        return self.loop.sc
+
+    @property
+    def next_phase(self) -> str:
+        return PHASES[self._phase]
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next update will use (first param group's)."""
+        return self._lrs_for(self.mode)[0]
+
+    def _lrs_for(self, mode: Mode) -> list[float]:
+        if mode == "manual" and self._manual_lr is not None:
+            return [self._manual_lr] * len(self._group_lrs)
+        return list(self._group_lrs)
+
+    def set_lr(self, lr: float) -> None:
+        """Use ``lr`` for every param group, in both modes, from the next update."""
+        lr = float(lr)
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate {lr!r}: give a positive number such as 0.01")
+        self._group_lrs = [lr] * len(self._group_lrs)
+        self._manual_lr = lr if self._manual_lr is not None else None
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"scale factor {factor!r} must be positive")
+        self._group_lrs = [lr * factor for lr in self._group_lrs]
+        if self._manual_lr is not None:
+            self._manual_lr *= factor
+
+    def set_mode(self, mode: Mode) -> None:
+        if mode not in ("manual", "optim"):
+            raise ValueError(f"mode {mode!r}: use 'manual' or 'optim'")
+        self.mode = mode
+
+    def toggle_mode(self) -> Mode:
+        self.set_mode("optim" if self.mode == "manual" else "manual")
+        return self.mode
+
+    def set_grad_source(self, source: GradSource) -> None:
+        if source not in ("autograd", "grad_fn"):
+            raise ValueError(f"gradient source {source!r}: use 'autograd' or 'grad_fn'")
+        if source == "grad_fn" and self.scenario.grad_fn is None:
+            raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient", self.path)
+        self.grad_source = source
+
+    def toggle_grad_source(self) -> GradSource:
+        self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
+        return self.grad_source
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        notes = []
+        if self.mode == "manual":
+            note = manual_mode_note(self.loop.optimizer)
+            if note:
+                notes.append(note)
+        return tuple(notes)
+
+    # --- stepping -----------------------------------------------------------------------
+
+    def step(self) -> StepRecord:
+        """Run the remaining phases of the current step; return its record."""
+        while True:
+            record = self.step_phase()
+            if record is not None:
+                return record
+
+    def step_phase(self) -> StepRecord | None:
+        """Run the next phase. Returns the step's record after zero_grad, else None.
+
+        Raises StepError (one line) when the scenario's code fails; the session
+        then goes back to the start of that step, so it stays usable.
+        """
+        loop = self.loop
+        phase = PHASES[self._phase]
+        record = None
+        try:
+            if phase == "forward":
+                self.error = None
+                self._begin_step()
+                loop.forward(self.step_count + 1)
+            elif phase == "loss":
+                loop.compute_loss()
+            elif phase == "backward":
+                self._step_source = self.grad_source
+                loop.backward(self._step_source)
+                self._grads_zero = False
+            elif phase == "update":
+                self._step_mode = self.mode
+                if self._before is None:
+                    self._before = [t.detach().clone() for t in loop.tensors]
+                loop.update(self._step_mode, self._lrs_for(self._step_mode))
+            else:
+                record = self._finish_step()
+        except StepError as exc:
+            self.error = str(exc)
+            self._abandon_step()
+            raise
+        self._phase = (self._phase + 1) % len(PHASES)
+        return record
+
+    def _begin_step(self) -> None:
+        self._before = None
+        if self._history_off or self.history_budget <= 0:
+            self._history_off = self._history_off or "rewind is off (--history-mb 0)"
+            return
+        estimate = self._snapshot_estimate()
+        if estimate > self.history_budget:
+            self._history_off = (
+                f"rewind is off: one snapshot needs {estimate / MB:.0f} MB, over --history-mb {self.history_budget / MB:g}"
+            )
+            self._history.clear()
+            self._history_bytes = 0
+            return
+        snap = self.loop.snapshot(self._grads_zero)
+        self._history.append(snap)
+        self._history_bytes += snap.nbytes
+        self._before = snap.params
+        while self._history_bytes > self.history_budget and len(self._history) > 1:
+            self._history_bytes -= self._history.popleft().nbytes
+            self._history_dropped = True
+        self._trim_records()
+
+    def _snapshot_estimate(self) -> int:
+        loop = self.loop
+        size = sum(t.numel() * t.element_size() for t in loop.tensors + loop.buffers)
+        for state in loop.optimizer.state.values():
+            size += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+        if not self._grads_zero:
+            size += sum(t.numel() * t.element_size() for t in loop.tensors if t.grad is not None)
+        return size
+
+    def _finish_step(self) -> StepRecord:
+        loop = self.loop
+        tensors = loop.tensors
+        grads = [t.grad for t in tensors]
+        with torch.no_grad():
+            deltas = [t.detach() - before for t, before in zip(tensors, self._before)]
+        views = summarize(tensors + grads + deltas, self.max_values)
+        n = len(tensors)
+        params = dict(zip(loop.names, views[:n]))
+        grad_views = dict(zip(loop.names, views[n : 2 * n]))
+        updates = dict(zip(loop.names, views[2 * n :]))
+        numbers = scalars([loop.loss, *loop.metric_values])
+        loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
+        loop.zero_grad(self._step_mode)
+        self._grads_zero = True
+        self.step_count += 1
+        record = StepRecord(
+            step=self.step_count,
+            epoch=loop.epoch,
+            batch=loop.batch,
+            mode=self._step_mode,
+            grad_source=self._step_source,
+            lr=self._lrs_for(self._step_mode)[0],
+            loss=loss,
+            params=frozen_map(params),
+            grads=frozen_map(grad_views),
+            updates=frozen_map(updates),
+            metrics=frozen_map(metrics),
+            nonfinite=_first_nonfinite(loss, params, grad_views),
+        )
+        self._records.append(record)
+        self.losses.append(loss)
+        if self.scalar_path is not None:
+            self.scalar_path.append(tuple(v for view in params.values() for v in _flat(view.values)))
+        self._trim_records()
+        loop.clear()
+        self._before = None
+        return record
+
+    def _abandon_step(self) -> None:
+        """Undo the phases run so far of the step in progress."""
+        if self._phase and self._history:
+            self._restore(self._history.pop())
+        else:
+            self.loop.clear()
+        self._phase = 0
+        self._before = None
+
+    # --- rewind -------------------------------------------------------------------------
+
+    @property
+    def rewind_depth(self) -> int:
+        """How many finished steps rewind can undo."""
+        return len(self._history) - (1 if self._phase else 0)
+
+    def rewind(self, n: int = 1) -> int:
+        """Go back to the state before the last ``n`` steps; return how many were undone.
+
+        Mid-step, the step in progress counts as one. Parameters, buffers,
+        optimizer state, every RNG and the data position are restored, so stepping
+        again gives the same numbers bit for bit.
+        """
+        if n < 1:
+            return 0
+        undone = 0
+        if self._phase:
+            if not self._history:
+                return 0
+            self._abandon_step()
+            undone, n = 1, n - 1
+        k = min(n, len(self._history))
+        if k == 0:
+            return undone
+        for _ in range(k - 1):
+            self._history_bytes -= self._history.pop().nbytes
+        snap = self._history.pop()
+        self._history_bytes -= snap.nbytes
+        self._restore(snap)
+        self.step_count -= k
+        del self.losses[self.step_count :]
+        if self.scalar_path is not None:
+            del self.scalar_path[self.step_count + 1 :]
+        while self._records and self._records[-1].step > self.step_count:
+            self._records.pop()
+        return undone + k
+
+    def _restore(self, snap: Snapshot) -> None:
+        self._grads_zero = snap.grads is None or snap.grads == "zeros"
+        self.loop.restore(snap)
+
+    def _trim_records(self) -> None:
+        while len(self._records) > max(len(self._history), 0) + 1:
+            self._records.popleft()
+
+    # --- views --------------------------------------------------------------------------
+
+    @property
+    def last(self) -> StepRecord | None:
+        return self._records[-1] if self._records else None
+
+    @property
+    def history_note(self) -> str | None:
+        if self._history_off:
+            return self._history_off
+        if self._history_dropped:
+            return f"rewind reaches the last {self.rewind_depth} steps (--history-mb {self.history_budget / MB:g})"
+        return None
+
+    def _scalar_values(self) -> list[float]:
+        views = summarize(self.loop.tensors, 2)
+        return [v for view in views for v in _flat(view.values)]
+
+    def state(self) -> SessionState:
+        """What the screen shows now: current values, grads and controls. One host transfer."""
+        loop = self.loop
+        tensors = loop.tensors
+        views = summarize(tensors + [t.grad for t in tensors], self.max_values)
+        n = len(tensors)
+        last = self.last
+        loss = scalars([loop.loss])[0] if loop.loss is not None else (last.loss if last else None)
+        return SessionState(
+            title=loop.sc.title,
+            path=str(self.path),
+            device=str(loop.sc.device),
+            step=self.step_count,
+            next_phase=self.next_phase,
+            epoch=loop.epoch if self._phase else (last.epoch if last else None),
+            batch=loop.batch if self._phase else (last.batch if last else None),
+            mode=self.mode,
+            grad_source=self.grad_source,
+            lr=self.lr,
+            loss=loss,
+            params=frozen_map(dict(zip(loop.names, views[:n]))),
+            grads=frozen_map(dict(zip(loop.names, views[n:]))),
+            last=last,
+            rewind_depth=self.rewind_depth,
+            history_note=self.history_note,
+            has_grad_fn=loop.sc.grad_fn is not None,
+            notes=self.notes,
+        )
+
+
+def _flat(values) -> list[float]:
+    if isinstance(values, list):
+        return [x for v in values for x in _flat(v)]
+    return [] if values is None else [values]
+
+
+def _first_nonfinite(loss: float, params, grads) -> str | None:
+    if not math.isfinite(loss):
+        return "loss"
+    for name, view in params.items():
+        if not view.finite:
+            return name
+    for name, view in grads.items():
+        if view is not None and not view.finite:
+            return f"grad of {name}"
+    return None

@@ -1,0 +1,185 @@
+"""Saving and restoring everything a step changes, so a rewind is exact.
+
+A :class:`Snapshot` holds copies of the trained tensors, the model's buffers, the
+gradients, the optimizer state, every RNG and the position in the data. Restoring
+it and stepping again gives the same numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _generators(source: Any) -> list[torch.Generator]:
+    """The torch.Generators a DataLoader (or its samplers) draw from, if any."""
+    found: list[torch.Generator] = []
+    for owner in (source, getattr(source, "sampler", None), getattr(getattr(source, "batch_sampler", None), "sampler", None)):
+        gen = getattr(owner, "generator", None)
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
+            found.append(gen)
+    return found
+
+
+@dataclass(frozen=True)
+class RngState:
+    torch_cpu: torch.Tensor
+    torch_cuda: tuple[torch.Tensor, ...]
+    numpy: Any
+    python: Any
+    extra: tuple[tuple[torch.Generator, torch.Tensor], ...]
+
+    @classmethod
+    def capture(cls, extra: Iterable[torch.Generator] = ()) -> RngState:
+        cuda = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
+        return cls(
+            torch_cpu=torch.get_rng_state(),
+            torch_cuda=cuda,
+            numpy=np.random.get_state(),
+            python=random.getstate(),
+            extra=tuple((g, g.get_state()) for g in extra),
+        )
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.torch_cpu)
+        if self.torch_cuda:
+            torch.cuda.set_rng_state_all(list(self.torch_cuda))
+        np.random.set_state(self.numpy)
+        random.setstate(self.python)
+        for gen, state in self.extra:
+            gen.set_state(state)
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    epoch: int
+    index: int  # batches taken from the current epoch
+    started: bool
+    epoch_rng: RngState | None
+
+
+class BatchStream:
+    """Batches from a re-iterable (a DataLoader), one epoch after another, with a seekable position.
+
+    A position is (epoch, batches taken). Seeking restores the RNG as it was when
+    that epoch's iterator was made, makes the iterator again and takes the same
+    number of batches, so a shuffled DataLoader yields the same batches again.
+    """
+
+    def __init__(self, source: Iterable[Any]):
+        self.source = source
+        self.epoch = 1
+        self.index = 0
+        self._it: Iterator[Any] | None = None
+        self._epoch_rng: RngState | None = None
+        self._generators = _generators(source)
+
+    def next(self) -> tuple[Any, int, int]:
+        """The next batch, with its 1-based epoch and batch number."""
+        if self._it is None:
+            self._epoch_rng = RngState.capture(self._generators)
+            self._it = iter(self.source)
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            if self.index == 0:
+                raise ValueError("data yielded no batches in a whole epoch") from None
+            self.epoch += 1
+            self.index = 0
+            self._it = None
+            return self.next()
+        self.index += 1
+        return batch, self.epoch, self.index
+
+    def position(self) -> StreamPosition:
+        return StreamPosition(self.epoch, self.index, self._it is not None, self._epoch_rng)
+
+    def seek(self, pos: StreamPosition) -> None:
+        self.epoch, self.index, self._it = pos.epoch, 0, None
+        self._epoch_rng = pos.epoch_rng
+        if pos.started and pos.epoch_rng is not None:
+            pos.epoch_rng.restore()
+            self._it = iter(self.source)
+            for _ in range(pos.index):
+                next(self._it)
+            self.index = pos.index
+
+
+def _nbytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+@dataclass
+class Snapshot:
+    """The state before one step. ``restore`` consumes it: its tensors may be adopted."""
+
+    params: list[torch.Tensor]
+    buffers: list[torch.Tensor]
+    #: None: every grad was None; "zeros": every grad was None or zero; else one clone (or None) per tensor.
+    grads: Any
+    optimizer: dict[str, Any]
+    rng: RngState
+    stream: StreamPosition | None
+    nbytes: int
+
+    @classmethod
+    def capture(
+        cls,
+        params: list[torch.Tensor],
+        buffers: list[torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        stream: BatchStream | None,
+        grads_known_zero: bool,
+    ) -> Snapshot:
+        with torch.no_grad():
+            saved_params = [p.detach().clone() for p in params]
+            saved_buffers = [b.detach().clone() for b in buffers]
+            if all(p.grad is None for p in params):
+                grads: Any = None
+            elif grads_known_zero:
+                grads = "zeros"
+            else:
+                grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
+            opt_state = copy.deepcopy(optimizer.state_dict())
+        rng = RngState.capture(stream._generators if stream else ())
+        nbytes = _nbytes(saved_params) + _nbytes(saved_buffers) + _nbytes(opt_state["state"])
+        if isinstance(grads, list):
+            nbytes += _nbytes(grads)
+        return cls(saved_params, saved_buffers, grads, opt_state, rng, stream.position() if stream else None, nbytes)
+
+    def restore(
+        self,
+        params: list[torch.Tensor],
+        buffers: list[torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        stream: BatchStream | None,
+    ) -> None:
+        with torch.no_grad():
+            for p, saved in zip(params, self.params):
+                p.copy_(saved)
+            for b, saved in zip(buffers, self.buffers):
+                b.copy_(saved)
+            for i, p in enumerate(params):
+                if self.grads is None:
+                    p.grad = None
+                elif self.grads == "zeros":
+                    if p.grad is not None:
+                        p.grad.zero_()
+                else:
+                    p.grad = self.grads[i]
+        optimizer.load_state_dict(self.optimizer)
+        if stream is not None and self.stream is not None:
+            stream.seek(self.stream)
+        self.rng.restore()

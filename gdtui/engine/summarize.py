@@ -1,0 +1,169 @@
+"""Tensor summaries and the stringifiers that print them.
+
+Summaries are computed on each tensor's own device, stacked into one float64
+vector per device, and moved to the host once: a large CUDA tensor is never
+copied to the host to be shown. The formatting functions are pure and never
+raise: a value they cannot format comes out as ``?``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from gdtui.engine.records import TensorView
+
+_STATS = 7  # mean, std, min, max, norm, nan count, inf count
+
+
+def _stats(t: torch.Tensor) -> torch.Tensor:
+    if t.numel() == 0:
+        return torch.zeros(_STATS, dtype=torch.float64, device=t.device)
+    if not (t.is_floating_point() or t.is_complex()):
+        t = t.double()
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    if t.is_complex():
+        t = t.abs()
+    return torch.stack(
+        [
+            t.mean(),
+            t.std(correction=0),
+            t.amin(),
+            t.amax(),
+            torch.linalg.vector_norm(t),
+            torch.isnan(t).sum(),
+            torch.isinf(t).sum(),
+        ]
+    ).double()
+
+
+def _nest(flat: list[float], shape: tuple[int, ...]) -> Any:
+    """Rebuild the nested list ``tolist()`` would give for ``shape``."""
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = math.prod(shape[1:])
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[TensorView | None]:
+    """Views of ``tensors`` (None stays None), with one host transfer per device.
+
+    Tensors of at most ``max_values`` elements also carry their values.
+    """
+    views: list[TensorView | None] = [None] * len(tensors)
+    by_device: dict[torch.device, list[int]] = {}
+    for i, t in enumerate(tensors):
+        if t is not None:
+            by_device.setdefault(t.device, []).append(i)
+    for indices in by_device.values():
+        with torch.no_grad():
+            parts: list[torch.Tensor] = []
+            for i in indices:
+                t = tensors[i].detach()
+                parts.append(_stats(t))
+                if t.numel() <= max_values and not t.is_complex():
+                    parts.append(t.reshape(-1).double())
+            host = torch.cat(parts).tolist() if parts else []
+        pos = 0
+        for i in indices:
+            t = tensors[i]
+            mean, std, lo, hi, norm, nan, inf = host[pos : pos + _STATS]
+            pos += _STATS
+            values = None
+            if t.numel() <= max_values and not t.is_complex():
+                flat = host[pos : pos + t.numel()]
+                pos += t.numel()
+                values = _nest(flat, tuple(t.shape))
+            views[i] = TensorView(
+                shape=tuple(t.shape),
+                dtype=str(t.dtype).removeprefix("torch."),
+                mean=mean,
+                std=std,
+                min=lo,
+                max=hi,
+                norm=norm,
+                nan=int(nan),
+                inf=int(inf),
+                values=values,
+            )
+    return views
+
+
+def scalars(values: Sequence[Any]) -> list[float]:
+    """Floats from numbers and one-element tensors, with one host transfer per device."""
+    out: list[float] = [math.nan] * len(values)
+    tensors: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        if isinstance(v, torch.Tensor):
+            tensors.setdefault(v.device, []).append(i)
+        else:
+            out[i] = float(v)
+    for indices in tensors.values():
+        stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
+        for i, x in zip(indices, stacked.tolist()):
+            out[i] = x
+    return out
+
+
+# --- stringifiers: pure, never raise --------------------------------------------------
+
+
+def format_number(x: Any, digits: int = 5) -> str:
+    """A number in ``digits`` significant digits: 2.8265, -0.035512, 1.53e+04, nan."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "?"
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    if 1e-4 <= abs(x) < 10 ** (digits + 1):
+        return f"{x:.{digits}g}"
+    return f"{x:.{max(digits - 2, 1)}e}"
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    try:
+        return "(" + ", ".join(str(int(n)) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def format_values(values: Any, digits: int = 5, limit: int = 8) -> str:
+    """Nested values as ``[[2.8265], [1.3553]]``, eliding past ``limit`` per level."""
+    try:
+        if isinstance(values, list):
+            shown = [format_values(v, digits, limit) for v in values[:limit]]
+            if len(values) > limit:
+                shown.append(f"… +{len(values) - limit}")
+            return "[" + ", ".join(shown) + "]"
+        return format_number(values, digits)
+    except Exception:  # a stringifier never raises
+        return "?"
+
+
+def format_view(view: TensorView | None, digits: int = 5, limit: int = 8) -> str:
+    """Values for a small tensor, else ``μ=… σ=… [min, max]``; ``—`` for no tensor."""
+    if view is None:
+        return "—"
+    try:
+        bad = ""
+        if not view.finite:
+            bad = f" ⚠ nan={view.nan} inf={view.inf}"
+        if view.values is not None and view.numel <= limit:
+            return format_values(view.values, digits, limit) + bad
+        return (
+            f"μ={format_number(view.mean, 3)} σ={format_number(view.std, 3)} "
+            f"[{format_number(view.min, 3)}, {format_number(view.max, 3)}]{bad}"
+        )
+    except Exception:
+        return "?"

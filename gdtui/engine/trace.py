@@ -1,0 +1,112 @@
+"""The trace: one JSON object per line, flushed as it is written.
+
+Lines: a ``start`` event, one ``step`` event per finished step, and an ``end``
+event. Values are what ``tensor.tolist()`` gives, unrounded; a tensor with more
+than ``max_elements`` elements is written as its summary instead. NaN and
+±Infinity, which JSON has no words for, are written as the strings ``"nan"``,
+``"inf"`` and ``"-inf"``, so every line is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from gdtui import __version__
+from gdtui.engine.records import StepRecord, TensorView
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    return obj
+
+
+def _has_nonfinite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, (list, tuple)):
+        return any(_has_nonfinite(v) for v in obj)
+    if isinstance(obj, dict):
+        return any(_has_nonfinite(v) for v in obj.values())
+    return False
+
+
+class TraceWriter:
+    """Writes a trace to ``path``; a line per event, flushed at once."""
+
+    def __init__(self, path: str | Path, max_elements: int = 4096):
+        self.path = Path(path)
+        self.max_elements = max_elements
+        self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def _write(self, event: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        if _has_nonfinite(event):
+            event = _finite(event)
+        self._file.write(json.dumps(event, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def _tensor(self, view: TensorView | None) -> Any:
+        if view is None:
+            return None
+        if view.values is not None and view.numel <= self.max_elements:
+            return view.values
+        return view.summary()
+
+    def start(self, *, scenario: str, seed: int, device: str, mode: str, params: dict[str, TensorView]) -> None:
+        self._write(
+            {
+                "event": "start",
+                "scenario": scenario,
+                "seed": seed,
+                "device": device,
+                "mode": mode,
+                "params": {k: self._tensor(v) for k, v in params.items()},
+                "gdtui": __version__,
+                "torch": torch.__version__,
+            }
+        )
+
+    def step(self, r: StepRecord) -> None:
+        self._write(
+            {
+                "event": "step",
+                "step": r.step,
+                "epoch": r.epoch,
+                "batch": r.batch,
+                "mode": r.mode,
+                "grad_source": r.grad_source,
+                "lr": r.lr,
+                "loss": r.loss,
+                "params": {k: self._tensor(v) for k, v in r.params.items()},
+                "grads": {k: self._tensor(v) for k, v in r.grads.items()},
+                "metrics": dict(r.metrics),
+            }
+        )
+
+    def end(self, steps: int, reason: str, message: str | None = None) -> None:
+        event: dict[str, Any] = {"event": "end", "steps": steps, "reason": reason}
+        if message:
+            event["message"] = message
+        self._write(event)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
