@@ -20,10 +20,10 @@ EXIT_OK, EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 2, 3, 130
 LINE_VALUES = 6
 
 
-def step_line(r: StepRecord) -> str:
-    """``step 3  loss 0.5011699  w [[2.54050]]  b [[1.65869]]``, plus epoch/batch and metrics."""
+def step_line(r: StepRecord, batches: bool = False) -> str:
+    """``step 3  loss 0.5011699  w [[2.5405]]  b [[1.65869]]``, plus metrics, and epoch/batch with ``batches``."""
     parts = [f"step {r.step:>4}"]
-    if r.batch is not None and r.epoch != r.step:
+    if batches:
         parts.append(f"epoch {r.epoch} batch {r.batch}")
     parts.append(f"loss {format_number(r.loss, 7)}")
     parts += [f"{name} {format_number(value, 5)}" for name, value in r.metrics.items()]
@@ -53,6 +53,7 @@ def run_headless(
             mode=session.mode,
             params=dict(state.params),
         )
+    batches = session.scenario.batches is not None
     done = 0
     record: StepRecord | None = None
     try:
@@ -68,10 +69,10 @@ def run_headless(
             if trace:
                 trace.step(record)
             if not quiet:
-                print(step_line(record), file=out, flush=True)
+                print(step_line(record, batches), file=out, flush=True)
             if record.nonfinite:
                 if quiet:
-                    print(step_line(record), file=out)
+                    print(step_line(record, batches), file=out)
                 print(
                     f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; "
                     "lower the learning rate (--lr) or check the data",
@@ -86,7 +87,7 @@ def run_headless(
             trace.end(done, "interrupted")
         return EXIT_INTERRUPTED
     if quiet:
-        print(step_line(record) if record else "0 steps", file=out)
+        print(step_line(record, batches) if record else "0 steps", file=out)
     if trace:
         trace.end(done, "steps")
     return EXIT_OK

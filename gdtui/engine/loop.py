@@ -13,14 +13,23 @@ from typing import Any
 
 import torch
 
-from gdtui.engine.scenario import Scenario, ScenarioError, error_from
+from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
 from gdtui.engine.snapshot import BatchStream, Snapshot
 
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
 
 class StepError(Exception):
-    """The scenario's code raised during a step; the message is one line with file and line."""
+    """The scenario's code raised during a step; ``str()`` is one line with file and line."""
+
+    def __init__(self, error: ScenarioError):
+        self.error = error
+        super().__init__(str(error))
+
+    def at_step(self, step: int) -> StepError:
+        """The same error, saying which step it stopped."""
+        e = self.error
+        return StepError(ScenarioError(f"step {step}: {e.message}", e.path, e.line))
 
 
 def manual_mode_note(optimizer: torch.optim.Optimizer) -> str | None:
@@ -72,10 +81,10 @@ class Loop:
             try:
                 item, self.epoch, self.batch = self.stream.next()
             except Exception as exc:  # noqa: BLE001 - the user's data raised
-                raise StepError(str(error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")))) from None
+                raise StepError((error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")))) from None
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise StepError(str(sc.error(
-                    f"data yielded a {type(item).__name__} as a batch; each batch must be (inputs, targets)", "data"
+                raise StepError((sc.error(
+                    f"data yielded {a_type(item)} as a batch; each batch must be (inputs, targets)", "data"
                 )))
             self.inputs, self.targets = (v.to(sc.device) if isinstance(v, torch.Tensor) else v for v in item)
         else:
@@ -92,17 +101,17 @@ class Loop:
             loss = self._call(sc.loss_fn, (self.pred, self.targets), "loss_fn", "loss_fn")
             who = "loss_fn"
         if not isinstance(loss, torch.Tensor):
-            raise StepError(str(sc.error(
-                f"{who} returned a {type(loss).__name__}, not a tensor; return a scalar tensor built from the trained tensors",
+            raise StepError((sc.error(
+                f"{who} returned {a_type(loss)}, not a tensor; return a scalar tensor built from the trained tensors",
                 "loss_fn", "loss",
             )))
         if loss.numel() != 1:
-            raise StepError(str(sc.error(
+            raise StepError((sc.error(
                 f"{who} returned a tensor of shape {tuple(loss.shape)}; the loss must be a scalar (try .mean())",
                 "loss_fn", "loss",
             )))
         if not loss.requires_grad:
-            raise StepError(str(sc.error(
+            raise StepError((sc.error(
                 f"{who} returned a tensor with no grad (it does not depend on any trained tensor); "
                 "build it from the model's output without .detach(), .item() or torch.no_grad()",
                 "loss_fn", "loss",
@@ -121,7 +130,7 @@ class Loop:
         try:
             self.loss.backward()
         except Exception as exc:  # noqa: BLE001
-            raise StepError(str(error_from(exc, self.sc.path, "loss.backward()", self.sc.line("loss_fn", "loss")))) from None
+            raise StepError((error_from(exc, self.sc.path, "loss.backward()", self.sc.line("loss_fn", "loss")))) from None
 
     def _apply_grad_fn(self) -> None:
         sc = self.sc
@@ -129,20 +138,20 @@ class Loop:
         if isinstance(got, dict):
             missing = [n for n in self.names if n not in got]
             if missing:
-                raise StepError(str(sc.error(f"grad_fn returned no gradient for {', '.join(missing)}; return one per trained tensor", "grad_fn")))
+                raise StepError((sc.error(f"grad_fn returned no gradient for {', '.join(missing)}; return one per trained tensor", "grad_fn")))
             grads = [got[n] for n in self.names]
         elif isinstance(got, (tuple, list)) and len(got) == len(self.names):
             grads = list(got)
         else:
-            raise StepError(str(sc.error(
-                f"grad_fn returned a {type(got).__name__}; return a dict name -> tensor, or a tuple of {len(self.names)} in params order",
+            raise StepError((sc.error(
+                f"grad_fn returned {a_type(got)}; return a dict name -> tensor, or a tuple of {len(self.names)} in params order",
                 "grad_fn",
             )))
         with torch.no_grad():
             for name, p, g in zip(self.names, self.tensors, grads):
                 g = torch.as_tensor(g, dtype=p.dtype, device=p.device)
                 if g.shape != p.shape:
-                    raise StepError(str(sc.error(f"grad_fn gave {name} a gradient of shape {tuple(g.shape)}, but {name} has shape {tuple(p.shape)}", "grad_fn")))
+                    raise StepError((sc.error(f"grad_fn gave {name} a gradient of shape {tuple(g.shape)}, but {name} has shape {tuple(p.shape)}", "grad_fn")))
                 if p.grad is None:
                     p.grad = g.detach().clone()
                 else:
@@ -155,7 +164,7 @@ class Loop:
             try:
                 self.optimizer.step()
             except Exception as exc:  # noqa: BLE001
-                raise StepError(str(error_from(exc, self.sc.path, "optimizer.step()", self.sc.line("optimizer")))) from None
+                raise StepError((error_from(exc, self.sc.path, "optimizer.step()", self.sc.line("optimizer")))) from None
             return
         with torch.no_grad():
             for indices, lr in zip(self.groups, lrs):
@@ -181,9 +190,9 @@ class Loop:
         except (KeyboardInterrupt, StepError):
             raise
         except SystemExit:
-            raise StepError(str(self.sc.error(f"{doing} called sys.exit(); remove it", name))) from None
+            raise StepError((self.sc.error(f"{doing} called sys.exit(); remove it", name))) from None
         except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
-            raise StepError(str(error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
+            raise StepError((error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
 
     def snapshot(self, grads_known_zero: bool) -> Snapshot:
         return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero)
@@ -216,9 +225,9 @@ class Loop:
                     self.backward("grad_fn")
                 for value, name in zip(self.metric_values, self.sc.metrics):
                     if not _is_number(value):
-                        raise self.sc.error(f"metric {name!r} returned a {type(value).__name__}; return a number", "metrics")
+                        raise self.sc.error(f"metric {name!r} returned {a_type(value)}; return a number", "metrics")
             except StepError as exc:
-                raise ScenarioError(str(exc)) from None
+                raise exc.error from None
         finally:
             self.restore(snap)
 

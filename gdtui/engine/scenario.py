@@ -14,7 +14,7 @@ import random
 import sys
 import traceback
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -42,6 +42,12 @@ class ScenarioError(Exception):
         if self.line is None:
             return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
+
+
+def a_type(obj: object) -> str:
+    """``a float``, ``an int``: the type of ``obj`` with its article."""
+    name = type(obj).__name__
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -241,10 +247,10 @@ def _read_data(ns: dict[str, Any], sc: Scenario) -> None:
         raise sc.error("data is one tensor; set data = (inputs, targets)", "data")
     if isinstance(data, (str, bytes, dict)) or not isinstance(data, Iterable):
         raise sc.error(
-            f"data is a {type(data).__name__}; set data = (inputs, targets) or a DataLoader of (inputs, targets) batches",
+            f"data is {a_type(data)}; set data = (inputs, targets) or a DataLoader of (inputs, targets) batches",
             "data",
         )
-    if iter(data) is data:
+    if isinstance(data, Iterator):  # calling iter() here would draw from the RNG
         raise sc.error("data is a one-shot iterator, which cannot be re-iterated each epoch; use a list or a DataLoader", "data")
     sc.batches = data
 
@@ -255,11 +261,11 @@ def _trained_tensor_names(ns: dict[str, Any], sc: Scenario, tensors: list[torch.
     given = ns.get("params")
     if given is not None:
         if not isinstance(given, dict):
-            raise sc.error(f"params is a {type(given).__name__}; make it a dict of name -> tensor", "params")
+            raise sc.error(f"params is {a_type(given)}; make it a dict of name -> tensor", "params")
         held = {id(t) for t in tensors}
         for name, t in given.items():
             if not isinstance(t, torch.Tensor):
-                raise sc.error(f"params[{name!r}] is a {type(t).__name__}, not a tensor; map each name to a trained tensor", "params")
+                raise sc.error(f"params[{name!r}] is {a_type(t)}, not a tensor; map each name to a trained tensor", "params")
             if id(t) not in held:
                 raise sc.error(f"params[{name!r}] is not held by the optimizer, so it would never be updated; add it to the optimizer", "params")
             names[id(t)] = str(name)
@@ -304,7 +310,7 @@ def _read_optimizer(ns: dict[str, Any], sc: Scenario) -> list[torch.Tensor]:
             raise sc.error(f"cannot make torch.optim.SGD over the trained tensors: {one_line(exc)}", "params", "lr") from None
         sc.made_optimizer = True
     elif not isinstance(opt, torch.optim.Optimizer):
-        raise sc.error(f"optimizer is a {type(opt).__name__}, not a torch.optim.Optimizer; build one over the trained tensors", "optimizer")
+        raise sc.error(f"optimizer is {a_type(opt)}, not a torch.optim.Optimizer; build one over the trained tensors", "optimizer")
     else:
         sc.manual_lr = float(lr) if lr is not None else None
     sc.optimizer = opt
@@ -339,11 +345,11 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
     model, loss_fn, objective = ns.get("model"), ns.get("loss_fn"), ns.get("loss")
     if model is not None:
         if not callable(model):
-            raise sc.error(f"model is a {type(model).__name__}; make it an nn.Module or a function of the inputs", "model")
+            raise sc.error(f"model is {a_type(model)}; make it an nn.Module or a function of the inputs", "model")
         if loss_fn is None:
             raise sc.error("model is defined but loss_fn is not; add loss_fn = torch.nn.MSELoss() or def loss_fn(pred, target): ...", "model")
         if not callable(loss_fn):
-            raise sc.error(f"loss_fn is a {type(loss_fn).__name__}; make it a function loss_fn(pred, target)", "loss_fn")
+            raise sc.error(f"loss_fn is {a_type(loss_fn)}; make it a function loss_fn(pred, target)", "loss_fn")
         if isinstance(model, nn.Module):
             model.to(dev)
         sc.model, sc.loss_fn = model, loss_fn
@@ -352,7 +358,7 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
         if isinstance(objective, torch.Tensor):
             raise sc.error("loss is a tensor computed once at load time; make it a function: def loss(): return ...", "loss")
         if not callable(objective):
-            raise sc.error(f"loss is a {type(objective).__name__}; make it a zero-argument function returning the objective", "loss")
+            raise sc.error(f"loss is {a_type(objective)}; make it a zero-argument function returning the objective", "loss")
         sc.objective = objective
     else:
         raise ScenarioError(
@@ -379,7 +385,7 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
     sc.mode = mode
     grad_fn = ns.get("grad_fn")
     if grad_fn is not None and not callable(grad_fn):
-        raise sc.error(f"grad_fn is a {type(grad_fn).__name__}; make it a function with no arguments", "grad_fn")
+        raise sc.error(f"grad_fn is {a_type(grad_fn)}; make it a function with no arguments", "grad_fn")
     sc.grad_fn = grad_fn
     metrics = ns.get("metrics") or {}
     if not isinstance(metrics, dict) or not all(callable(f) for f in metrics.values()):

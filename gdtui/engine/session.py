@@ -206,9 +206,10 @@ class Session:
             else:
                 record = self._finish_step()
         except StepError as exc:
-            self.error = str(exc)
+            error = exc.at_step(self.step_count + 1)
+            self.error = str(error)
             self._abandon_step()
-            raise
+            raise error from None
         self._phase = (self._phase + 1) % len(PHASES)
         return record
 

@@ -1,0 +1,8 @@
+"""Four inputs but three targets."""
+import torch
+
+w = torch.zeros(1, requires_grad=True)
+model = lambda x: x * w
+loss_fn = lambda pred, y: ((pred - y) ** 2).mean()
+data = (torch.ones(4, 1), torch.ones(3, 1))
+optimizer = torch.optim.SGD([w], lr=0.1)

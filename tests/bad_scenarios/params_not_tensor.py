@@ -1,0 +1,9 @@
+"""params maps a name to a float."""
+import torch
+
+w = torch.zeros(1, requires_grad=True)
+model = lambda x: x * w
+loss_fn = lambda pred, y: ((pred - y) ** 2).mean()
+data = (torch.ones(4, 1), torch.ones(4, 1))
+optimizer = torch.optim.SGD([w], lr=0.1)
+params = {"w": 0.5}

@@ -1,0 +1,93 @@
+"""Bad scenarios get one clear line (file:line: what; fix), the right exit status, and a valid trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import BAD, read_trace
+from gdtui.cli import main
+from gdtui.engine import ScenarioError, Session, StepError
+
+# file, expected exit status, the line the error names (None: no line), words the message must hold
+CASES = [
+    ("syntax_error.py", 2, 5, "SyntaxError"),
+    ("import_error.py", 2, 3, "No module named 'not_a_real_module_for_gdtui'"),
+    ("nothing_defined.py", 2, None, "defines neither `model`"),
+    ("missing_loss_fn.py", 2, 5, "loss_fn is not"),
+    ("nonscalar_loss.py", 2, 6, "shape (4, 1); the loss must be a scalar"),
+    ("loss_is_int.py", 2, 6, "returned an int, not a tensor"),
+    ("loss_without_grad.py", 2, 6, "no grad"),
+    ("no_requires_grad.py", 2, 4, "`w` does not require grad; create it with requires_grad=True"),
+    ("unused_tensor.py", 2, 9, "holds forgotten but the loss does not use it"),
+    ("params_not_tensor.py", 2, 9, "params['w'] is a float, not a tensor"),
+    ("data_wrong_shape.py", 2, 7, "4 inputs but 3 targets"),
+    ("calls_exit.py", 2, None, "sys.exit()"),
+    ("calls_input.py", 2, 4, "input()"),
+    ("raises_at_step_3.py", 2, 9, "step 3: model raised RuntimeError"),
+    ("loader_raises.py", 2, 12, "step 3: fetching the next batch from data raised OSError: row 5 is unreadable"),
+    ("nan_at_step_2.py", 3, None, "step 2: loss became NaN/Inf"),
+]
+
+
+@pytest.mark.parametrize(("name", "status", "line", "words"), CASES, ids=[c[0] for c in CASES])
+def test_one_line_error_status_and_valid_trace(name, status, line, words, tmp_path, capsys):
+    path = BAD / name
+    trace = tmp_path / "trace.jsonl"
+    assert main([str(path), "--headless", "--steps", "5", "--trace", str(trace), "--quiet"]) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # exactly one line, no traceback
+    assert "Traceback" not in err
+    location = f"{path}:{line}:" if line else f"{path}:"
+    assert err.startswith(location), err
+    assert words in err
+    lines = read_trace(trace)  # strict JSON on every line
+    assert lines[-1]["event"] == "end"
+    assert lines[-1]["reason"] == ("nonfinite" if status == 3 else "error")
+    steps = [x for x in lines if x["event"] == "step"]
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
+    assert lines[-1]["steps"] == len(steps)
+
+
+def test_exception_mid_step_keeps_the_session_usable():
+    session = Session(BAD / "raises_at_step_3.py")
+    session.step()
+    session.step()
+    with pytest.raises(StepError, match="step 3"):
+        session.step()
+    # back at the start of step 3, ready to rewind or reset
+    assert session.step_count == 2 and session.next_phase == "forward"
+    assert session.rewind(1) == 1
+    session.reset()
+    assert session.step_count == 0
+    assert session.step().step == 1
+
+
+def test_nan_names_the_first_nonfinite_tensor():
+    session = Session(BAD / "nan_at_step_2.py")
+    assert session.step().nonfinite is None
+    record = session.step()
+    assert record.nonfinite == "loss"
+    assert record.params["w"].nan == 1
+
+
+def test_unavailable_device_is_one_line(capsys):
+    path = BAD / "missing_loss_fn.py"
+    assert main([str(path), "--headless", "--device", "cuda:7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda:7" in err and "Traceback" not in err
+
+
+def test_not_a_device_is_one_line(capsys):
+    assert main([str(BAD / "missing_loss_fn.py"), "--headless", "--device", "toaster"]) == 2
+    assert "is not a device" in capsys.readouterr().err
+
+
+def test_missing_file(capsys):
+    assert main(["no/such/scenario.py", "--headless"]) == 2
+    assert capsys.readouterr().err == "no/such/scenario.py: no such scenario file; check the path\n"
+
+
+def test_load_error_is_a_scenario_error_with_file_and_line():
+    with pytest.raises(ScenarioError) as info:
+        Session(BAD / "nonscalar_loss.py")
+    assert info.value.line == 6 and info.value.path.endswith("nonscalar_loss.py")
