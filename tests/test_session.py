@@ -1,0 +1,201 @@
+"""Session behaviour: phases, controls, history budget, reset. References: PlainLoop or hand-computed figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from conftest import SCENARIOS, PlainLoop
+from gdtui.engine import PHASES, ScenarioError, Session
+from gdtui.engine.summarize import format_number, format_values, format_view, summarize
+
+NOT_GATE = SCENARIOS / "not_gate.py"
+CROP = SCENARIOS / "crop_yields.py"
+
+
+def values(record_or_state):
+    return [v.values for v in record_or_state.params.values()]
+
+
+def test_phases_run_in_order_and_show_each_result():
+    session = Session(NOT_GATE)
+    plain = PlainLoop(NOT_GATE).step()
+    seen = []
+    for phase in PHASES:
+        assert session.next_phase == phase
+        seen.append(session.step_phase())
+        state = session.state()
+        if phase == "loss":
+            assert state.loss == plain["loss"]
+        if phase == "backward":
+            assert [g.values for g in state.grads.values()] == plain["grads"]
+        if phase == "update":
+            assert values(state) == plain["params"]
+    assert seen[:4] == [None] * 4 and seen[4].step == 1
+    assert session.next_phase == "forward" and session.step_count == 1
+    assert all(g is None for g in session.state().grads.values())  # optimizer.zero_grad() sets them to None
+
+
+def test_step_mid_phase_finishes_the_current_step():
+    session = Session(NOT_GATE)
+    session.step_phase()
+    session.step_phase()
+    record = session.step()
+    assert record.step == 1 and values(record) == PlainLoop(NOT_GATE).step()["params"]
+
+
+def test_lr_changes_apply_from_the_next_step():
+    session = Session(NOT_GATE)
+    plain = PlainLoop(NOT_GATE)
+    session.step()
+    plain.step()
+    session.scale_lr(0.5)
+    plain.opt.param_groups[0]["lr"] = 5.0
+    record = session.step()
+    assert record.lr == 5.0 and values(record) == plain.step()["params"]
+    session.set_lr(0.25)
+    plain.opt.param_groups[0]["lr"] = 0.25
+    assert values(session.step()) == plain.step()["params"]
+    with pytest.raises(ValueError):
+        session.set_lr(-1)
+    with pytest.raises(ValueError):
+        session.set_lr(float("nan"))
+    assert session.lr == 0.25
+
+
+def test_manual_mode_with_momentum_is_vanilla_sgd_and_says_so(tmp_path):
+    path = tmp_path / "momentum.py"
+    path.write_text(
+        "import torch\n"
+        "w = torch.tensor([1.0, -2.0], requires_grad=True)\n"
+        "model = lambda x: x @ w\n"
+        "loss_fn = lambda p, y: ((p - y) ** 2).mean()\n"
+        "data = (torch.tensor([[1.0, 2.0], [3.0, 1.0]]), torch.tensor([1.0, 0.0]))\n"
+        "optimizer = torch.optim.SGD([w], lr=0.05, momentum=0.9)\n"
+    )
+    session = Session(path, mode="manual")
+    assert any("momentum=0.9" in note for note in session.notes)
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    x, y = torch.tensor([[1.0, 2.0], [3.0, 1.0]]), torch.tensor([1.0, 0.0])
+    for _ in range(3):
+        loss = ((x @ w - y) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            w -= 0.05 * w.grad
+        w.grad.zero_()
+        assert session.step().params["w"].values == w.tolist()
+
+
+def test_history_budget_limits_rewind_and_says_so():
+    session = Session(CROP, history_mb=3 * 40 / 2**20)  # room for three snapshots of 40 bytes
+    for _ in range(6):
+        session.step()
+    assert session.rewind_depth == 3
+    assert "rewind reaches the last 3 steps" in session.history_note
+    assert session.rewind(10) == 3 and session.step_count == 3
+
+
+def test_snapshot_larger_than_the_budget_turns_rewind_off():
+    session = Session(CROP, history_mb=10 / 2**20)
+    session.step()
+    assert session.rewind_depth == 0
+    assert session.history_note.startswith("rewind is off: one snapshot needs")
+    assert session.rewind(1) == 0 and session.step_count == 1
+
+
+def test_rewind_at_step_zero_does_nothing():
+    session = Session(NOT_GATE)
+    assert session.rewind(1) == 0 and session.step_count == 0
+
+
+def test_rewind_restores_the_record_the_screen_shows():
+    session = Session(NOT_GATE)
+    records = [session.step() for _ in range(4)]
+    session.rewind(2)
+    assert session.last == records[1]
+    assert list(session.losses) == [r.loss for r in records[:2]]
+    assert values(session.state()) == values(records[1])
+
+
+def test_reset_picks_up_an_edit_and_a_broken_edit_keeps_the_old_session(tmp_path):
+    (tmp_path / "data").symlink_to(CROP.parent.parent / "data")
+    (tmp_path / "scenarios").mkdir()
+    path = tmp_path / "scenarios" / "edit.py"
+    source = CROP.read_text()
+    path.write_text(source)
+    session = Session(path)
+    session.step()
+    edited = source.replace("lr=1e-5", "lr=2e-5")
+    assert edited != source
+    path.write_text(edited)
+    session.reset()
+    assert session.step_count == 0 and session.lr == 2e-5
+    first = session.step()
+    path.write_text(source + "\ndef (\n")
+    with pytest.raises(ScenarioError, match="SyntaxError"):
+        session.reset()
+    # the old session is still there, and its shuffling is untouched by the failed load
+    assert session.lr == 2e-5 and session.step_count == 1
+    second = session.step()
+    path.write_text(edited)
+    reference = PlainLoop(path)
+    assert [values(first), values(second)] == [reference.step()["params"], reference.step()["params"]]
+
+
+def test_records_are_frozen_and_hold_no_tensors():
+    record = Session(NOT_GATE).step()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.loss = 0.0
+    with pytest.raises(TypeError):
+        record.params["w"] = None
+
+    def plain(obj):
+        if isinstance(obj, torch.Tensor):
+            return False
+        if dataclasses.is_dataclass(obj):
+            return all(plain(getattr(obj, f.name)) for f in dataclasses.fields(obj))
+        if isinstance(obj, (list, tuple)):
+            return all(plain(v) for v in obj)
+        if hasattr(obj, "items"):
+            return all(plain(v) for v in obj.values())
+        return obj is None or isinstance(obj, (int, float, str, bool))
+
+    assert plain(record)
+
+
+def test_grad_source_needs_a_grad_fn():
+    session = Session(NOT_GATE)
+    with pytest.raises(ScenarioError, match="no grad_fn"):
+        session.set_grad_source("grad_fn")
+
+
+def test_summary_of_a_large_tensor_matches_numpy_and_carries_no_values():
+    t = torch.linspace(-3, 5, 10_001)
+    t[7] = float("nan")
+    view = summarize([t], max_values=100)[0]
+    finite = t[~torch.isnan(t)].double().numpy()
+    assert view.values is None and view.shape == (10_001,)
+    assert view.nan == 1 and view.inf == 0
+    assert math.isnan(view.mean)  # a NaN poisons the mean, and the count says why
+    small = summarize([torch.tensor([[1.0, 2.0], [3.0, 4.0]])], max_values=100)[0]
+    assert small.values == [[1.0, 2.0], [3.0, 4.0]]
+    assert small.mean == 2.5 and small.min == 1.0 and small.max == 4.0
+    assert small.std == pytest.approx(math.sqrt(1.25))
+    assert small.norm == pytest.approx(math.sqrt(30))
+    assert finite.size == 10_000
+
+
+def test_stringifiers_never_raise():
+    assert format_number(2.8265495) == "2.8265"
+    assert format_number(-0.035532) == "-0.035532"
+    assert format_number(15259.883) == "15260"
+    assert format_number(1.5e-7) == "1.500e-07"
+    assert format_number(float("nan")) == "nan" and format_number(float("-inf")) == "-inf"
+    assert format_number("x") == "?" and format_number(None) == "?"
+    assert format_values([[1.0, 2.0]]) == "[[1, 2]]"
+    assert format_values(list(range(20)), limit=3) == "[0, 1, 2, … +17]"
+    assert format_view(None) == "—"
+    assert format_view(object()) == "?"
