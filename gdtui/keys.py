@@ -1,0 +1,56 @@
+"""The step-debugger's key bindings: one table for the app, the footer, the help screen and the README.
+
+Each binding's ``description`` is the short word the footer shows; its
+``tooltip`` is the sentence the help screen and the README show.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+BINDINGS: list[Binding] = [
+    Binding("space,n", "step", "Step", id="step", key_display="space", tooltip="Run one whole optimizer step (space also pauses a run)"),
+    Binding("s", "phase", "Phase", id="phase", tooltip="Run one phase: forward, loss, backward, update or zero_grad"),
+    Binding("b,left", "rewind", "Back", id="rewind", key_display="b",
+            tooltip="Rewind one step: values, gradients, optimizer state, RNG and data position"),
+    Binding("c", "run", "Run", id="run", tooltip="Run continuously; c or space pauses. A NaN or Inf pauses too"),
+    Binding("r", "reset", "Reset", id="reset", tooltip="Reset: re-read the scenario file (an edit that does not load changes nothing)"),
+    Binding("m", "mode", "Mode", id="mode", tooltip="Switch the update between optimizer.step() and manual p -= lr * p.grad"),
+    Binding("g", "grad_source", "Grad", id="grad_source",
+            tooltip="Switch the gradient between autograd and the scenario's grad_fn (when it defines one)"),
+    Binding("plus,equals_sign", "lr_up", "lr×2", id="lr_up", key_display="+", show=False, tooltip="Double the learning rate"),
+    Binding("minus", "lr_down", "lr÷2", id="lr_down", key_display="-", show=False, tooltip="Halve the learning rate"),
+    Binding("l", "lr_prompt", "lr", id="lr_prompt", tooltip="Type a learning rate"),
+    Binding("v", "next_view", "View", id="next_view",
+            tooltip="Next chart: loss per step, model against data, loss over the parameters"),
+    Binding("L", "log_axis", "log", id="log_axis", show=False, tooltip="Loss chart: switch between a linear and a log10 axis"),
+    Binding("enter", "detail", "Detail", id="detail", show=False,
+            tooltip="Detail of the selected tensor: every value (paged), or a histogram, with its gradient"),
+    Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="This help"),
+    Binding("q", "quit", "Quit", id="quit", tooltip="Quit (Ctrl-C too); the trace gets its end line"),
+]
+
+
+def key_names(binding: Binding) -> str:
+    """The keys of ``binding`` as a user types them: ``space / n``."""
+    names = {"question_mark": "?", "plus": "+", "minus": "-", "equals_sign": "=", "left": "←"}
+    return " / ".join(names.get(k, k) for k in binding.key.split(","))
+
+
+def help_rows() -> list[tuple[str, str]]:
+    """(keys, what they do) for every binding, in table order."""
+    return [(key_names(b), b.tooltip) for b in BINDINGS]
+
+
+def markdown_table() -> str:
+    """The key table as Markdown, for the README."""
+    lines = ["| Key | What it does |", "| --- | --- |"]
+    for keys, text in help_rows():
+        keys_md = " / ".join(f"`{k.strip()}`" for k in keys.split(" / "))
+        lines.append(f"| {keys_md} | {text} |")
+    lines.append("| `↑` / `↓` | Select a tensor in the parameter table |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

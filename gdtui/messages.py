@@ -1,0 +1,53 @@
+"""Every message the step-debugger's worker thread sends to the screen.
+
+They carry frozen engine records and plain data only, never a live tensor, so
+the screen can read them while the worker goes on stepping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from textual.message import Message
+
+from gdtui.engine.charts import ChartFrame, Histogram
+from gdtui.engine.records import SessionState, TensorView
+
+
+@dataclass
+class SessionUpdate(Message):
+    """The session moved (step, phase, rewind, reset) or a run made progress.
+
+    ``final`` is False for the progress reports of a run: a newer update replaces
+    one of those still waiting in the queue, so a fast run cannot flood the
+    screen. The last update of every job is final and is never dropped.
+    """
+
+    state: SessionState
+    chart: ChartFrame | None = None  # a ChartFrame, or None when the chart need not change
+    final: bool = True
+    rebuild: bool = False  # the parameter set may have changed (reset)
+    error: str | None = None  # a StepError / ScenarioError line to show
+    notice: str | None = None  # a one-line remark (paused on NaN, nothing to rewind)
+    steps_per_s: float | None = None  # in run mode
+    views: tuple[str, ...] | None = None  # the chart views that apply, after a reset
+
+    def can_replace(self, message: Message) -> bool:
+        return not self.final and isinstance(message, SessionUpdate)
+
+
+@dataclass
+class ChartReady(Message):
+    """Data for the chart's current view, computed in the worker (the view key changed)."""
+
+    frame: ChartFrame
+
+
+@dataclass
+class DetailData(Message):
+    """What the detail screen of one tensor shows."""
+
+    name: str
+    value: TensorView
+    grad: TensorView | None
+    value_hist: Histogram | None
+    grad_hist: Histogram | None

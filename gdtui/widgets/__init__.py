@@ -1,0 +1,1 @@
+"""The step-debugger's widgets, one a module."""

@@ -1,0 +1,44 @@
+"""HelpScreen: the key table (the same one the footer and the README use) and the scenario's story."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from gdtui.keys import help_rows
+
+
+def key_table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for keys, text in help_rows():
+        table.add_row(keys, text)
+    table.add_row("↑ / ↓", "Select a tensor in the parameter table")
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, title: str, description: str) -> None:
+        super().__init__()
+        self.scenario_title = title
+        self.description = description
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(Text("gdtui keys", style="bold"))
+            yield Static(key_table())
+            yield Static(Text(f"\n{self.scenario_title}", style="bold"))
+            if self.description:
+                yield Static(self.description)
+            yield Static(Text("\nesc or ?: close · ↑↓ PgUp PgDn: scroll", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help").focus()

@@ -1,0 +1,126 @@
+"""ParamTable: one row per trained tensor, keyed by name, updated cell by cell."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from gdtui.engine.records import SessionState, TensorView
+from gdtui.engine.summarize import format_number, format_shape, format_view
+
+COLUMNS = (("name", "name"), ("shape", "shape"), ("value", "value"), ("grad", "grad"), ("delta", "Δ last"),
+           ("gnorm", "‖grad‖"), ("ratio", "‖Δ‖/‖p‖"))
+CHANGED = "bold underline yellow"  # bold and underline survive NO_COLOR
+
+
+def _flat(values) -> list:
+    if isinstance(values, list):
+        return [x for v in values for x in _flat(v)]
+    return [values]
+
+
+def cell(view: TensorView | None, wide: bool, kind: str = "value") -> str:
+    """A tensor in one cell: its values when small, else a summary. Never raises.
+
+    At 80 columns a one-element tensor shows its value; a larger one shows mean
+    and std in the value column and its norm in the grad and Δ columns (Enter
+    opens every value). From WIDE columns up, up to 8 values or the full summary.
+    """
+    if view is None:
+        return "—"
+    try:
+        if wide:
+            text = format_view(view, 5, 8)
+            if view.values is None or view.numel > 8:
+                text += f" ‖{format_number(view.norm, 3)}‖"
+            return text
+        bad = "" if view.finite else f" ⚠nan{view.nan}/inf{view.inf}"
+        if view.values is not None and view.numel == 1:
+            return format_number(_flat(view.values)[0], 5 if kind == "value" else 4) + bad
+        if kind == "value":
+            return f"μ{format_number(view.mean, 2)} σ{format_number(view.std, 2)}{bad}"
+        return f"‖{format_number(view.norm, 3)}‖{bad}"
+    except Exception:  # a cell never breaks the screen
+        return "?"
+
+
+class ParamTable(DataTable, inherit_bindings=False):
+    """name, shape, value, grad, Δ, ‖grad‖ and ‖Δ‖/‖p‖ for every trained tensor.
+
+    At a step boundary the grad column shows the gradient the last update used
+    (the live one was just zeroed); mid-step it shows the live gradient.
+    """
+
+    # Only the row keys: left and right belong to the app (left rewinds).
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Detail", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.wide = False
+        self._start: dict[str, TensorView] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def names(self) -> list[str]:
+        return [str(k.value) for k in self.rows]
+
+    def selected_name(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return str(row_key.value)
+
+    def show(self, state: SessionState) -> None:
+        last = state.last
+        boundary = state.next_phase == "forward"
+        if boundary:
+            self._start = dict(state.params)
+        grads = last.grads if (boundary and last is not None) else state.grads
+        rows = self._rows(state, grads)
+        if list(state.params) != self.names:
+            cursor = self.cursor_row
+            self.clear()
+            for name, cells in rows.items():
+                self.add_row(*cells, key=name)
+            if self.row_count:
+                self.move_cursor(row=min(cursor, self.row_count - 1))
+            return
+        for name, cells in rows.items():
+            for (key, _), value in zip(COLUMNS, cells):
+                self.update_cell(name, key, value, update_width=True)
+
+    def _rows(self, state: SessionState, grads) -> dict[str, tuple]:
+        last = state.last
+        boundary = state.next_phase == "forward"
+        at_last = last is not None and boundary and last.step == state.step
+        rows = {}
+        for name, view in state.params.items():
+            delta = last.updates.get(name) if last is not None else None
+            grad = grads.get(name)
+            if at_last:
+                changed = delta is not None and delta.norm != 0
+            else:
+                start = self._start.get(name)
+                changed = start is not None and (start.values != view.values or start.mean != view.mean) and not boundary
+            value = Text(cell(view, self.wide), style=CHANGED if changed else "")
+            ratio = format_number(last.update_ratio(name), 3) if (last is not None and name in last.updates) else "—"
+            rows[name] = (
+                Text(name, style="bold"),
+                format_shape(view.shape),
+                value,
+                cell(grad, self.wide, "grad"),
+                Text(cell(delta, self.wide, "delta"), style=CHANGED if at_last and changed else ""),
+                format_number(grad.norm, 3) if grad is not None else "—",
+                ratio,
+            )
+        return rows

@@ -1,0 +1,62 @@
+"""StatusLine: where the session stands, in two lines at the top of the screen."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from gdtui.engine.records import SessionState
+from gdtui.engine.summarize import format_number
+
+MODE_NAMES = {"optim": "optim.step", "manual": "manual"}
+
+
+class StatusLine(Static):
+    """Title, step, epoch/batch, phase, mode, gradient source, lr, device, rewind reach, loss."""
+
+    def show(self, state: SessionState, *, loader: bool = False, running: bool = False,
+             steps_per_s: float | None = None) -> None:
+        self.update(status_text(state, loader=loader, running=running, steps_per_s=steps_per_s))
+
+
+def status_text(state: SessionState, *, loader: bool = False, running: bool = False,
+                steps_per_s: float | None = None) -> Text:
+    """Step and phase first, so a narrow screen cuts the title, never the numbers."""
+    sep = (" │ ", "dim")
+    first = Text()
+    first.append(f"step {state.step}", "bold")
+    if loader and state.epoch is not None and state.batch is not None:
+        first.append(f" epoch {state.epoch} batch {state.batch}")
+    first.append(*sep)
+    first.append(f"next: {state.next_phase}")
+    if running:
+        first.append(*sep)
+        rate = f" {steps_per_s:,.0f} steps/s" if steps_per_s else ""
+        first.append(f"▶ running{rate}", "bold reverse")
+    first.append(*sep)
+    first.append(state.title, "bold")
+    second = Text()
+    second.append("mode ", "dim")
+    second.append(MODE_NAMES.get(state.mode, state.mode))
+    second.append(*sep)
+    second.append("grad ", "dim")
+    second.append(state.grad_source)
+    second.append(*sep)
+    second.append("lr ", "dim")
+    second.append(format_number(state.lr, 4))
+    second.append(*sep)
+    second.append(state.device)
+    second.append(*sep)
+    second.append("rewind ", "dim")
+    second.append(f"{state.rewind_depth}" + ("*" if state.history_note else ""))
+    second.append(*sep)
+    second.append("loss ", "dim")
+    second.append(format_number(state.loss, 5) if state.loss is not None else "—")
+    text = Text("\n").join([first, second])
+    for note in (state.history_note, *state.notes):
+        if note:
+            text.append("\n")
+            text.append(Text("ⓘ " + note, style="italic"))
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text
