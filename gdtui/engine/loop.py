@@ -185,6 +185,8 @@ class Loop:
 
     def _call(self, fn: Any, args: tuple[Any, ...], doing: str, name: str) -> Any:
         try:
+            if self.sc.device.type == "cpu":
+                return fn(*args)
             with torch.device(self.sc.device):
                 return fn(*args)
         except (KeyboardInterrupt, StepError):

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from gdtui.engine.records import TensorView
@@ -51,10 +52,28 @@ def _nest(flat: list[float], shape: tuple[int, ...]) -> Any:
     return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
+def _segment_stats(flat: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Per-segment mean, std, min, max, norm, nan and inf counts of a float64 vector, vectorised."""
+    counts = np.asarray(sizes)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = np.add.reduceat(flat, starts) / counts
+        dev = flat - np.repeat(mean, counts)
+        std = np.sqrt(np.add.reduceat(dev * dev, starts) / counts)
+        lo = np.minimum.reduceat(flat, starts)
+        hi = np.maximum.reduceat(flat, starts)
+        norm = np.sqrt(np.add.reduceat(flat * flat, starts))
+    nan = np.add.reduceat(np.isnan(flat), starts)
+    inf = np.add.reduceat(np.isinf(flat), starts)
+    return np.stack([mean, std, lo, hi, norm, nan, inf], axis=1)
+
+
 def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[TensorView | None]:
     """Views of ``tensors`` (None stays None), with one host transfer per device.
 
-    Tensors of at most ``max_values`` elements also carry their values.
+    Tensors of at most ``max_values`` elements carry their values, and their
+    statistics are computed on the host from those values; larger ones are
+    summarised on their own device and only the statistics travel.
     """
     views: list[TensorView | None] = [None] * len(tensors)
     by_device: dict[torch.device, list[int]] = {}
@@ -62,24 +81,27 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
         if t is not None:
             by_device.setdefault(t.device, []).append(i)
     for indices in by_device.values():
+        small = [i for i in indices if 0 < tensors[i].numel() <= max_values and not tensors[i].is_complex()]
+        large = [i for i in indices if i not in small]
         with torch.no_grad():
-            parts: list[torch.Tensor] = []
-            for i in indices:
-                t = tensors[i].detach()
-                parts.append(_stats(t))
-                if t.numel() <= max_values and not t.is_complex():
-                    parts.append(t.reshape(-1).double())
-            host = torch.cat(parts).tolist() if parts else []
+            parts = [tensors[i].detach().reshape(-1).double() for i in small]
+            parts += [_stats(tensors[i].detach()) for i in large]
+            host = torch.cat(parts).cpu().numpy() if parts else np.zeros(0)
+        sizes = [tensors[i].numel() for i in small]
+        n_small = sum(sizes)
+        stats = np.zeros((0, _STATS))
+        if small:
+            stats = _segment_stats(host[:n_small], sizes)
+        stats = np.concatenate([stats, host[n_small:].reshape(-1, _STATS)]).tolist()
+        flat_values = host[:n_small].tolist()
         pos = 0
-        for i in indices:
+        for row, i in zip(stats, small + large):
             t = tensors[i]
-            mean, std, lo, hi, norm, nan, inf = host[pos : pos + _STATS]
-            pos += _STATS
             values = None
-            if t.numel() <= max_values and not t.is_complex():
-                flat = host[pos : pos + t.numel()]
+            if i in small:
+                values = _nest(flat_values[pos : pos + t.numel()], tuple(t.shape))
                 pos += t.numel()
-                values = _nest(flat, tuple(t.shape))
+            mean, std, lo, hi, norm, nan, inf = row
             views[i] = TensorView(
                 shape=tuple(t.shape),
                 dtype=str(t.dtype).removeprefix("torch."),
