@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -38,7 +39,9 @@ from gdtui.widgets.status_line import StatusLine
 
 #: In run mode the worker posts at most one state per this many seconds (about 20 frames a second).
 RUN_POST_INTERVAL = 0.05
-WIDE = 160  # columns from which the table shows full summaries
+WIDE = 160
+DETAIL_LIST_MAX = 100
+KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks  # the detail view lists up to this many values, else shows histograms  # columns from which the table shows full summaries
 
 
 class GdtuiApp(App[None]):
@@ -67,6 +70,8 @@ class GdtuiApp(App[None]):
         self.error: str | None = None
         self.notice: str | None = None
         self.steps_per_s: float | None = None
+        self._dim_timer = None
+        self._enabled: tuple[bool | None, ...] = ()
 
     # --- layout -----------------------------------------------------------------------
 
@@ -96,6 +101,7 @@ class GdtuiApp(App[None]):
         wide = self.size.width >= WIDE
         if wide != table.wide:
             table.wide = wide
+            self.screen.set_class(wide, "-wide")
             self._show_state(self.state)
         self.chart_width = max(self.query_one(LossChart).size.width, 20)
 
@@ -115,11 +121,27 @@ class GdtuiApp(App[None]):
             return True if len(self.views) > 1 else None
         return True
 
-    def watch_busy(self) -> None:
-        self.refresh_bindings()
+    def watch_busy(self, busy: bool) -> None:
+        # A step takes a millisecond; rebuilding the footer twice for it would cost more
+        # than the step. The keys are refused at once (check_action); the footer dims
+        # them only when a job is still going after KEYS_DIM_DELAY.
+        if self._dim_timer is not None:
+            self._dim_timer.stop()
+            self._dim_timer = None
+        if busy:
+            self._dim_timer = self.set_timer(KEYS_DIM_DELAY, self._refresh_keys)
+        else:
+            self._refresh_keys()
 
     def watch_running(self) -> None:
-        self.refresh_bindings()
+        self._refresh_keys()
+
+    def _refresh_keys(self) -> None:
+        """Redraw the footer when, and only when, the set of keys that can act changed."""
+        enabled = tuple(self.check_action(b.action, ()) for b in BINDINGS)
+        if enabled != self._enabled:
+            self._enabled = enabled
+            self.refresh_bindings()
 
     # --- actions -----------------------------------------------------------------------
 
@@ -296,12 +318,15 @@ class GdtuiApp(App[None]):
         if state.next_phase == "forward" and state.last is not None:
             grad = state.last.grads.get(name)  # the gradient the last update used
         value_hist = grad_hist = None
-        if value.values is None:
+        if value.values is None or value.numel > DETAIL_LIST_MAX:
             i = self.session.loop.names.index(name)
             tensor = self.session.loop.tensors[i]
             value_hist = charts.histogram(tensor)
             if state.next_phase != "forward" and tensor.grad is not None:
                 grad_hist = charts.histogram(tensor.grad)
+            elif grad is not None and grad.values is not None:
+                # the live gradient was zeroed; the record kept the values the update used
+                grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
         self.post_message(DetailData(name, value, grad, value_hist, grad_hist))
 
     def _job_run(self) -> None:
@@ -352,7 +377,7 @@ class GdtuiApp(App[None]):
         if message.chart is not None:
             # the table and status paint in this frame; the slower plotext chart follows
             self.call_after_refresh(self._show_chart, message.chart)
-        self.refresh_bindings()
+        self._refresh_keys()
 
     def on_chart_ready(self, message: ChartReady) -> None:
         self.busy = False

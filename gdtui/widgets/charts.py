@@ -129,5 +129,8 @@ class HistogramPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         if hist is not None and hist.counts:
-            plt.bar(list(hist.centers), list(hist.counts))
+            centers = list(hist.centers)
+            plt.bar(centers, list(hist.counts))
+            ticks = [centers[0], centers[len(centers) // 2], centers[-1]]
+            plt.xticks(ticks, [format_number(t, 3) for t in ticks])
         self.refresh()

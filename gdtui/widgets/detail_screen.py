@@ -55,7 +55,7 @@ class DetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         d = self.data
-        large = d.value.values is None
+        large = d.value_hist is not None
         with Vertical(id="detail"):
             yield Static(Text(f"{d.name}  {summary_line(d.value)}", no_wrap=True, overflow="ellipsis"), id="detail-title")
             yield Static(Text(f"grad  {summary_line(d.grad)}", no_wrap=True, overflow="ellipsis"))
@@ -71,7 +71,7 @@ class DetailScreen(ModalScreen[None]):
             yield Static("esc: close · ↑↓ PgUp PgDn: scroll", id="detail-keys")
 
     def on_mount(self) -> None:
-        if self.data.value.values is None:
+        if self.data.value_hist is not None:
             self.query_one("#value-hist", HistogramPlot).show(self.data.value_hist)
             self.query_one("#grad-hist", HistogramPlot).show(self.data.grad_hist)
         else:

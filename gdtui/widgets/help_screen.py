@@ -34,8 +34,8 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(Text("gdtui keys", style="bold"))
-            yield Static(key_table())
-            yield Static(Text(f"\n{self.scenario_title}", style="bold"))
+            yield Static(key_table(), id="keys")
+            yield Static(Text(f"\n{self.scenario_title}", style="bold"), id="scenario-title")
             if self.description:
                 yield Static(self.description)
             yield Static(Text("\nesc or ?: close · ↑↓ PgUp PgDn: scroll", style="dim"))

@@ -31,8 +31,8 @@ def cell(view: TensorView | None, wide: bool, kind: str = "value") -> str:
         return "—"
     try:
         if wide:
-            text = format_view(view, 5, 8)
-            if view.values is None or view.numel > 8:
+            text = format_view(view, 5 if view.numel == 1 else 4, 4)
+            if view.values is None or view.numel > 4:
                 text += f" ‖{format_number(view.norm, 3)}‖"
             return text
         bad = "" if view.finite else f" ⚠nan{view.nan}/inf{view.inf}"
