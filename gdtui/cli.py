@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from gdtui import __version__
 
 DEFAULT_STEPS = 100
+#: Headless steps when a stop condition is given and --steps is not: run until it holds, within reason.
+UNTIL_STEPS = 100_000
 
 
 def _positive_int(text: str) -> int:
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer)")
     p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
-    p.add_argument("--steps", type=_positive_int, metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS})")
+    p.add_argument("--steps", type=_positive_int, metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
     p.add_argument("--mode", choices=["manual", "optim"], help="start in manual update (p -= lr * p.grad) or optimizer.step() mode")
     p.add_argument("--grad-source", choices=["autograd", "grad_fn"], help="start with autograd or the scenario's grad_fn as the gradient")
     p.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and random before the scenario runs (default 0)")
@@ -43,14 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace-max-elements", type=_positive_int, default=4096, metavar="N", help="tensors larger than N are traced as a summary (default 4096)")
     p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="memory for rewind snapshots (default 256; 0 turns rewind off)")
     p.add_argument("--quiet", action="store_true", help="headless: print only the final line")
+    p.add_argument("--until", metavar="EXPR", help='stop when EXPR holds after a step, e.g. "loss < 0.001"')
+    p.add_argument("--break", dest="breaks", action="append", default=[], metavar="EXPR", help="pause a continuous run when EXPR holds (repeatable); headless runs stop there")
+    p.add_argument("--stop-on-rise", type=_positive_int, metavar="K", help="pause (headless: stop) when the loss rose K steps in a row")
+    p.add_argument("--hints", action="store_true", help="headless: print the health hints under each step")
+    p.add_argument("--no-zero-grad", action="store_true", help="skip zero_grad, so gradients accumulate (a teaching toggle)")
     p.add_argument("--version", action="version", version=f"gdtui {__version__}")
     return p
+
+
+def configure(session, args: argparse.Namespace) -> None:
+    """Apply the stop conditions and toggles of the command line to a new session."""
+    from gdtui.engine.conditions import ConditionError, RisingLoss
+
+    for text, kind in [(args.until, "until")] + [(b, "break") for b in args.breaks]:
+        if text is not None:
+            try:
+                session.add_condition(text, kind)
+            except ConditionError as exc:
+                raise ConditionError(f"--{kind} {exc}") from None
+    if args.stop_on_rise:
+        session.rising = RisingLoss(args.stop_on_rise)
+    session.skip_zero_grad = args.no_zero_grad
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, Session, TraceWriter
+    from gdtui.engine.conditions import ConditionError
     from gdtui.engine.headless import run_headless
 
     options = dict(
@@ -61,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode=args.mode,
         lr=args.lr,
         grad_source=args.grad_source,
+        watch_activations=args.hints or not args.headless,
     )
     try:
         trace = TraceWriter(args.trace, args.trace_max_elements) if args.trace else None
@@ -71,13 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.headless:
             try:
                 session = Session(args.scenario, **options)
-            except ScenarioError as exc:
+                configure(session, args)
+            except (ScenarioError, ConditionError) as exc:
                 print(exc, file=sys.stderr)
                 if trace:
                     trace.end(0, "error", str(exc))
                 return 2
-            steps = args.steps if args.steps is not None else (session.scenario.steps or DEFAULT_STEPS)
-            return run_headless(session, steps, trace=trace, quiet=args.quiet)
+            steps = args.steps
+            if steps is None:
+                steps = UNTIL_STEPS if (args.until or args.breaks or args.stop_on_rise) else (session.scenario.steps or DEFAULT_STEPS)
+            return run_headless(session, steps, trace=trace, quiet=args.quiet, hints=args.hints)
         try:
             from gdtui.app import make_app
         except ImportError:
@@ -85,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         try:
             app = make_app(args.scenario, trace=trace, **options)
-        except ScenarioError as exc:
+            configure(app.session, args)
+        except (ScenarioError, ConditionError) as exc:
             print(exc, file=sys.stderr)
             return 2
         app.run()

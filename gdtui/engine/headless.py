@@ -39,6 +39,7 @@ def run_headless(
     *,
     trace: TraceWriter | None = None,
     quiet: bool = False,
+    hints: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -70,6 +71,9 @@ def run_headless(
                 trace.step(record)
             if not quiet:
                 print(step_line(record, batches), file=out, flush=True)
+                if hints:
+                    for hint in record.hints:
+                        print(f"       ! {hint.message}", file=out)
             if record.nonfinite:
                 if quiet:
                     print(step_line(record, batches), file=out)
@@ -81,6 +85,14 @@ def run_headless(
                 if trace:
                     trace.end(done, "nonfinite", record.nonfinite)
                 return EXIT_NONFINITE
+            hits = session.triggered(record)
+            if hits:
+                if quiet:
+                    print(step_line(record, batches), file=out)
+                print(f"stopped after step {record.step}: {hits[0].text}", file=out)
+                if trace:
+                    trace.end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
+                return EXIT_OK
     except KeyboardInterrupt:
         print(f"interrupted after {done} steps", file=err)
         if trace:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
 from gdtui.engine.snapshot import BatchStream, Snapshot
 
@@ -47,7 +48,7 @@ def manual_mode_note(optimizer: torch.optim.Optimizer) -> str | None:
 class Loop:
     """One scenario's live objects and the code of each phase."""
 
-    def __init__(self, scenario: Scenario):
+    def __init__(self, scenario: Scenario, watch_activations: bool = False):
         self.sc = scenario
         self.names: list[str] = list(scenario.params)
         self.tensors: list[torch.Tensor] = list(scenario.params.values())
@@ -55,6 +56,7 @@ class Loop:
         self.optimizer = scenario.optimizer
         self.stream = BatchStream(scenario.batches) if scenario.batches is not None else None
         self.groups: list[list[int]] = self._group_indices()
+        self.watch = DeadUnitWatch(scenario.model) if watch_activations and scenario.model is not None else None
         self.clear()
 
     def _group_indices(self) -> list[list[int]]:
@@ -90,7 +92,12 @@ class Loop:
         else:
             self.inputs, self.targets = sc.full_batch
             self.epoch, self.batch = step, 1
-        self.pred = self._call(sc.model, (self.inputs,), "model", "model")
+        if self.watch is None:
+            self.pred = self._call(sc.model, (self.inputs,), "model", "model")
+            return
+        self.watch.start()
+        with self.watch:
+            self.pred = self._call(sc.model, (self.inputs,), "model", "model")
 
     def compute_loss(self) -> None:
         sc = self.sc
@@ -173,7 +180,9 @@ class Loop:
                     if p.grad is not None:
                         p -= lr * p.grad
 
-    def zero_grad(self, mode: str) -> None:
+    def zero_grad(self, mode: str, skip: bool = False) -> None:
+        if skip:
+            return
         if mode == "optim":
             self.optimizer.zero_grad()
             return

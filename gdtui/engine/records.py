@@ -70,6 +70,24 @@ class TensorView:
 
 
 @dataclass(frozen=True)
+class DeadUnits:
+    """Units of one ReLU whose output was 0 for every sample of the batch."""
+
+    site: str  # the module that fed the ReLU, or "relu #k"
+    units: tuple[int, ...]
+    width: int
+    samples: int
+    since: tuple[int, ...]  # the step each unit was first seen dead (in a row)
+
+
+@dataclass(frozen=True)
+class Hint:
+    kind: str  # dead_relu, vanishing, exploding, update_ratio, diverging, frozen, untracked, accumulating
+    message: str
+    tensor: str | None = None
+
+
+@dataclass(frozen=True)
 class StepRecord:
     """What one finished optimizer step did.
 
@@ -91,6 +109,12 @@ class StepRecord:
     metrics: Mapping[str, float] = field(default_factory=lambda: EMPTY)
     #: The first tensor that went NaN/Inf ("loss", a param name, or "grad of NAME").
     nonfinite: str | None = None
+    #: False when the user skipped zero_grad, so the gradients add up.
+    zero_grad: bool = True
+    dead_units: tuple[DeadUnits, ...] = ()
+    #: For each tensor, how many steps in a row it has not changed.
+    unchanged: Mapping[str, int] = field(default_factory=lambda: EMPTY)
+    hints: tuple[Hint, ...] = ()
 
     @property
     def grad_norm(self) -> float:
@@ -130,3 +154,8 @@ class SessionState:
     history_note: str | None
     has_grad_fn: bool
     notes: tuple[str, ...] = ()
+    #: Health findings: the last step's, plus those about the scenario itself.
+    hints: tuple[Hint, ...] = ()
+    skip_zero_grad: bool = False
+    #: The stop conditions in force, as the user typed them.
+    conditions: tuple[str, ...] = ()

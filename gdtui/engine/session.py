@@ -7,6 +7,7 @@ asks for a :class:`SessionState` when it wants to draw.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from array import array
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env
+from gdtui.engine.health import step_hints, untracked_tensors
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
-from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
+from gdtui.engine.records import PHASES, GradSource, Hint, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
 from gdtui.engine.snapshot import RngState, Snapshot
 from gdtui.engine.summarize import scalars, summarize
@@ -42,6 +45,7 @@ class Session:
         mode: Mode | None = None,
         lr: float | None = None,
         grad_source: GradSource | None = None,
+        watch_activations: bool = True,
     ):
         self.path = Path(path)
         self.seed = seed
@@ -49,12 +53,17 @@ class Session:
         self.history_budget = int(history_mb * MB)
         self.max_values = max_values
         self._launch = (mode, lr, grad_source)
+        self.watch_activations = watch_activations
+        #: Stop conditions (breakpoints), kept across resets.
+        self.conditions: list[Condition] = []
+        #: The built-in "loss rose k steps in a row" condition; None when off.
+        self.rising: RisingLoss | None = None
         self._install(self._load())
 
     # --- loading ------------------------------------------------------------------------
 
     def _load(self) -> Loop:
-        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec))
+        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec), self.watch_activations)
         loop.check("autograd")
         return loop
 
@@ -84,6 +93,9 @@ class Session:
         if sum(t.numel() for t in loop.tensors) <= 2:
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
+        #: Teaching toggle: skip zero_grad so gradients accumulate across steps.
+        self.skip_zero_grad = False
+        self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
         if lr is not None:
             self.set_lr(lr)
         if grad_source is not None:
@@ -257,9 +269,16 @@ class Session:
         updates = dict(zip(loop.names, views[2 * n :]))
         numbers = scalars([loop.loss, *loop.metric_values])
         loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
-        loop.zero_grad(self._step_mode)
-        self._grads_zero = True
+        previous = self.last
+        skipped = self.skip_zero_grad
+        loop.zero_grad(self._step_mode, skip=skipped)
+        self._grads_zero = not skipped
         self.step_count += 1
+        dead = loop.watch.collect(self.step_count, previous.dead_units if previous else ()) if loop.watch else ()
+        unchanged = {
+            name: ((previous.unchanged.get(name, 0) if previous else 0) + 1 if view.norm == 0 else 0)
+            for name, view in updates.items()
+        }
         record = StepRecord(
             step=self.step_count,
             epoch=loop.epoch,
@@ -273,9 +292,16 @@ class Session:
             updates=frozen_map(updates),
             metrics=frozen_map(metrics),
             nonfinite=_first_nonfinite(loss, params, grad_views),
+            zero_grad=not skipped,
+            dead_units=dead,
+            unchanged=frozen_map(unchanged),
         )
-        self._records.append(record)
         self.losses.append(loss)
+        hints = step_hints(
+            record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
+        )
+        record = dataclasses.replace(record, hints=hints)
+        self._records.append(record)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in params.values() for v in _flat(view.values)))
         self._trim_records()
@@ -383,7 +409,40 @@ class Session:
             history_note=self.history_note,
             has_grad_fn=loop.sc.grad_fn is not None,
             notes=self.notes,
+            hints=last.hints if last else tuple(Hint("untracked", m, n) for n, m in self._untracked_messages()),
+            skip_zero_grad=self.skip_zero_grad,
+            conditions=tuple(c.text for c in self.conditions) + ((self.rising.text,) if self.rising else ()),
         )
+
+    def _untracked_messages(self) -> list[tuple[str, str]]:
+        return [
+            (n, f"{n} requires grad but the optimizer does not hold it, so it never changes; add it to the optimizer")
+            for n in self.untracked
+        ]
+
+    # --- stop conditions ----------------------------------------------------------------
+
+    def add_condition(self, text: str, kind: str = "break") -> Condition:
+        """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
+        condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
+        self.conditions.append(condition)
+        return condition
+
+    def remove_condition(self, text: str) -> bool:
+        for c in self.conditions:
+            if c.text == text.strip():
+                self.conditions.remove(c)
+                return True
+        return False
+
+    def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
+        """The stop conditions that hold after ``record``'s step."""
+        previous = self.losses[-2] if len(self.losses) >= 2 else None
+        env = record_env(record, previous)
+        hits: list[Condition | RisingLoss] = [c for c in self.conditions if c.holds(env)]
+        if self.rising is not None and self.rising.holds_for(self.losses):
+            hits.append(self.rising)
+        return hits
 
 
 def _flat(values) -> list[float]:
