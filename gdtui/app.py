@@ -342,7 +342,7 @@ class GdtuiApp(App[None]):
                 break
             self._trace_step(record)
             count += 1
-            notice = _nonfinite_notice(record)
+            notice = _nonfinite_notice(record) or _break_notice(session, record)
             if notice:
                 break
             now = time.perf_counter()
@@ -438,6 +438,16 @@ def _nonfinite_notice(record) -> str | None:
     return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}; b rewinds, - lowers the lr"
 
 
+def _break_notice(session: Session, record) -> str | None:
+    """A stop condition given on the command line (--break, --until, --stop-on-rise) that holds now."""
+    triggered = getattr(session, "triggered", None)
+    hits = triggered(record) if triggered is not None else []
+    if not hits:
+        return None
+    names = ", ".join(getattr(h, "text", None) or str(h) for h in hits)
+    return f"{names} holds after step {record.step}"
+
+
 def make_app(
     path: str | Path,
     *,
@@ -449,8 +459,12 @@ def make_app(
     mode: str | None = None,
     lr: float | None = None,
     grad_source: str | None = None,
+    **session_options: object,
 ) -> GdtuiApp:
-    """Load the scenario (raises ScenarioError when it does not load) and build the app."""
+    """Load the scenario (raises ScenarioError when it does not load) and build the app.
+
+    Options beyond these go to Session as they are, so the CLI can pass new engine options.
+    """
     session = Session(path, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
-                      mode=mode, lr=lr, grad_source=grad_source)
+                      mode=mode, lr=lr, grad_source=grad_source, **session_options)
     return GdtuiApp(session, trace=trace, seed=seed)

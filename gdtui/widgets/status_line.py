@@ -53,7 +53,8 @@ def status_text(state: SessionState, *, loader: bool = False, running: bool = Fa
     second.append("loss ", "dim")
     second.append(format_number(state.loss, 5) if state.loss is not None else "—")
     text = Text("\n").join([first, second])
-    for note in (state.history_note, *state.notes):
+    hints = tuple(getattr(h, "message", str(h)) for h in getattr(state, "hints", ()))
+    for note in (state.history_note, *state.notes, *hints):
         if note:
             text.append("\n")
             text.append(Text("ⓘ " + note, style="italic"))
