@@ -115,6 +115,13 @@ def untracked_tensors(namespace: Mapping[str, Any], model: Any, trained: Sequenc
     return names
 
 
+def untracked_hints(names: Sequence[str]) -> tuple[Hint, ...]:
+    return tuple(
+        Hint("untracked", f"{n} requires grad but the optimizer does not hold it, so it never changes; add it to the optimizer", n)
+        for n in names
+    )
+
+
 def step_hints(
     record: StepRecord,
     previous: StepRecord | None,
@@ -162,12 +169,7 @@ def step_hints(
                 f"update ratio ‖Δ‖/‖p‖ of {name} is {ratio:.2g}, {way} (healthy is about 1e-3)",
                 name,
             ))
-    for name in untracked:
-        hints.append(Hint(
-            "untracked",
-            f"{name} requires grad but the optimizer does not hold it, so it never changes; add it to the optimizer",
-            name,
-        ))
+    hints += untracked_hints(untracked)
     if skip_zero_grad:
         hints.append(Hint(
             "accumulating",

@@ -11,15 +11,15 @@ import dataclasses
 import math
 import sys
 from array import array
-from collections import deque
 from pathlib import Path
 
 import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env
-from gdtui.engine.health import step_hints, untracked_tensors
+from gdtui.engine.health import step_hints, untracked_hints, untracked_tensors
+from gdtui.engine.history import History
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
-from gdtui.engine.records import PHASES, GradSource, Hint, Mode, SessionState, StepRecord, frozen_map
+from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
 from gdtui.engine.snapshot import RngState, Snapshot
 from gdtui.engine.summarize import scalars, summarize
@@ -77,11 +77,7 @@ class Session:
         self._manual_lr = sc.manual_lr
         self.step_count = 0
         self._phase = 0
-        self._history: deque[Snapshot] = deque()
-        self._history_bytes = 0
-        self._history_dropped = False
-        self._history_off: str | None = None
-        self._records: deque[StepRecord] = deque()
+        self._history = History(self.history_budget)
         self._step_mode: Mode = self.mode
         self._step_source: GradSource = self.grad_source
         self._before: list[torch.Tensor] | None = None
@@ -227,25 +223,10 @@ class Session:
 
     def _begin_step(self) -> None:
         self._before = None
-        if self._history_off or self.history_budget <= 0:
-            self._history_off = self._history_off or "rewind is off (--history-mb 0)"
-            return
-        estimate = self._snapshot_estimate()
-        if estimate > self.history_budget:
-            self._history_off = (
-                f"rewind is off: one snapshot needs {estimate / MB:.0f} MB, over --history-mb {self.history_budget / MB:g}"
-            )
-            self._history.clear()
-            self._history_bytes = 0
-            return
-        snap = self.loop.snapshot(self._grads_zero)
-        self._history.append(snap)
-        self._history_bytes += snap.nbytes
-        self._before = snap.params
-        while self._history_bytes > self.history_budget and len(self._history) > 1:
-            self._history_bytes -= self._history.popleft().nbytes
-            self._history_dropped = True
-        self._trim_records()
+        if self._history.admits(self._snapshot_estimate()):
+            snap = self.loop.snapshot(self._grads_zero)
+            self._history.push(snap)
+            self._before = snap.params
 
     def _snapshot_estimate(self) -> int:
         loop = self.loop
@@ -301,10 +282,9 @@ class Session:
             record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
         )
         record = dataclasses.replace(record, hints=hints)
-        self._records.append(record)
+        self._history.record(record)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in params.values() for v in _flat(view.values)))
-        self._trim_records()
         loop.clear()
         self._before = None
         return record
@@ -344,39 +324,28 @@ class Session:
         if k == 0:
             return undone
         for _ in range(k - 1):
-            self._history_bytes -= self._history.pop().nbytes
-        snap = self._history.pop()
-        self._history_bytes -= snap.nbytes
-        self._restore(snap)
+            self._history.pop()
+        self._restore(self._history.pop())
         self.step_count -= k
         del self.losses[self.step_count :]
         if self.scalar_path is not None:
             del self.scalar_path[self.step_count + 1 :]
-        while self._records and self._records[-1].step > self.step_count:
-            self._records.pop()
+        self._history.forget_after(self.step_count)
         return undone + k
 
     def _restore(self, snap: Snapshot) -> None:
         self._grads_zero = snap.grads is None or snap.grads == "zeros"
         self.loop.restore(snap)
 
-    def _trim_records(self) -> None:
-        while len(self._records) > max(len(self._history), 0) + 1:
-            self._records.popleft()
-
     # --- views --------------------------------------------------------------------------
 
     @property
     def last(self) -> StepRecord | None:
-        return self._records[-1] if self._records else None
+        return self._history.last
 
     @property
     def history_note(self) -> str | None:
-        if self._history_off:
-            return self._history_off
-        if self._history_dropped:
-            return f"rewind reaches the last {self.rewind_depth} steps (--history-mb {self.history_budget / MB:g})"
-        return None
+        return self._history.note(self.rewind_depth)
 
     def _scalar_values(self) -> list[float]:
         views = summarize(self.loop.tensors, 2)
@@ -409,16 +378,10 @@ class Session:
             history_note=self.history_note,
             has_grad_fn=loop.sc.grad_fn is not None,
             notes=self.notes,
-            hints=last.hints if last else tuple(Hint("untracked", m, n) for n, m in self._untracked_messages()),
+            hints=last.hints if last else untracked_hints(self.untracked),
             skip_zero_grad=self.skip_zero_grad,
             conditions=tuple(c.text for c in self.conditions) + ((self.rising.text,) if self.rising else ()),
         )
-
-    def _untracked_messages(self) -> list[tuple[str, str]]:
-        return [
-            (n, f"{n} requires grad but the optimizer does not hold it, so it never changes; add it to the optimizer")
-            for n in self.untracked
-        ]
 
     # --- stop conditions ----------------------------------------------------------------
 
