@@ -1,7 +1,9 @@
 """The trace: one JSON object per line, flushed as it is written.
 
 Lines: a ``start`` event, one ``step`` event per finished step, and an ``end``
-event. Values are what ``tensor.tolist()`` gives, unrounded; a tensor with more
+event. The step-debugger also writes ``rewind`` (``{"event": "rewind", "step": k}``:
+the steps after k no longer count) and ``reset`` events, so a trace is an
+append-only log; :mod:`gdtui.engine.export` turns it into the current timeline. Values are what ``tensor.tolist()`` gives, unrounded; a tensor with more
 than ``max_elements`` elements is written as its summary instead. NaN and
 ±Infinity, which JSON has no words for, are written as the strings ``"nan"``,
 ``"inf"`` and ``"-inf"``, so every line is strict JSON.
@@ -93,6 +95,14 @@ class TraceWriter:
                 "metrics": dict(r.metrics),
             }
         )
+
+    def rewind(self, step: int) -> None:
+        """The timeline goes back to just after ``step``: later step lines no longer count."""
+        self._write({"event": "rewind", "step": step})
+
+    def reset(self) -> None:
+        """The scenario was loaded again: a new start line follows, and no earlier step counts."""
+        self._write({"event": "reset"})
 
     def end(self, steps: int, reason: str, message: str | None = None) -> None:
         event: dict[str, Any] = {"event": "end", "steps": steps, "reason": reason}
