@@ -68,6 +68,29 @@ def _segment_stats(flat: np.ndarray, sizes: list[int]) -> np.ndarray:
     return np.stack([mean, std, lo, hi, norm, nan, inf], axis=1)
 
 
+#: Below this many values in all, statistics are computed in plain Python (faster than numpy's call overhead).
+_PYTHON_STATS = 256
+_NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
+
+
+def _python_stats(values: list[float]) -> list[float]:
+    n = len(values)
+    nan = sum(1 for x in values if x != x)
+    inf = sum(1 for x in values if x in (math.inf, -math.inf))
+    if nan:
+        return [math.nan] * 5 + [nan, inf]
+    mean = sum(values) / n
+    std = math.sqrt(sum((x - mean) * (x - mean) for x in values) / n) if not inf else math.nan
+    return [mean, std, min(values), max(values), math.sqrt(sum(x * x for x in values)), 0, inf]
+
+
+def _host_values(tensors: list[torch.Tensor]) -> np.ndarray:
+    """The flattened values of small tensors as one float64 array, with one transfer."""
+    if all(t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES for t in tensors):
+        return np.concatenate([t.detach().reshape(-1).numpy() for t in tensors]).astype(np.float64)
+    return torch.cat([t.detach().reshape(-1).double() for t in tensors]).cpu().numpy()
+
+
 def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[TensorView | None]:
     """Views of ``tensors`` (None stays None), with one host transfer per device.
 
@@ -82,23 +105,33 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
             by_device.setdefault(t.device, []).append(i)
     for indices in by_device.values():
         small = [i for i in indices if 0 < tensors[i].numel() <= max_values and not tensors[i].is_complex()]
-        large = [i for i in indices if i not in small]
-        with torch.no_grad():
-            parts = [tensors[i].detach().reshape(-1).double() for i in small]
-            parts += [_stats(tensors[i].detach()) for i in large]
-            host = torch.cat(parts).cpu().numpy() if parts else np.zeros(0)
+        small_set = set(small)
+        large = [i for i in indices if i not in small_set]
         sizes = [tensors[i].numel() for i in small]
         n_small = sum(sizes)
-        stats = np.zeros((0, _STATS))
-        if small:
-            stats = _segment_stats(host[:n_small], sizes)
-        stats = np.concatenate([stats, host[n_small:].reshape(-1, _STATS)]).tolist()
-        flat_values = host[:n_small].tolist()
+        with torch.no_grad():
+            if tensors[indices[0]].device.type == "cpu":
+                host = _host_values([tensors[i] for i in small]) if small else np.zeros(0)
+                big = torch.cat([_stats(tensors[i].detach()) for i in large]).numpy() if large else np.zeros(0)
+            else:  # one transfer for the values and the statistics together
+                parts = [tensors[i].detach().reshape(-1).double() for i in small]
+                parts += [_stats(tensors[i].detach()) for i in large]
+                combined = torch.cat(parts).cpu().numpy()
+                host, big = combined[:n_small], combined[n_small:]
+        flat_values = host.tolist()
+        if n_small <= _PYTHON_STATS:
+            stats, pos = [], 0
+            for n in sizes:
+                stats.append(_python_stats(flat_values[pos : pos + n]))
+                pos += n
+        else:
+            stats = _segment_stats(host, sizes).tolist()
+        stats += big.reshape(-1, _STATS).tolist()
         pos = 0
         for row, i in zip(stats, small + large):
             t = tensors[i]
             values = None
-            if i in small:
+            if i in small_set:
                 values = _nest(flat_values[pos : pos + t.numel()], tuple(t.shape))
                 pos += t.numel()
             mean, std, lo, hi, norm, nan, inf = row
