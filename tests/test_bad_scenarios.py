@@ -26,6 +26,9 @@ CASES = [
     ("raises_at_step_3.py", 2, 9, "step 3: model raised RuntimeError"),
     ("loader_raises.py", 2, 12, "step 3: fetching the next batch from data raised OSError: row 5 is unreadable"),
     ("nan_at_step_2.py", 3, None, "step 2: loss became NaN/Inf"),
+    ("inf_param.py", 3, None, "step 1: w became NaN/Inf"),
+    ("exit_in_step.py", 2, 10, "step 3: loss_fn called sys.exit(); remove it"),
+    ("input_in_step.py", 2, 11, "step 2: model raised RuntimeError: the scenario called input()"),
 ]
 
 
