@@ -7,6 +7,7 @@ runs at a time, guarded by the ``busy`` reactive and ``check_action``.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import replace
@@ -39,6 +40,8 @@ from gdtui.widgets.status_line import StatusLine
 
 #: In run mode the worker posts at most one state per this many seconds (about 20 frames a second).
 RUN_POST_INTERVAL = 0.05
+#: ... and redraws the chart (plotext, the slowest widget) at most this often, leaving the GIL to the steps.
+RUN_CHART_INTERVAL = 0.2
 WIDE = 160
 DETAIL_LIST_MAX = 100
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks  # the detail view lists up to this many values, else shows histograms  # columns from which the table shows full summaries
@@ -92,6 +95,10 @@ class GdtuiApp(App[None]):
         self.call_after_refresh(self._request_chart)
         if self.trace is not None:
             self._trace_start(self.state)
+        # torch, textual and the scenario leave a few hundred thousand long-lived objects;
+        # moving them out of the collector's sight keeps full collections (100+ ms here)
+        # out of the key-to-screen path.
+        self.call_after_refresh(gc.freeze)
 
     def on_resize(self) -> None:
         self._apply_width()
@@ -331,7 +338,7 @@ class GdtuiApp(App[None]):
 
     def _job_run(self) -> None:
         session, stop = self.session, self._stop
-        last_post = time.perf_counter()
+        last_post = last_chart = time.perf_counter()
         count, since = 0, last_post
         error = notice = None
         while not stop.is_set():
@@ -350,7 +357,10 @@ class GdtuiApp(App[None]):
                 self.steps_per_s = count / (now - since)
                 count, since = 0, now
                 last_post = now
-                self._post(final=False, steps_per_s=self.steps_per_s)
+                chart = now - last_chart >= RUN_CHART_INTERVAL
+                if chart:
+                    last_chart = now
+                self._post(final=False, chart=chart, steps_per_s=self.steps_per_s)
         self._post(error=error, notice=notice, steps_per_s=self.steps_per_s)
 
     # --- messages from the worker --------------------------------------------------------

@@ -22,11 +22,13 @@ def have_tmux() -> bool:
 
 
 class TmuxApp:
-    """``python -m gdtui ARGS`` in a detached tmux session of ``width`` x ``height``."""
+    """``python -m gdtui ARGS`` (or ``python PROGRAM ARGS``) in a detached tmux session of ``width`` x ``height``."""
 
-    def __init__(self, *args: str, width: int = 80, height: int = 24, env: dict[str, str] | None = None):
+    def __init__(self, *args: str, width: int = 80, height: int = 24, env: dict[str, str] | None = None,
+                 program: str | None = None):
         self.socket = f"gdtui-{os.getpid()}-{time.monotonic_ns()}"
         self.args = args
+        self.program = program or "-m gdtui"  # or a script path, for the bench's bare baseline
         self.size = (width, height)
         self.env = {"TERM": "xterm-256color", **(env or {})}
 
@@ -37,7 +39,7 @@ class TmuxApp:
     def start(self) -> float:
         """Start the app; return the monotonic time just before tmux launched it."""
         env = " ".join(f"{k}={v}" for k, v in self.env.items())
-        command = f"cd {ROOT} && env {env} {sys.executable} -m gdtui {' '.join(self.args)}"
+        command = f"cd {ROOT} && env {env} {sys.executable} {self.program} {' '.join(self.args)}"
         t0 = time.perf_counter()
         self.tmux("-f", "/dev/null", "new-session", "-d", "-x", str(self.size[0]), "-y", str(self.size[1]), command)
         self.tmux("set-option", "-g", "remain-on-exit", "on")

@@ -73,6 +73,8 @@ class LossChart(PlotextPlot):
         if pts:
             xs, ys = zip(*pts)
             self.plt.plot(xs, ys, marker="braille")
+            if len(xs) <= 8:
+                self.plt.xticks(list(xs))  # whole steps, not 1.25
 
     def _fit(self, f: ModelFit) -> None:
         plt = self.plt

@@ -27,5 +27,6 @@ class ErrorPanel(Static):
         self.display = True
 
     def clear(self) -> None:
-        self.update("")
-        self.display = False
+        if self.display:
+            self.update("")
+            self.display = False

@@ -47,4 +47,4 @@ class LoopPanel(Static):
                 text.append("▶ " + code, "bold reverse")
             else:
                 text.append("  " + code)
-        self.update(text)
+        self.update(text, layout=False)  # fixed width, full height: its size never depends on the text

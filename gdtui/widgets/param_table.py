@@ -97,7 +97,9 @@ class ParamTable(DataTable, inherit_bindings=False):
             return
         for name, cells in rows.items():
             for (key, _), value in zip(COLUMNS, cells):
-                self.update_cell(name, key, value, update_width=True)
+                # Widen a column only when the text outgrows it: a layout pass also redraws the chart.
+                grow = len(str(value)) > self.columns[key].content_width
+                self.update_cell(name, key, value, update_width=grow)
 
     def _rows(self, state: SessionState, grads) -> dict[str, tuple]:
         last = state.last

@@ -16,7 +16,9 @@ class StatusLine(Static):
 
     def show(self, state: SessionState, *, loader: bool = False, running: bool = False,
              steps_per_s: float | None = None) -> None:
-        self.update(status_text(state, loader=loader, running=running, steps_per_s=steps_per_s))
+        # Always three lines (the third for a note), so an update never needs a layout
+        # pass, which would redraw the chart as well.
+        self.update(status_text(state, loader=loader, running=running, steps_per_s=steps_per_s), layout=False)
 
 
 def status_text(state: SessionState, *, loader: bool = False, running: bool = False,
@@ -54,10 +56,11 @@ def status_text(state: SessionState, *, loader: bool = False, running: bool = Fa
     second.append(format_number(state.loss, 5) if state.loss is not None else "—")
     text = Text("\n").join([first, second])
     hints = tuple(getattr(h, "message", str(h)) for h in getattr(state, "hints", ()))
-    for note in (state.history_note, *state.notes, *hints):
-        if note:
-            text.append("\n")
-            text.append(Text("ⓘ " + note, style="italic"))
+    notes = [n for n in (state.history_note, *state.notes, *hints) if n]
+    text.append("\n")
+    if notes:
+        more = f" (+{len(notes) - 1} more)" if len(notes) > 1 else ""
+        text.append(Text("ⓘ " + notes[0] + more, style="italic"))
     text.no_wrap = True
     text.overflow = "ellipsis"
     return text

@@ -1,0 +1,105 @@
+"""Measure the step-debugger in a real terminal: ``python tests/bench_tui.py [scenario]``.
+
+Not a test (timings flake under load); run it by hand on the machine you report
+about. It prints, in one run:
+
+* key press to updated screen: send Space in tmux, poll capture-pane until the
+  status line shows the new step number (median and p95, at 80x24 and 200x60),
+  for gdtui and for a bare Textual app with a DataTable and a PlotextPlot
+  (bench_bare_app.py), measured in the same run;
+* run-mode steps per second (c, wait, c) against the headless runner
+  (``gdtui X --headless --steps N --quiet``, its start-up time subtracted);
+* time to first frame against ``python -c "import torch"``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tmux_driver import ROOT, TmuxApp, have_tmux
+
+PRESSES = 40
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+BARE = str(Path(__file__).resolve().parent / "bench_bare_app.py")
+
+
+def first_frame_and_latency(scenario: str, width: int, height: int, program: str | None = None) -> tuple[float, list[float]]:
+    args = () if program else (scenario,)
+    with TmuxApp(*args, width=width, height=height, program=program) as app:
+        t0 = app.start()
+        app.wait_for(r"step 0 [│|]", poll=0.001)
+        first = time.perf_counter() - t0
+        time.sleep(1.0)  # let the first chart draw settle
+        lags = []
+        for n in range(1, PRESSES + 1):
+            start = time.perf_counter()
+            app.send("Space")
+            app.wait_for(rf"step {n} [│|]", poll=0.0005)
+            lags.append(time.perf_counter() - start)
+            time.sleep(0.1)  # the chart follows; measure each key from a quiet screen
+        app.send("q")
+        return first, lags
+
+
+def run_mode_rate(scenario: str, seconds: float = 3.0) -> float:
+    with TmuxApp(scenario) as app:
+        app.start()
+        app.wait_for(r"step 0 ")
+        time.sleep(0.5)
+        app.send("c")
+        start = time.perf_counter()
+        time.sleep(seconds)
+        app.send("c")
+        elapsed = time.perf_counter() - start
+        screen = app.wait_for(r"step \d+ │ next", timeout=10)
+        time.sleep(0.3)
+        screen = app.screen()
+        steps = int(screen.split("step ", 1)[1].split()[0])
+        app.send("q")
+        return steps / elapsed
+
+
+def headless_rate(scenario: str, steps: int = 3000) -> float:
+    def timed(n: int) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gdtui", scenario, "--headless", "--steps", str(n), "--quiet"],
+                       cwd=ROOT, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    return steps / (timed(steps) - timed(0))
+
+
+def import_torch_time() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    if not have_tmux():
+        sys.exit("tmux is not installed (apt-get install -y tmux)")
+    scenario = sys.argv[1] if len(sys.argv) > 1 else "scenarios/not_gate.py"
+    print(f"scenario {scenario}, {PRESSES} presses per size")
+    for width, height in ((80, 24), (200, 60)):
+        for name, program in (("gdtui", None), ("bare Textual app", BARE)):
+            first, lags = first_frame_and_latency(scenario, width, height, program)
+            ms = [x * 1000 for x in lags]
+            print(f"{width}x{height} {name}: key to screen median {statistics.median(ms):.1f} ms, "
+                  f"p95 {percentile(ms, 0.95):.1f} ms; first frame {first:.2f} s")
+    torch_s = import_torch_time()
+    print(f'python -c "import torch": {torch_s:.2f} s')
+    print(f"run mode (c): {run_mode_rate(scenario):,.0f} steps/s; headless: {headless_rate(scenario):,.0f} steps/s")
+
+
+if __name__ == "__main__":
+    main()
