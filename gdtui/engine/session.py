@@ -58,6 +58,8 @@ class Session:
         self.conditions: list[Condition] = []
         #: The built-in "loss rose k steps in a row" condition; None when off.
         self.rising: RisingLoss | None = None
+        #: Teaching toggle: skip zero_grad so gradients accumulate across steps (kept across resets).
+        self.skip_zero_grad = False
         self._install(self._load())
 
     # --- loading ------------------------------------------------------------------------
@@ -89,8 +91,6 @@ class Session:
         if sum(t.numel() for t in loop.tensors) <= 2:
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
-        #: Teaching toggle: skip zero_grad so gradients accumulate across steps.
-        self.skip_zero_grad = False
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
         if lr is not None:
             self.set_lr(lr)
