@@ -79,19 +79,26 @@ class GdtuiApp(App[None]):
     # --- layout -----------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield StatusLine(id="status")
-        yield ParamTable(id="params")
+        # Kept as attributes: updates keep arriving while a modal screen (help, lr) is on
+        # top, and App.query_one would search that screen instead.
+        self.status_line = StatusLine(id="status")
+        self.table = ParamTable(id="params")
+        self.loop_panel = LoopPanel(id="loop")
+        self.chart = LossChart(id="chart")
+        self.error_panel = ErrorPanel(id="error")
+        yield self.status_line
+        yield self.table
         with Horizontal(id="lower"):
-            yield LoopPanel(id="loop")
-            yield LossChart(id="chart")
-        yield ErrorPanel(id="error")
+            yield self.loop_panel
+            yield self.chart
+        yield self.error_panel
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(ErrorPanel).clear()
+        self.error_panel.clear()
         self._apply_width()
         self._show_state(self.state)
-        self.query_one(ParamTable).focus()
+        self.table.focus()
         self.call_after_refresh(self._request_chart)
         if self.trace is not None:
             self._trace_start(self.state)
@@ -104,13 +111,13 @@ class GdtuiApp(App[None]):
         self._apply_width()
 
     def _apply_width(self) -> None:
-        table = self.query_one(ParamTable)
+        table = self.table
         wide = self.size.width >= WIDE
         if wide != table.wide:
             table.wide = wide
             self.screen.set_class(wide, "-wide")
             self._show_state(self.state)
-        self.chart_width = max(self.query_one(LossChart).size.width, 20)
+        self.chart_width = max(self.chart.size.width, 20)
 
     # --- what may run now ----------------------------------------------------------------
 
@@ -212,10 +219,10 @@ class GdtuiApp(App[None]):
         self._request_chart()
 
     def action_log_axis(self) -> None:
-        self.query_one(LossChart).toggle_log()
+        self.chart.toggle_log()
 
     def action_detail(self) -> None:
-        name = self.query_one(ParamTable).selected_name()
+        name = self.table.selected_name()
         if name is not None and not self.busy:
             self._begin("detail", name)
 
@@ -377,7 +384,7 @@ class GdtuiApp(App[None]):
         self.error, self.notice = message.error, message.notice
         self.state = message.state
         self._show_state(message.state, steps_per_s=message.steps_per_s)
-        panel = self.query_one(ErrorPanel)
+        panel = self.error_panel
         if message.error:
             panel.show_error(message.error)
         elif message.notice:
@@ -398,16 +405,15 @@ class GdtuiApp(App[None]):
         self.push_screen(DetailScreen(message))
 
     def _show_chart(self, frame: charts.ChartFrame) -> None:
-        chart = self.query_one(LossChart)
-        chart.show(frame)
-        self.chart_width = max(chart.size.width, 20)
+        self.chart.show(frame)
+        self.chart_width = max(self.chart.size.width, 20)
 
     def _show_state(self, state: SessionState, steps_per_s: float | None = None) -> None:
         sc = self.session.scenario
-        self.query_one(StatusLine).show(state, loader=sc.batches is not None, running=self.running,
+        self.status_line.show(state, loader=sc.batches is not None, running=self.running,
                                         steps_per_s=steps_per_s)
-        self.query_one(ParamTable).show(state)
-        self.query_one(LoopPanel).show(state, objective=sc.objective is not None, loader=sc.batches is not None)
+        self.table.show(state)
+        self.loop_panel.show(state, objective=sc.objective is not None, loader=sc.batches is not None)
 
     # --- the trace -----------------------------------------------------------------------
 

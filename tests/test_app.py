@@ -50,6 +50,15 @@ async def press(pilot, *keys: str) -> None:
         await settle(pilot)
 
 
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds (run mode), failing after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the app did not get there in time")
+
+
 def text(app, widget_type) -> str:
     return str(app.query_one(widget_type).render())
 
@@ -293,13 +302,22 @@ async def test_run_mode_steps_until_paused_and_traces_every_step(tmp_path):
     trace = TraceWriter(trace_path)
     app = make_app(SCENARIOS / "logistic_regression.py", trace=trace)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("c")
-        await pilot.pause(0.3)
-        assert app.running and "running" in status(app)
-        assert app.check_action("mode", ()) is None
-        await pilot.press("space")  # space pauses too
+        # While a run goes on the app is never idle, and Pilot.press waits up to 2 s for
+        # idleness after each key; simulate_key sends the same key event without waiting.
+        app.simulate_key("c")
+        await until(pilot, lambda: "running" in status(app) and app.session.step_count > 0)
+        assert app.running and app.check_action("mode", ()) is None
+        app.simulate_key("question_mark")  # the run goes on under a modal screen
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        app.simulate_key("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        app.simulate_key("plus")  # lr takes effect from the next step
+        await until(pilot, lambda: app.session.last.lr == 2.0)
+        assert app.running
+        app.simulate_key("space")  # space pauses too
+        await until(pilot, lambda: not app.running)
         await settle(pilot)
-        assert not app.running and not app.busy
+        assert not app.busy
         steps = app.session.step_count
         assert steps > 1 and f"step {steps}" in status(app)
         await press(pilot, "m")  # works again once paused
@@ -314,9 +332,9 @@ async def test_run_mode_steps_until_paused_and_traces_every_step(tmp_path):
 async def test_a_nan_pauses_the_run_and_names_the_tensor():
     app = make_app(OWN / "diverges.py")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("c")
+        app.simulate_key("c")
+        await until(pilot, lambda: app.session.step_count > 0 and not app.running)
         await settle(pilot)
-        assert not app.running
         record = app.session.last
         assert record.nonfinite is not None
         shown = str(app.query_one(ErrorPanel).render())
