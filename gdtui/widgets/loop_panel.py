@@ -38,7 +38,13 @@ def loop_lines(state: SessionState, *, objective: bool, loader: bool) -> list[tu
 class LoopPanel(Static):
     """The loop's code; ``▶`` and reverse video mark the phase that runs next."""
 
+    _shown: tuple | None = None
+
     def show(self, state: SessionState, *, objective: bool, loader: bool) -> None:
+        key = (state.next_phase, state.mode, state.grad_source, objective, loader)
+        if key == self._shown:
+            return  # in run mode the loop panel rarely changes: skip the repaint
+        self._shown = key
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (phase, code) in enumerate(loop_lines(state, objective=objective, loader=loader)):
             if i:

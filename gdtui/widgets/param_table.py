@@ -14,6 +14,13 @@ COLUMNS = (("name", "name"), ("shape", "shape"), ("value", "value"), ("grad", "g
 CHANGED = "bold underline yellow"  # bold and underline survive NO_COLOR
 
 
+def _same_key(value) -> object:
+    """What a cell looks like: rich's Text compares the plain text only, so add its styles."""
+    if isinstance(value, Text):
+        return value.plain, str(value.style), tuple(value.spans)
+    return value
+
+
 def _flat(values) -> list:
     if isinstance(values, list):
         return [x for v in values for x in _flat(v)]
@@ -65,6 +72,7 @@ class ParamTable(DataTable, inherit_bindings=False):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.wide = False
         self._start: dict[str, TensorView] = {}
+        self._cells: dict[tuple[str, str], object] = {}  # what each cell shows now
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -90,6 +98,7 @@ class ParamTable(DataTable, inherit_bindings=False):
         if list(state.params) != self.names:
             cursor = self.cursor_row
             self.clear()
+            self._cells = {(name, key): _same_key(v) for name, cells in rows.items() for (key, _), v in zip(COLUMNS, cells)}
             for name, cells in rows.items():
                 self.add_row(*cells, key=name)
             if self.row_count:
@@ -97,6 +106,9 @@ class ParamTable(DataTable, inherit_bindings=False):
             return
         for name, cells in rows.items():
             for (key, _), value in zip(COLUMNS, cells):
+                if self._cells.get((name, key)) == _same_key(value):
+                    continue  # unchanged: no cache invalidation, no repaint
+                self._cells[name, key] = _same_key(value)
                 # Widen a column only when the text outgrows it: a layout pass also redraws the chart.
                 grow = len(str(value)) > self.columns[key].content_width
                 self.update_cell(name, key, value, update_width=grow)

@@ -18,7 +18,11 @@ class StatusLine(Static):
              steps_per_s: float | None = None) -> None:
         # Always three lines (the third for a note), so an update never needs a layout
         # pass, which would redraw the chart as well.
-        self.update(status_text(state, loader=loader, running=running, steps_per_s=steps_per_s), layout=False)
+        text = status_text(state, loader=loader, running=running, steps_per_s=steps_per_s)
+        key = (text.plain, tuple(text.spans))  # Text's == compares the plain text only
+        if key != getattr(self, "_shown", None):
+            self._shown = key
+            self.update(text, layout=False)
 
 
 def status_text(state: SessionState, *, loader: bool = False, running: bool = False,
