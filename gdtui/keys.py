@@ -26,7 +26,7 @@ BINDINGS: list[Binding] = [
     Binding("L", "log_axis", "log", id="log_axis", show=False, tooltip="Loss chart: switch between a linear and a log10 axis"),
     Binding("enter", "detail", "Detail", id="detail", show=False,
             tooltip="Detail of the selected tensor: every value (paged), or a histogram, with its gradient"),
-    Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="This help"),
+    Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="Help: these keys and the scenario's description"),
     Binding("q", "quit", "Quit", id="quit", tooltip="Quit (Ctrl-C too); the trace gets its end line"),
 ]
 

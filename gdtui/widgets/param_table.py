@@ -46,7 +46,7 @@ def cell(view: TensorView | None, wide: bool, kind: str = "value") -> str:
         if view.values is not None and view.numel == 1:
             return format_number(_flat(view.values)[0], 5 if kind == "value" else 4) + bad
         if kind == "value":
-            return f"μ{format_number(view.mean, 2)} σ{format_number(view.std, 2)}{bad}"
+            return f"μ{format_number(view.mean, 3)} σ{format_number(view.std, 3)}{bad}"
         return f"‖{format_number(view.norm, 3)}‖{bad}"
     except Exception:  # a cell never breaks the screen
         return "?"
@@ -74,9 +74,13 @@ class ParamTable(DataTable, inherit_bindings=False):
         self._start: dict[str, TensorView] = {}
         self._cells: dict[tuple[str, str], object] = {}  # what each cell shows now
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+    def columns_shown(self, rows: dict[str, tuple]) -> tuple[tuple[str, str], ...]:
+        """Every column when they fit. Else ‖grad‖ goes first: at 80 columns the grad cell
+        already shows the gradient's norm for a tensor of several elements."""
+        widths = [max([len(label)] + [len(str(r[i])) for r in rows.values()]) + 2 for i, (_, label) in enumerate(COLUMNS)]
+        if self.wide or sum(widths) <= max(self.size.width, 80) - 2:
+            return COLUMNS
+        return tuple(c for c in COLUMNS if c[0] != "gnorm")
 
     @property
     def names(self) -> list[str]:
@@ -94,18 +98,22 @@ class ParamTable(DataTable, inherit_bindings=False):
         if boundary:
             self._start = dict(state.params)
         grads = last.grads if (boundary and last is not None) else state.grads
-        rows = self._rows(state, grads)
-        if list(state.params) != self.names:
+        full = self._rows(state, grads)
+        columns = self.columns_shown(full)
+        rows = {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in full.items()}
+        if list(state.params) != self.names or tuple(str(k.value) for k in self.columns) != tuple(k for k, _ in columns):
             cursor = self.cursor_row
-            self.clear()
-            self._cells = {(name, key): _same_key(v) for name, cells in rows.items() for (key, _), v in zip(COLUMNS, cells)}
+            self.clear(columns=True)
+            for key, label in columns:
+                self.add_column(label, key=key)
+            self._cells = {(name, key): _same_key(v) for name, cells in rows.items() for (key, _), v in zip(columns, cells)}
             for name, cells in rows.items():
                 self.add_row(*cells, key=name)
             if self.row_count:
                 self.move_cursor(row=min(cursor, self.row_count - 1))
             return
         for name, cells in rows.items():
-            for (key, _), value in zip(COLUMNS, cells):
+            for (key, _), value in zip(columns, cells):
                 if self._cells.get((name, key)) == _same_key(value):
                     continue  # unchanged: no cache invalidation, no repaint
                 self._cells[name, key] = _same_key(value)
