@@ -315,17 +315,9 @@ def _check(session, sc: Scenario, probe: _Probe, where: str, in_progress: bool,
         if n > SMALL:
             notes.append(f"{name}: {len(flat)} of its {n} entries checked, drawn with seed {seed}")
         checks.append(_check_tensor(name, t, g, flat, probe, loss.item(), torch.finfo(loss.dtype).eps))
-    return GradCheckReport(
-        path=str(session.path),
-        step=session.step_count,
-        next_phase=session.next_phase,
-        batch=where,
-        dtype=str(loss.dtype).removeprefix("torch."),
-        loss=loss.item(),
-        tensors=tuple(checks),
-        grad_fn=tuple(fn_checks),
-        notes=tuple(notes),
-    )
+    dtype = str(loss.dtype).removeprefix("torch.")
+    return GradCheckReport(str(session.path), session.step_count, session.next_phase, where, dtype, loss.item(),
+                           tuple(checks), tuple(fn_checks), tuple(notes))
 
 
 def _check_tensor(name: str, t: torch.Tensor, g: torch.Tensor, flat: list[int], probe: _Probe,
