@@ -25,7 +25,6 @@ class SessionUpdate(Message):
     state: SessionState
     chart: ChartFrame | None = None  # a ChartFrame, or None when the chart need not change
     final: bool = True
-    rebuild: bool = False  # the parameter set may have changed (reset)
     error: str | None = None  # a StepError / ScenarioError line to show
     notice: str | None = None  # a one-line remark (paused on NaN, nothing to rewind)
     steps_per_s: float | None = None  # in run mode
