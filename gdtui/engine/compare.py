@@ -151,7 +151,7 @@ def step_grads(session: Any) -> tuple[int, list[torch.Tensor | None], tuple[str,
     n = session.step_count + 1
     if phase == "update":
         return n, [None if p.grad is None else p.grad.detach().clone() for p in loop.tensors], ()
-    rng = RngState.capture(loop.stream._generators if loop.stream else ())
+    rng = RngState.capture(loop.stream.generators if loop.stream else ())
     try:
         if phase == "forward":
             return n, _fresh_grads(session, n, False), ()
@@ -221,7 +221,7 @@ def compare_updates(session: Any) -> UpdateComparison:
     loop = session.loop
     opt = loop.optimizer
     step, grads, notes = step_grads(session)
-    manual_lrs, optim_lrs = session._lrs_for("manual"), session._lrs_for("optim")
+    manual_lrs, optim_lrs = session.lrs_for("manual"), session.lrs_for("optim")
     with torch.no_grad():
         before = [t.detach().to(torch.float64, copy=True) for t in loop.tensors]
         g64 = [None if g is None else g.to(torch.float64, copy=True) for g in grads]

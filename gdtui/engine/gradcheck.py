@@ -212,7 +212,7 @@ def _batch(session: Any, rng: RngState) -> tuple[Any, Any, str, RngState | None]
     pos = stream.position()
     try:
         item, epoch, batch = stream.next()
-        after = RngState.capture(stream._generators)
+        after = RngState.capture(stream.generators)
     except Exception as exc:  # noqa: BLE001 - the user's data raised
         raise error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")) from None
     finally:
@@ -242,7 +242,7 @@ def gradient_check(session: Any, *, max_entries: int = 16, seed: int = 0) -> Gra
     ``max_entries`` entries drawn with a private ``torch.Generator(seed)``.
     """
     live = session.loop
-    rng = RngState.capture(live.stream._generators if live.stream else ())
+    rng = RngState.capture(live.stream.generators if live.stream else ())
     module = sys.modules.get(MODULE_NAME)
     try:
         inputs, targets, where, forward_rng = _batch(session, rng)

@@ -101,7 +101,7 @@ class Session:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
         if self._phase:
             self._abandon_step()
-        rng = RngState.capture(self.loop.stream._generators if self.loop.stream else ())
+        rng = RngState.capture(self.loop.stream.generators if self.loop.stream else ())
         module = sys.modules.get(MODULE_NAME)
         try:
             loop = self._load()
@@ -125,9 +125,10 @@ class Session:
     @property
     def lr(self) -> float:
         """The learning rate the next update will use (first param group's)."""
-        return self._lrs_for(self.mode)[0]
+        return self.lrs_for(self.mode)[0]
 
-    def _lrs_for(self, mode: Mode) -> list[float]:
+    def lrs_for(self, mode: Mode) -> list[float]:
+        """The learning rate of each param group that an update in ``mode`` would use."""
         if mode == "manual" and self._manual_lr is not None:
             return [self._manual_lr] * len(self._group_lrs)
         return list(self._group_lrs)
@@ -210,7 +211,7 @@ class Session:
                 self._step_mode = self.mode
                 if self._before is None:
                     self._before = [t.detach().clone() for t in loop.tensors]
-                loop.update(self._step_mode, self._lrs_for(self._step_mode))
+                loop.update(self._step_mode, self.lrs_for(self._step_mode))
             else:
                 record = self._finish_step()
         except StepError as exc:
@@ -266,7 +267,7 @@ class Session:
             batch=loop.batch,
             mode=self._step_mode,
             grad_source=self._step_source,
-            lr=self._lrs_for(self._step_mode)[0],
+            lr=self.lrs_for(self._step_mode)[0],
             loss=loss,
             params=frozen_map(params),
             grads=frozen_map(grad_views),

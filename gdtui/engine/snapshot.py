@@ -78,12 +78,12 @@ class BatchStream:
         self.index = 0
         self._it: Iterator[Any] | None = None
         self._epoch_rng: RngState | None = None
-        self._generators = _generators(source)
+        self.generators = _generators(source)
 
     def next(self) -> tuple[Any, int, int]:
         """The next batch, with its 1-based epoch and batch number."""
         if self._it is None:
-            self._epoch_rng = RngState.capture(self._generators)
+            self._epoch_rng = RngState.capture(self.generators)
             self._it = iter(self.source)
         try:
             batch = next(self._it)
@@ -173,7 +173,7 @@ class Snapshot:
             else:
                 grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
             opt_state = _copy_state_dict(optimizer.state_dict())
-        rng = RngState.capture(stream._generators if stream else ())
+        rng = RngState.capture(stream.generators if stream else ())
         nbytes = _nbytes(saved_params) + _nbytes(saved_buffers) + _nbytes(opt_state["state"])
         if isinstance(grads, list):
             nbytes += _nbytes(grads)
