@@ -69,6 +69,13 @@ def run_mode_rate(scenario: str, seconds: float = 3.0) -> float:
         return steps / elapsed
 
 
+def timed_headless(scenario: str, n: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gdtui", scenario, "--headless", "--steps", str(n), "--quiet"],
+                   cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
 def headless_rate(scenario: str, steps: int = 3000) -> float:
     def timed(n: int) -> float:
         t0 = time.perf_counter()
@@ -97,7 +104,8 @@ def main() -> None:
             print(f"{width}x{height} {name}: key to screen median {statistics.median(ms):.1f} ms, "
                   f"p95 {percentile(ms, 0.95):.1f} ms; first frame {first:.2f} s")
     torch_s = import_torch_time()
-    print(f'python -c "import torch": {torch_s:.2f} s')
+    print(f'python -c "import torch": {torch_s:.2f} s; headless run of 0 steps (torch, scenario, optimizer): '
+          f"{timed_headless(scenario, 0):.2f} s")
     print(f"run mode (c): {run_mode_rate(scenario):,.0f} steps/s; headless: {headless_rate(scenario):,.0f} steps/s")
 
 
