@@ -8,6 +8,7 @@ Nothing here touches a widget: the screen only ever sees frozen records.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -132,11 +133,18 @@ class SessionJobs:
         self.update(notice=None if undone else "nothing to rewind")
 
     def reset(self) -> None:
+        # The app froze the start-up objects (gc.freeze) to keep full collections off the
+        # key path; the old scenario is among them and its module is a reference cycle, so
+        # thaw first, or a reset would never free the old tensors (GPU memory included).
+        gc.unfreeze()
         try:
             self.session.reset()
         except ScenarioError as exc:
             self.update(error=f"{exc} (the previous session is kept)")
             return
+        finally:
+            gc.collect()
+            gc.freeze()
         self.trace.start(self.session.state())  # the trace's step numbers restart under a new start line
         self.update(rebuild=True)
 

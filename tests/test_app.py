@@ -363,3 +363,17 @@ async def test_quit_keys_end_the_app(key):
         await pilot.press(key)
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_reset_frees_the_old_scenarios_tensors():
+    import gc
+    import weakref
+
+    app = make_app(NOT_GATE)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.pause(0.1)  # the app has frozen its start-up objects by now
+        old = weakref.ref(app.session.loop.tensors[0])
+        await press(pilot, "space", "r")
+        gc.collect()
+        assert old() is None
