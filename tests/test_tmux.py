@@ -37,8 +37,7 @@ def test_no_color_keeps_the_highlights_visible():
         app.start()
         app.wait_for(r"step 0 ")
         app.send("Space")
-        app.wait_for(r"step 1 ")
-        time.sleep(0.2)
+        app.wait_for(r"step 1 [\s\S]*2\.8265")
         lines = app.screen(escapes=True).splitlines()
         marked = next(line for line in lines if "▶" in line)
         assert {"1", "7"} <= sgr_params(marked)  # the next line: bold and reverse, no colour needed
