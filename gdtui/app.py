@@ -37,6 +37,8 @@ from gdtui.widgets.param_table import ParamTable
 from gdtui.widgets.status_line import StatusLine
 
 WIDE = 160  # columns from which the table shows full summaries
+SESSION_ACTIONS = {"step", "phase", "rewind", "reset", "run", "mode", "grad_source", "lr_up", "lr_down",
+                   "lr_prompt", "next_view", "log_axis", "detail"}
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 
 
@@ -108,6 +110,9 @@ class GdtuiApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         s = self.state
+        if len(self.screen_stack) > 1 and action in SESSION_ACTIONS:
+            # a help, detail or lr screen is open: its keys, not the session's (pausing a run excepted)
+            return self.running and action in ("step", "run")
         if action in ("step", "run"):
             return True if self.running else (None if self.busy else True)
         if action in ("phase", "reset", "mode", "detail"):

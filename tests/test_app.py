@@ -252,6 +252,8 @@ async def test_enter_opens_the_detail_of_the_selected_tensor():
         screen = app.screen
         assert isinstance(screen, DetailScreen) and screen.data.name == "b"
         assert screen.data.grad is not None and screen.data.value_hist is None
+        await press(pilot, "space")  # the session's keys wait while a screen is open
+        assert app.session.step_count == 1
         await press(pilot, "escape")
         assert not isinstance(app.screen, DetailScreen)
     app = make_app(OWN / "big_tensor.py")
