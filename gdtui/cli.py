@@ -70,6 +70,11 @@ def configure(session, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from gdtui.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, Session, TraceWriter

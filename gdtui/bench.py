@@ -1,0 +1,395 @@
+"""``gdtui bench SCENARIO``: what gdtui costs, against a plain PyTorch loop over the same scenario.
+
+Three ways to train the same scenario, timed in one process and in alternation
+(a, b, c, a, b, c, ... one round each), each from a fresh load:
+
+* **plain**: the training loop a user would write, over the scenario's own
+  objects: ``pred = model(x); loss = loss_fn(pred, y); loss.backward();
+  optimizer.step(); optimizer.zero_grad()`` (or ``loss()`` for an objective).
+* **headless**: :func:`gdtui.engine.headless.run_headless` stepping a
+  :class:`Session`, as ``gdtui SCENARIO --headless --quiet`` does.
+* **run**: the step-debugger's run mode without a screen: ``session.step()`` in
+  a loop, and at most every 50 ms the state (every 200 ms with the loss chart's
+  data) built and handed to a post that does nothing, as the app's run worker
+  (gdtui.jobs) does.
+
+Every way runs in optim mode (``optimizer.step()``), so all three do the same
+arithmetic. This module never imports textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import re
+import statistics
+import sys
+import textwrap
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+WAYS = ("plain", "headless", "run")
+LABELS = {
+    "plain": "(a) plain PyTorch loop",
+    "headless": "(b) gdtui --headless",
+    "run": "(c) run mode (TUI worker)",
+}
+#: The run mode posts a state at most this often, and the loss chart's data at most every
+#: RUN_CHART_INTERVAL s, downsampled to CHART_WIDTH points: the values of gdtui.jobs, which
+#: imports textual and so cannot be imported here (tests/test_bench.py checks they agree).
+RUN_POST_INTERVAL = 0.05
+RUN_CHART_INTERVAL = 0.2
+CHART_WIDTH = 60
+#: Without --steps: as many steps as take the plain loop about this long, within the bounds below.
+TARGET_SECONDS = 0.5
+MIN_STEPS, MAX_STEPS = 3, 2000
+DEFAULT_REPEATS = 5
+
+Run = Callable[[int], None]
+
+
+class BenchError(Exception):
+    """A benchmark that cannot go on, told in one line; ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+# --- the three ways -------------------------------------------------------------------------
+
+
+def prepare_plain(path: Path, device: str, **_options) -> Run:
+    """Load the scenario and return ``run(n)``: n steps of the loop a user would write."""
+    import torch
+
+    from gdtui.engine.scenario import error_from, load_scenario
+
+    sc = load_scenario(path, device=device)
+    model, loss_fn, objective, optimizer = sc.model, sc.loss_fn, sc.objective, sc.optimizer
+    dev = sc.device
+
+    def epochs():
+        while True:
+            for x, y in sc.batches:
+                yield x.to(dev), y.to(dev)
+
+    stream = epochs() if sc.batches is not None else None
+    x, y = sc.full_batch or (None, None)
+
+    def run(n: int) -> None:
+        nonlocal x, y
+        try:
+            with torch.device(dev):
+                for _ in range(n):
+                    if objective is not None:
+                        loss = objective()
+                    else:
+                        if stream is not None:
+                            x, y = next(stream)
+                        pred = model(x)
+                        loss = loss_fn(pred, y)
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+        except Exception as exc:  # noqa: BLE001 - the scenario's code raised; one line
+            raise BenchError(str(error_from(exc, sc.path, "the plain loop"))) from None
+
+    return run
+
+
+def _session(path: Path, device: str, history_mb: float, watch_activations: bool):
+    from gdtui.engine import Session
+
+    return Session(path, device=device, history_mb=history_mb, mode="optim", watch_activations=watch_activations)
+
+
+def prepare_headless(path: Path, device: str, history_mb: float) -> Run:
+    """``run(n)``: the headless runner, quiet, on a fresh session (no activation watch, as without --hints)."""
+    from gdtui.engine.headless import run_headless
+
+    session = _session(path, device, history_mb, watch_activations=False)
+
+    def run(n: int) -> None:
+        err = io.StringIO()
+        status = run_headless(session, n, quiet=True, out=io.StringIO(), err=err)
+        if status != 0:
+            raise BenchError(err.getvalue().strip(), 3 if status == 3 else 2)
+
+    return run
+
+
+def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
+    """``run(n)``: the run worker of the step-debugger, posting to nowhere (activations watched, as in the app)."""
+    from gdtui.engine import StepError
+    from gdtui.engine.charts import loss_series
+
+    session = _session(path, device, history_mb, watch_activations=True)
+
+    def post(*_message: object) -> None:
+        """The app's post_message; here the state goes nowhere."""
+
+    def run(n: int) -> None:
+        last_post = last_chart = since = time.perf_counter()
+        count = 0
+        rate = 0.0
+        for _ in range(n):
+            try:
+                record = session.step()
+            except StepError as exc:
+                raise BenchError(str(exc)) from None
+            count += 1
+            session.triggered(record)  # the worker checks the stop conditions after every step
+            if record.nonfinite:
+                raise BenchError(f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; lower the learning rate", 3)
+            now = time.perf_counter()
+            if now - last_post >= RUN_POST_INTERVAL:
+                rate = count / (now - since)
+                count, since, last_post = 0, now, now
+                chart = None
+                if now - last_chart >= RUN_CHART_INTERVAL:
+                    last_chart = now
+                    chart = loss_series(session.losses, CHART_WIDTH)
+                post(session.state(), chart, rate)
+        post(session.state(), loss_series(session.losses, CHART_WIDTH), rate)
+
+    return run
+
+
+PREPARE = {"plain": prepare_plain, "headless": prepare_headless, "run": prepare_run_mode}
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+class Clock:
+    """Wall time and peak memory on one device; CUDA work is waited for before each reading.
+
+    Memory is CUDA's peak allocation on CUDA, the peak resident memory on the CPU
+    (Linux), and not measured on MPS or where the RSS peak cannot be reset.
+    """
+
+    def __init__(self, device: str):
+        import torch
+
+        self.torch = torch
+        kind = torch.device(device).type
+        self.cuda = kind == "cuda"
+        self.memory_kind = {"cuda": "cuda_max_allocated_growth", "cpu": "rss_peak_growth"}.get(kind)
+        self._base: int | None = None
+
+    def sync(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def now(self) -> float:
+        self.sync()
+        return time.perf_counter()
+
+    def start_memory(self) -> None:
+        if self.cuda:
+            self.torch.cuda.reset_peak_memory_stats()
+            self._base = self.torch.cuda.memory_allocated()
+        elif self.memory_kind and _reset_rss_peak():
+            self._base = _rss_kb("VmRSS") * 1024
+        else:
+            self._base = self.memory_kind = None
+
+    def peak_growth_mb(self) -> float | None:
+        if self._base is None:
+            return None
+        peak = self.torch.cuda.max_memory_allocated() if self.cuda else _rss_kb("VmHWM") * 1024
+        return max(peak - self._base, 0) / 2**20
+
+
+def _rss_kb(field_name: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of this process, in kB (0 where /proc is missing)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(rf"^{field_name}:\s+(\d+)", status, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def _reset_rss_peak() -> bool:
+    """Set VmHWM back to the current RSS (Linux), so the next reading is this way's own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _rss_kb("VmHWM") > 0
+
+
+def measure(run: Run, steps: int, warmup: int, clock: Clock) -> tuple[float, float | None]:
+    """Steps per second over ``steps`` steps after ``warmup``, and the peak memory growth in MB."""
+    gc.collect()
+    clock.start_memory()
+    run(warmup)
+    start = clock.now()
+    run(steps)
+    elapsed = clock.now() - start
+    return steps / elapsed, clock.peak_growth_mb()
+
+
+def count_syncs(run: Run, steps: int, warmup: int, clock: Clock) -> float:
+    """Host-device synchronisations per step on CUDA, counted by torch's sync debug mode; not timed."""
+    torch = clock.torch
+    run(warmup)
+    clock.sync()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run(steps)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught) / steps
+
+
+def choose_steps(path: Path, device: str, clock: Clock) -> int:
+    """Enough steps for the plain loop to run about TARGET_SECONDS."""
+    run = prepare_plain(path, device)
+    run(1)
+    n = 1
+    while True:
+        start = clock.now()
+        run(n)
+        elapsed = clock.now() - start
+        if elapsed >= 0.05 or n >= MAX_STEPS:
+            break
+        n *= 4
+    return max(MIN_STEPS, min(MAX_STEPS, round(TARGET_SECONDS * n / max(elapsed, 1e-9))))
+
+
+def bench(path: Path, device: str, steps: int | None, repeats: int, history_mb: float) -> dict:
+    """Check the scenario loads, time the three ways in alternation, and return the table as a dict."""
+    import torch
+
+    from gdtui import __version__
+
+    check = _session(path, device, history_mb, watch_activations=False)  # any ScenarioError, before timing
+    resolved = str(check.scenario.device)
+    del check
+    clock = Clock(device)
+    steps = steps or choose_steps(path, device, clock)
+    warmup = max(1, min(5, steps // 10))
+    options = dict(device=device, history_mb=history_mb)
+    rates: dict[str, list[float]] = {name: [] for name in WAYS}
+    memory: dict[str, list[float | None]] = {name: [] for name in WAYS}
+    for _ in range(repeats):
+        for name in WAYS:
+            run = PREPARE[name](path, **options)
+            rate, peak = measure(run, steps, warmup, clock)
+            del run
+            rates[name].append(rate)
+            memory[name].append(peak)
+    syncs = {name: None for name in WAYS}
+    if clock.cuda:
+        for name in WAYS:
+            syncs[name] = count_syncs(PREPARE[name](path, **options), steps, warmup, clock)
+            gc.collect()
+    median = {name: statistics.median(rates[name]) for name in WAYS}
+    return {
+        "scenario": str(path),
+        "device": resolved,
+        "steps": steps,
+        "warmup": warmup,
+        "repeats": repeats,
+        "history_mb": history_mb,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "gdtui": __version__,
+        "memory": clock.memory_kind,
+        "ways": {
+            name: {
+                "label": LABELS[name],
+                "steps_per_s": median[name],
+                "vs_plain": median[name] / median["plain"],
+                "peak_mb": None if None in memory[name] else statistics.median(memory[name]),
+                "syncs_per_step": syncs[name],
+                "rounds_steps_per_s": rates[name],
+            }
+            for name in WAYS
+        },
+        "ratios": {"headless/plain": median["headless"] / median["plain"], "run/plain": median["run"] / median["plain"]},
+    }
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+MEMORY_NOTES = {
+    "rss_peak_growth": (
+        "peak mem: how far the process's resident memory (VmHWM) rose over the loaded scenario, warm-up included "
+        "(memory the allocator kept from an earlier round can hide part of it)"
+    ),
+    "cuda_max_allocated_growth": "peak mem: torch.cuda.max_memory_allocated over what the loaded scenario holds, warm-up included",
+    None: "peak mem: not measured on this device or system",
+}
+
+
+def format_table(result: dict) -> str:
+    device = result["device"]
+    rounds = f"{result['repeats']} round{'s' if result['repeats'] != 1 else ''}"
+    lines = [
+        f"gdtui bench {result['scenario']} on {device}: {result['steps']} steps after {result['warmup']} warm-up, "
+        f"median of {rounds} (torch {result['torch']}, {result['threads']} threads)",
+        "",
+        f"{'':28}{'steps/s':>10}{'vs (a)':>8}{'peak mem':>11}{'syncs/step':>12}",
+    ]
+    for w in result["ways"].values():
+        syncs = "n/a on " + device.split(":")[0] if w["syncs_per_step"] is None else f"{w['syncs_per_step']:.1f}"
+        mb = w["peak_mb"]
+        mem = "n/a" if mb is None else f"+{mb:.0f} MB" if mb >= 10 else f"+{mb:.1f} MB"
+        lines.append(f"{w['label']:<28}{w['steps_per_s']:>10.1f}{w['vs_plain']:>8.2f}{mem:>11}{syncs:>12}")
+    note = f"{MEMORY_NOTES[result['memory']]}; (b) and (c) keep rewind snapshots (--history-mb {result['history_mb']:g})."
+    return "\n".join(lines + [""] + textwrap.wrap(note, 100))
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gdtui bench",
+        description=(
+            "Time a scenario three ways in alternation: (a) a plain PyTorch loop, (b) the headless engine, "
+            "(c) the step-debugger's run mode without a screen. Prints steps/s, the ratios to (a), peak memory "
+            "and host-device syncs per step."
+        ),
+        epilog="Example: gdtui bench scenarios/mlp_bench.py --steps 50",
+    )
+    p.add_argument("scenario", help="the scenario file")
+    p.add_argument("--steps", type=_positive_int, metavar="N", help=f"timed steps per way and round (default: about {TARGET_SECONDS:g} s of the plain loop, {MIN_STEPS} to {MAX_STEPS})")
+    p.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda, cuda:N or mps (default cpu)")
+    p.add_argument("--repeats", type=_positive_int, default=DEFAULT_REPEATS, metavar="R", help=f"rounds of a, b, c; the table gives medians (default {DEFAULT_REPEATS})")
+    p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="the engine's rewind memory, as in gdtui (default 256; 0 turns rewind off)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from gdtui.engine import ScenarioError
+
+    try:
+        result = bench(Path(args.scenario), args.device, args.steps, args.repeats, args.history_mb)
+    except (ScenarioError, BenchError) as exc:
+        print(exc, file=sys.stderr)
+        return getattr(exc, "status", 2)
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
