@@ -7,6 +7,7 @@ import random
 import runpy
 from pathlib import Path
 
+import hypothesis_profiles  # noqa: F401 - registers --hypothesis-profile default/long before the run
 import numpy as np
 import pytest
 import torch

@@ -15,7 +15,6 @@ hypothesis_profiles`` in ``tests/conftest.py``.
 """
 
 from hypothesis import HealthCheck, settings
-from hypothesis.configuration import storage_directory
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 # Every setting is spelled out: a profile's unset values come from the profile
@@ -27,6 +26,6 @@ settings.register_profile(
     "long",
     max_examples=3000,
     derandomize=False,
-    database=DirectoryBasedExampleDatabase(storage_directory("examples").path),
+    database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
     **_COMMON,
 )

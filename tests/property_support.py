@@ -192,11 +192,9 @@ def _zero_as_none(values: Any) -> Any:
 
 # --- the gdtui side -------------------------------------------------------------------
 
-#: Whether records are compared on ``lr`` too. Off while StepRecord.lr is the lr in
-#: force at zero_grad rather than the one the update used (an lr change between the
-#: update and zero_grad phases shows it): test_property.py's
-#: test_record_lr_is_the_lr_the_update_used is the xfail case. Turn this on with its fix.
-CHECK_RECORD_LR = False
+#: Whether records are compared on ``lr`` too: the lr the update used, also when the lr
+#: changes between the update and zero_grad phases (test_record_lr_is_the_lr_the_update_used).
+CHECK_RECORD_LR = True
 
 
 def record_obs(r) -> dict:

@@ -104,12 +104,6 @@ def test_a_whole_step_and_its_five_phases_give_the_same_record():
 
 
 @pytest.mark.parametrize("change", [("set_lr", 0.5), ("scale_lr", 2.0)], ids=["set_lr", "scale_lr"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: StepRecord.lr is read at the zero_grad phase (Session._finish_step calls "
-    "_lrs_for(self._step_mode) again), so an lr change between the update and zero_grad phases "
-    "gives a record whose lr is not the lr its update used",
-)
 def test_record_lr_is_the_lr_the_update_used(change):
     """One weight, SGD lr 0.1: four phases (the update uses 0.1), a new lr, then zero_grad.
 

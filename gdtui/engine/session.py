@@ -209,6 +209,7 @@ class Session:
                 self._grads_zero = False
             elif phase == "update":
                 self._step_mode = self.mode
+                self._step_lr = self.lrs_for(self._step_mode)[0]
                 if self._before is None:
                     self._before = [t.detach().clone() for t in loop.tensors]
                 loop.update(self._step_mode, self.lrs_for(self._step_mode))
@@ -267,7 +268,7 @@ class Session:
             batch=loop.batch,
             mode=self._step_mode,
             grad_source=self._step_source,
-            lr=self.lrs_for(self._step_mode)[0],
+            lr=self._step_lr,
             loss=loss,
             params=frozen_map(params),
             grads=frozen_map(grad_views),
