@@ -50,8 +50,8 @@ class GdtuiApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [*BINDINGS, Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
-    busy: reactive[bool] = reactive(False)
-    running: reactive[bool] = reactive(False)
+    busy: reactive[bool] = reactive(False, repaint=False)  # a change repaints nothing by itself
+    running: reactive[bool] = reactive(False, repaint=False)
 
     def __init__(self, session: Session, *, trace: TraceWriter | None = None, seed: int = 0) -> None:
         super().__init__()
