@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="EXPR", help="pause a continuous run when EXPR holds (repeatable); headless runs stop there")
     p.add_argument("--stop-on-rise", type=_positive_int, metavar="K", help="pause (headless: stop) when the loss rose K steps in a row")
     p.add_argument("--hints", action="store_true", help="headless: print the health hints under each step")
+    p.add_argument("--gradcheck", action="store_true", help="headless: after the steps (default 0), compare autograd with finite differences; exit 1 if it fails")
+    p.add_argument("--compare", action="store_true", help="headless: after the steps, show the update manual mode and optimizer.step() would make next")
+    p.add_argument("--optimizer-state", action="store_true", help="headless: after the steps, show the optimizer's state per tensor")
     p.add_argument("--no-zero-grad", action="store_true", help="skip zero_grad, so gradients accumulate (a teaching toggle)")
     p.add_argument("--version", action="version", version=f"gdtui {__version__}")
     return p
@@ -67,6 +70,52 @@ def configure(session, args: argparse.Namespace) -> None:
     if args.stop_on_rise:
         session.rising = RisingLoss(args.stop_on_rise)
     session.skip_zero_grad = args.no_zero_grad
+
+
+def run(args: argparse.Namespace, options: dict, trace) -> int:
+    """The headless run: steps, then the diagnostics asked for. Returns the exit status."""
+    from gdtui.engine import ScenarioError, Session
+    from gdtui.engine.conditions import ConditionError
+    from gdtui.engine.headless import EXIT_CHECK_FAILED, EXIT_OK, run_headless
+
+    try:
+        session = Session(args.scenario, **options)
+        configure(session, args)
+    except (ScenarioError, ConditionError) as exc:
+        print(exc, file=sys.stderr)
+        if trace:
+            trace.end(0, "error", str(exc))
+        return 2
+    diagnostics = args.gradcheck or args.compare or args.optimizer_state
+    steps = args.steps
+    if steps is None:
+        if args.until or args.breaks or args.stop_on_rise:
+            steps = UNTIL_STEPS
+        else:
+            steps = 0 if diagnostics else (session.scenario.steps or DEFAULT_STEPS)
+    status = run_headless(session, steps, trace=trace, quiet=args.quiet, hints=args.hints)
+    if status != EXIT_OK or not diagnostics:
+        return status
+    from gdtui.engine.compare import compare_updates
+    from gdtui.engine.gradcheck import gradient_check
+    from gdtui.engine.optstate import optimizer_state
+
+    try:
+        reports = []
+        if args.gradcheck:
+            reports.append(gradient_check(session))
+        if args.compare:
+            reports.append(compare_updates(session))
+        if args.optimizer_state:
+            reports.append(optimizer_state(session))
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for report in reports:
+        print("\n".join(report.lines()))
+    if args.gradcheck and not reports[0].ok:
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,23 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.headless:
-            try:
-                session = Session(args.scenario, **options)
-                configure(session, args)
-            except (ScenarioError, ConditionError) as exc:
-                print(exc, file=sys.stderr)
-                if trace:
-                    trace.end(0, "error", str(exc))
-                return 2
-            steps = args.steps
-            if steps is None:
-                steps = UNTIL_STEPS if (args.until or args.breaks or args.stop_on_rise) else (session.scenario.steps or DEFAULT_STEPS)
-            return run_headless(session, steps, trace=trace, quiet=args.quiet, hints=args.hints)
-        try:
-            from gdtui.app import make_app
-        except ImportError:
-            print("gdtui: the screen is not built yet; use --headless", file=sys.stderr)
-            return 2
+            return run(args, options, trace)
+        from gdtui.app import make_app
+
         try:
             app = make_app(args.scenario, trace=trace, **options)
             configure(app.session, args)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import SCENARIOS, PlainLoop, read_trace
+from conftest import SCENARIOS, PlainLoop, read_trace, seed_scenarios
 from gdtui.cli import main
 from gdtui.engine import Session
 from gdtui.engine.conditions import ConditionError, parse_condition, record_env
@@ -171,3 +171,30 @@ def test_an_infinite_parameter_is_named_even_when_the_loss_stays_finite():
     record = session.step()
     assert record.loss == 0.5
     assert record.nonfinite == "b"
+
+
+def test_headless_gradcheck_flags_the_hand_written_gradient(capsys):
+    # fit_2x.py's grad_fn is 2·Σx(ŷ−y): n = 4 times the true MSE gradient (seed 001, part 1).
+    assert main([str(SCENARIOS / "fit_2x.py"), "--headless", "--gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "w  ≈4× autograd" in out
+    assert "max rel err" in out and " ok" in out  # autograd itself passes
+
+
+@pytest.mark.parametrize("path", seed_scenarios(), ids=lambda p: p.stem)
+def test_headless_gradcheck_passes_every_seed_scenarios_autograd(path, capsys):
+    args = [str(path), "--headless", "--gradcheck", "--steps", "2", "--quiet"]
+    status = main(args)
+    out = capsys.readouterr().out
+    if path.stem == "fit_2x":
+        assert status == 1 and "≈4× autograd" in out
+    else:
+        assert status == 0, out
+        assert "mismatch" not in out
+
+
+def test_headless_compare_is_zero_for_plain_sgd(capsys):
+    assert main([str(SCENARIOS / "not_gate.py"), "--headless", "--compare", "--optimizer-state"]) == 0
+    out = capsys.readouterr().out
+    assert "largest difference: 0" in out
+    assert "plain SGD keeps no state" in out

@@ -1,6 +1,6 @@
 """The headless runner: step a session N times, print a line per step, write the trace.
 
-Exit statuses: 0 done, 2 scenario error, 3 NaN/Inf, 130 Ctrl-C.
+Exit statuses: 0 done, 1 a gradient check failed, 2 scenario error, 3 NaN/Inf, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from gdtui.engine.session import Session
 from gdtui.engine.summarize import format_number, format_values
 from gdtui.engine.trace import TraceWriter
 
-EXIT_OK, EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: Tensors with at most this many elements are printed on the step line.
 LINE_VALUES = 6
