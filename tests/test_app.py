@@ -379,3 +379,12 @@ async def test_reset_frees_the_old_scenarios_tensors():
         await press(pilot, "space", "r")
         gc.collect()
         assert old() is None
+
+
+def test_make_app_raises_the_one_line_scenario_error(tmp_path):
+    from gdtui.engine.scenario import ScenarioError
+
+    path = tmp_path / "broken.py"
+    path.write_text("import torch\nw = torch.zeros(1, requires_grad=True)\ndef loss(:\n")
+    with pytest.raises(ScenarioError, match=r"broken\.py:3: SyntaxError"):
+        make_app(path)
