@@ -169,7 +169,7 @@ PREPARE = {"plain": prepare_plain, "headless": prepare_headless, "run": prepare_
 
 
 class Clock:
-    """Wall time and peak memory on one device; CUDA work is waited for before each reading.
+    """Wall time and peak memory on one device; CUDA and MPS work is waited for before each reading.
 
     Memory is CUDA's peak allocation on CUDA, the peak resident memory on the CPU
     (Linux), and not measured on MPS or where the RSS peak cannot be reset.
@@ -180,13 +180,15 @@ class Clock:
 
         self.torch = torch
         kind = torch.device(device).type
-        self.cuda = kind == "cuda"
+        self.cuda, self.mps = kind == "cuda", kind == "mps"
         self.memory_kind = {"cuda": "cuda_max_allocated_growth", "cpu": "rss_peak_growth"}.get(kind)
         self._base: int | None = None
 
     def sync(self) -> None:
         if self.cuda:
             self.torch.cuda.synchronize()
+        elif self.mps:
+            self.torch.mps.synchronize()
 
     def now(self) -> float:
         self.sync()
@@ -274,9 +276,8 @@ def bench(path: Path, device: str, steps: int | None, repeats: int, history_mb: 
 
     from gdtui import __version__
 
-    check = _session(path, device, history_mb, watch_activations=False)  # any ScenarioError, before timing
-    resolved = str(check.scenario.device)
-    del check
+    # Any ScenarioError comes now, before timing; "cuda" is resolved to "cuda:0".
+    resolved = str(_session(path, device, history_mb, watch_activations=False).scenario.device)
     clock = Clock(device)
     steps = steps or choose_steps(path, device, clock)
     warmup = max(1, min(5, steps // 10))
@@ -352,7 +353,8 @@ def format_table(result: dict) -> str:
         syncs = "n/a on " + device.split(":")[0] if w["syncs_per_step"] is None else f"{w['syncs_per_step']:.1f}"
         mb = w["peak_mb"]
         mem = "n/a" if mb is None else f"+{mb:.0f} MB" if mb >= 10 else f"+{mb:.1f} MB"
-        lines.append(f"{w['label']:<28}{w['steps_per_s']:>10.1f}{w['vs_plain']:>8.2f}{mem:>11}{syncs:>12}")
+        rate = f"{w['steps_per_s']:.1f}" if w["steps_per_s"] >= 10 else f"{w['steps_per_s']:.3f}"
+        lines.append(f"{w['label']:<28}{rate:>10}{w['vs_plain']:>8.2f}{mem:>11}{syncs:>12}")
     note = f"{MEMORY_NOTES[result['memory']]}; (b) and (c) keep rewind snapshots (--history-mb {result['history_mb']:g})."
     return "\n".join(lines + [""] + textwrap.wrap(note, 100))
 
