@@ -2,8 +2,9 @@
 
 The session is only ever stepped in a thread worker (the jobs are in
 gdtui.jobs); the screen gets frozen records through messages (gdtui.messages)
-and does no numeric work. One job runs at a time, guarded by the ``busy``
-reactive and ``check_action``.
+and does no numeric work, diagnostics included. One job runs at a time,
+guarded by the ``busy`` reactive and ``check_action``; a step key pressed
+while a job runs is counted (``pending``) and those steps run next.
 """
 
 from __future__ import annotations
@@ -26,19 +27,28 @@ from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog
 from gdtui.keys import BINDINGS
-from gdtui.messages import ChartReady, DetailData, SessionUpdate
+from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
+from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen
 from gdtui.widgets.error_panel import ErrorPanel
+from gdtui.widgets.export_prompt import DEFAULT_PATH, ExportPrompt
 from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.loop_panel import LoopPanel
 from gdtui.widgets.lr_prompt import LrPrompt
 from gdtui.widgets.param_table import ParamTable
+from gdtui.widgets.report_screen import ReportScreen
 from gdtui.widgets.status_line import StatusLine
 
 WIDE = 160  # columns from which the table shows full summaries
 SESSION_ACTIONS = {"step", "phase", "rewind", "reset", "run", "mode", "grad_source", "lr_up", "lr_down",
-                   "lr_prompt", "next_view", "log_axis", "detail"}
+                   "lr_prompt", "next_view", "log_axis", "detail", "breakpoints", "zero_grad", "hints",
+                   "gradcheck", "compare", "optimizer_state", "export"}
+#: Keys that wait for the job in progress (the footer dims them). A step key never waits: it queues.
+NEEDS_IDLE = {"phase", "reset", "mode", "detail", "zero_grad", "gradcheck", "compare", "optimizer_state", "export"}
+#: What the status line says while a slow job runs.
+ACTIVITY = {"gradcheck": "gradient check…", "compare": "comparing updates…",
+            "optimizer_state": "reading the optimizer…", "export": "exporting…"}
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 
 
@@ -56,11 +66,14 @@ class GdtuiApp(App[None]):
     def __init__(self, session: Session, *, trace: TraceWriter | None = None, seed: int = 0) -> None:
         super().__init__()
         self.session = session
-        self.trace = TraceLog(trace, seed)
+        self.trace = TraceLog(trace, seed, session.max_values)
         self.jobs = SessionJobs(session, self.trace, self.post_message)
         self.views, self.state = self.jobs.describe()
         self.error: str | None = None
         self.notice: str | None = None
+        self.pending = 0  # step presses waiting for the job in progress
+        self.activity: str | None = None  # the slow job in progress, for the status line
+        self.export_path = DEFAULT_PATH
         self._dim_timer = None
         self._enabled: tuple[bool | None, ...] = ()
 
@@ -113,9 +126,11 @@ class GdtuiApp(App[None]):
         if len(self.screen_stack) > 1 and action in SESSION_ACTIONS:
             # a help, detail or lr screen is open: its keys, not the session's (pausing a run excepted)
             return self.running and action in ("step", "run")
-        if action in ("step", "run"):
+        if action == "step":
+            return True  # pauses a run; else steps now, or after the job in progress
+        if action == "run":
             return True if self.running else (None if self.busy else True)
-        if action in ("phase", "reset", "mode", "detail"):
+        if action in NEEDS_IDLE:
             return None if self.busy else True
         if action == "rewind":
             return None if self.busy or s.rewind_depth == 0 else True
@@ -151,13 +166,30 @@ class GdtuiApp(App[None]):
 
     def _begin(self, job: str, *args: object) -> None:
         self.busy = True
+        self.activity = ACTIVITY.get(job)
+        if self.activity:
+            self._show_status()
         self._job(job, *args)
+
+    def _idle(self) -> None:
+        """A job ended: the queued steps run next, else the keys it held back act again."""
+        if self.activity:
+            self.activity = None
+            self._show_status()
+        if self.pending:
+            n, self.pending = self.pending, 0
+            self._job("steps", n)
+        else:
+            self.busy = False
 
     def action_step(self) -> None:
         if self.running:
             self.jobs.stop.set()
-        elif not self.busy:
-            self._begin("step")
+        elif self.busy:
+            self.pending += 1
+            self._show_status()
+        else:
+            self._begin("steps", 1)
 
     def action_phase(self) -> None:
         self._begin("phase")
@@ -220,6 +252,38 @@ class GdtuiApp(App[None]):
         event.stop()
         self.action_detail()
 
+    def action_breakpoints(self) -> None:
+        self.push_screen(BreakpointScreen(self.session), lambda _: self._controls_changed())
+
+    def action_zero_grad(self) -> None:
+        self.session.skip_zero_grad = not self.session.skip_zero_grad
+        self._controls_changed()
+
+    def action_hints(self) -> None:
+        s = self.state
+        hints = [s.history_note, *s.notes, *(h.message for h in s.hints)]
+        lines = [f"health hints after step {s.step}"] + [f"! {h}" for h in hints if h]
+        if len(lines) == 1:
+            lines.append(f"nothing looks wrong after step {s.step}")
+        self.push_screen(ReportScreen("health hints (h)", tuple(lines)))
+
+    def action_gradcheck(self) -> None:
+        self._begin("gradcheck")
+
+    def action_compare(self) -> None:
+        self._begin("compare")
+
+    def action_optimizer_state(self) -> None:
+        self._begin("optimizer_state")
+
+    def action_export(self) -> None:
+        def done(path: str | None) -> None:
+            if path is not None and not self.busy:
+                self.export_path = path
+                self._begin("export", path)
+
+        self.push_screen(ExportPrompt(self.export_path), done)
+
     def action_help(self) -> None:
         sc = self.session.scenario
         self.push_screen(HelpScreen(sc.title, sc.description))
@@ -237,7 +301,9 @@ class GdtuiApp(App[None]):
     def _controls_changed(self) -> None:
         """Mode, lr or gradient source changed: they apply from the next step; show them now."""
         s = self.session
-        self.state = replace(self.state, mode=s.mode, lr=s.lr, grad_source=s.grad_source, notes=s.notes)
+        conditions = tuple(c.text for c in s.conditions) + ((s.rising.text,) if s.rising else ())
+        self.state = replace(self.state, mode=s.mode, lr=s.lr, grad_source=s.grad_source, notes=s.notes,
+                             skip_zero_grad=s.skip_zero_grad, conditions=conditions)
         self._show_state(self.state)
 
     # --- the worker ----------------------------------------------------------------------
@@ -253,9 +319,11 @@ class GdtuiApp(App[None]):
 
     def on_session_update(self, message: SessionUpdate) -> None:
         if message.final:
-            self.busy = False
             self.running = False
             self.jobs.stop.clear()
+            if message.error or message.notice:
+                self.pending = 0  # an error, a NaN or nothing to rewind: the queued steps are dropped
+            self._idle()
         if message.views is not None:
             self.views = message.views
             if self.jobs.chart_view not in self.views:
@@ -276,21 +344,38 @@ class GdtuiApp(App[None]):
         self._refresh_keys()
 
     def on_chart_ready(self, message: ChartReady) -> None:
-        self.busy = False
+        self._idle()
         self.call_after_refresh(self._show_chart, message.frame)
 
     def on_detail_data(self, message: DetailData) -> None:
-        self.busy = False
+        self._idle()
         self.push_screen(DetailScreen(message))
+
+    def on_diagnostic_report(self, message: DiagnosticReport) -> None:
+        self._idle()
+        key = next(b.key for b in BINDINGS if b.action == message.kind)
+        self.push_screen(ReportScreen(f"{message.title} ({key})", message.lines, error=message.error,
+                                      verdicts=message.kind == "gradcheck"))
+
+    def on_export_done(self, message: ExportDone) -> None:
+        self._idle()
+        if message.ok:
+            self.error_panel.show_notice(message.text, label="exported")
+        else:
+            self.error_panel.show_error(message.text, label="export failed", advice="")
 
     def _show_chart(self, frame: ChartFrame) -> None:
         self.chart.show(frame)
         self.jobs.chart_width = max(self.chart.size.width, 20)
 
+    def _show_status(self, steps_per_s: float | None = None) -> None:
+        activity = " · ".join(a for a in (self.activity, f"+{self.pending} queued" if self.pending else None) if a)
+        self.status_line.show(self.state, loader=self.session.scenario.batches is not None, running=self.running,
+                              steps_per_s=steps_per_s, activity=activity or None)
+
     def _show_state(self, state: SessionState, steps_per_s: float | None = None) -> None:
         sc = self.session.scenario
-        self.status_line.show(state, loader=sc.batches is not None, running=self.running,
-                                        steps_per_s=steps_per_s)
+        self._show_status(steps_per_s)
         self.table.show(state)
         self.loop_panel.show(state, objective=sc.objective is not None, loader=sc.batches is not None)
 

@@ -9,20 +9,27 @@ Nothing here touches a widget: the screen only ever sees frozen records.
 from __future__ import annotations
 
 import gc
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from textual.message import Message
 
 from gdtui.engine import charts
+from gdtui.engine.compare import compare_updates
+from gdtui.engine.export import ExportError, export_trace
+from gdtui.engine.gradcheck import gradient_check
 from gdtui.engine.loop import StepError
+from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.records import SessionState, StepRecord
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
-from gdtui.messages import ChartReady, DetailData, SessionUpdate
+from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
 
 #: In run mode the worker posts at most one state per this many seconds (about 20 frames a second).
 RUN_POST_INTERVAL = 0.05
@@ -33,19 +40,37 @@ DETAIL_LIST_MAX = 100
 
 
 class TraceLog:
-    """The app's trace: start on mount and after each reset, every step as it finishes, end on quit.
+    """The app's trace: start on mount, every step as it finishes, rewinds and resets, end on quit.
 
-    Written from the worker and the UI thread, so under a lock; nothing is written after the end line.
+    Always kept, so the steps so far can be exported: to the user's --trace file,
+    else to a temporary file in the system's temp folder, removed on quit. Written
+    from the worker and the UI thread, so under a lock; nothing after the end line.
     """
 
-    def __init__(self, trace: TraceWriter | None, seed: int):
-        self.trace, self.seed = trace, seed
+    def __init__(self, trace: TraceWriter | None, seed: int, max_elements: int = 4096):
+        self.seed = seed
         self._lock = threading.Lock()
         self._ended = False
+        self._own: Path | None = None
+        if trace is None:
+            try:
+                fd, name = tempfile.mkstemp(prefix="gdtui-trace-", suffix=".jsonl")
+                os.close(fd)
+                trace, self._own = TraceWriter(name, max_elements), Path(name)
+            except OSError:
+                trace = None  # no temp folder to write to: the app runs, export says why it cannot
+        self.trace = trace
 
-    def start(self, state: SessionState) -> None:
+    @property
+    def path(self) -> Path | None:
+        return self.trace.path if self.trace is not None else None
+
+    def start(self, state: SessionState, *, reset: bool = False) -> None:
+        """The start line; after a reset, a reset line first, so no earlier step counts."""
         with self._lock:
             if self.trace is not None and not self._ended:
+                if reset:
+                    self.trace.reset()
                 self.trace.start(scenario=state.path, seed=self.seed, device=state.device, mode=state.mode,
                                  params=dict(state.params))
 
@@ -54,14 +79,26 @@ class TraceLog:
             if self.trace is not None and not self._ended:
                 self.trace.step(record)
 
+    def rewind(self, step: int) -> None:
+        """The steps after ``step`` no longer count."""
+        with self._lock:
+            if self.trace is not None and not self._ended:
+                self.trace.rewind(step)
+
     def end(self, session: Session) -> None:
-        """``steps`` when the scenario's own step count was reached, else ``interrupted``."""
+        """``steps`` when the scenario's own step count was reached, else ``interrupted``.
+
+        The temporary trace (no --trace given) is closed and removed.
+        """
         with self._lock:
             if self.trace is None or self._ended:
                 return
             self._ended = True
             steps, target = session.step_count, session.scenario.steps
             self.trace.end(steps, "steps" if target and steps >= target else "interrupted")
+            if self._own is not None:
+                self.trace.close()
+                self._own.unlink(missing_ok=True)
 
 
 class SessionJobs:
@@ -110,13 +147,11 @@ class SessionJobs:
     # --- the jobs -----------------------------------------------------------------------
 
     def step(self) -> None:
-        try:
-            record = self.session.step()
-        except StepError as exc:
-            self.update(error=str(exc))
-            return
-        self.trace.step(record)
-        self.update(notice=nonfinite_notice(record))
+        self.steps(1)
+
+    def steps(self, n: int) -> None:
+        """``n`` steps in a row (the step key pressed n times); a StepError or a NaN/Inf ends them early."""
+        self.run(limit=n)
 
     def phase(self) -> None:
         try:
@@ -130,6 +165,8 @@ class SessionJobs:
 
     def rewind(self) -> None:
         undone = self.session.rewind(1)
+        if undone:
+            self.trace.rewind(self.session.step_count)
         self.update(notice=None if undone else "nothing to rewind")
 
     def reset(self) -> None:
@@ -145,7 +182,7 @@ class SessionJobs:
         finally:
             gc.collect()
             gc.freeze()
-        self.trace.start(self.session.state())  # the trace's step numbers restart under a new start line
+        self.trace.start(self.session.state(), reset=True)  # step numbers restart under a reset and start line
         self.update(rebuild=True)
 
     def chart(self) -> None:
@@ -167,13 +204,18 @@ class SessionJobs:
                 grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
         self.post(DetailData(name, value, grad, value_hist, grad_hist))
 
-    def run(self) -> None:
-        """Step until paused (``stop``), a StepError, a NaN/Inf or a --break condition."""
+    def run(self, limit: int | None = None) -> None:
+        """Step until paused (``stop``), a StepError, a NaN/Inf or, with no ``limit``, a breakpoint.
+
+        A continuous run (no ``limit``) pauses where a stop condition holds: the
+        breakpoints of the k screen and the command line's --break, --until and
+        --stop-on-rise. Queued steps (``limit``) run on, as the key presses asked.
+        """
         session, stop = self.session, self.stop
         last_post = last_chart = since = time.perf_counter()
-        count = 0
+        count = done = 0
         error = notice = None
-        while not stop.is_set():
+        while not stop.is_set() and (limit is None or done < limit):
             try:
                 record = session.step()
             except StepError as exc:
@@ -181,18 +223,51 @@ class SessionJobs:
                 break
             self.trace.step(record)
             count += 1
-            notice = nonfinite_notice(record) or break_notice(session, record)
+            done += 1
+            notice = nonfinite_notice(record) or (break_notice(session, record) if limit is None else None)
             if notice:
                 break
             now = time.perf_counter()
-            if now - last_post >= RUN_POST_INTERVAL:
+            if now - last_post >= RUN_POST_INTERVAL and (limit is None or done < limit):
                 self.steps_per_s = count / (now - since)
                 count, since, last_post = 0, now, now
                 chart = now - last_chart >= RUN_CHART_INTERVAL
                 if chart:
                     last_chart = now
                 self.update(final=False, chart=chart, steps_per_s=self.steps_per_s)
-        self.update(error=error, notice=notice, steps_per_s=self.steps_per_s)
+        self.update(error=error, notice=notice, steps_per_s=self.steps_per_s if limit is None else None)
+
+    # --- diagnostics and export: results as messages ---------------------------------------
+
+    def gradcheck(self) -> None:
+        self._report("gradcheck", "gradient check", gradient_check)
+
+    def compare(self) -> None:
+        self._report("compare", "manual update vs optimizer.step()", compare_updates)
+
+    def optimizer_state(self) -> None:
+        self._report("optimizer_state", "optimizer state", optimizer_state)
+
+    def _report(self, kind: str, title: str, diagnose: Callable) -> None:
+        try:
+            lines = tuple(diagnose(self.session).lines())
+        except (ScenarioError, StepError) as exc:
+            self.post(DiagnosticReport(kind, title, (), error=str(exc)))
+            return
+        self.post(DiagnosticReport(kind, title, lines))
+
+    def export(self, out: str) -> None:
+        """The current timeline of the trace log to ``out`` (CSV for a .csv path, else JSON Lines)."""
+        if self.trace.path is None:
+            self.post(ExportDone("no trace log to export: the system's temp folder is not writable; "
+                                 "start gdtui with --trace FILE", ok=False))
+            return
+        try:
+            n = export_trace(self.trace.path, out)
+        except ExportError as exc:
+            self.post(ExportDone(str(exc), ok=False))
+            return
+        self.post(ExportDone(f"wrote {n} step{'' if n == 1 else 's'} to {out}", ok=True))
 
 
 def nonfinite_notice(record: StepRecord | None) -> str | None:
@@ -202,10 +277,9 @@ def nonfinite_notice(record: StepRecord | None) -> str | None:
 
 
 def break_notice(session: Session, record: StepRecord) -> str | None:
-    """A stop condition given on the command line (--break, --until, --stop-on-rise) that holds now."""
-    triggered = getattr(session, "triggered", None)
-    hits = triggered(record) if triggered is not None else []
+    """The stop conditions that hold after ``record``'s step, by name: breakpoints (k), --break, --until."""
+    hits = session.triggered(record)
     if not hits:
         return None
-    names = ", ".join(getattr(h, "text", None) or str(h) for h in hits)
-    return f"{names} holds after step {record.step}"
+    names = ", ".join(h.text for h in hits)
+    return f"{names} holds after step {record.step} (k edits the breakpoints)"

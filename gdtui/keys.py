@@ -9,11 +9,11 @@ from __future__ import annotations
 from textual.binding import Binding
 
 BINDINGS: list[Binding] = [
-    Binding("space,n", "step", "Step", id="step", key_display="space", tooltip="Run one whole optimizer step (space also pauses a run)"),
+    Binding("space,n", "step", "Step", id="step", key_display="space", tooltip="Run one whole optimizer step; pressed again while it runs, the next waits its turn (space also pauses a run)"),
     Binding("s", "phase", "Phase", id="phase", tooltip="Run one phase: forward, loss, backward, update or zero_grad"),
     Binding("b,left", "rewind", "Back", id="rewind", key_display="b",
             tooltip="Rewind one step: values, gradients, optimizer state, RNG and data position"),
-    Binding("c", "run", "Run", id="run", tooltip="Run continuously; c or space pauses. A NaN or Inf pauses too"),
+    Binding("c", "run", "Run", id="run", tooltip="Run continuously; c or space pauses. A NaN or Inf pauses too, and so does a breakpoint (k)"),
     Binding("r", "reset", "Reset", id="reset", tooltip="Reset: re-read the scenario file (an edit that does not load changes nothing)"),
     Binding("m", "mode", "Mode", id="mode", tooltip="Switch the update between optimizer.step() and manual p -= lr * p.grad"),
     Binding("g", "grad_source", "Grad", id="grad_source",
@@ -26,6 +26,20 @@ BINDINGS: list[Binding] = [
     Binding("L", "log_axis", "log", id="log_axis", show=False, tooltip="Loss chart: switch between a linear and a log10 axis"),
     Binding("enter", "detail", "Detail", id="detail", show=False,
             tooltip="Detail of the selected tensor: every value (paged), or a histogram, with its gradient"),
+    Binding("k", "breakpoints", "Break", id="breakpoints", show=False,
+            tooltip="Breakpoints: add or remove conditions that pause a run (c), such as loss < 0.01; "
+                    "switch on 'the loss rose 3 steps in a row'"),
+    Binding("z", "zero_grad", "zero_grad", id="zero_grad", show=False,
+            tooltip="Skip zero_grad on or off: skipped, each step's gradient adds to the last (to see why zero_grad matters)"),
+    Binding("h", "hints", "Hints", id="hints", show=False, tooltip="Every health hint of the last step, in full"),
+    Binding("G", "gradcheck", "Check", id="gradcheck", show=False,
+            tooltip="Gradient check: autograd (and grad_fn) against finite differences in float64"),
+    Binding("M", "compare", "Compare", id="compare", show=False,
+            tooltip="The update manual mode and optimizer.step() would make next, and which term makes them differ"),
+    Binding("o", "optimizer_state", "Opt state", id="optimizer_state", show=False,
+            tooltip="The optimizer's state per tensor: momentum buffers, Adam's moments and step size"),
+    Binding("e", "export", "Export", id="export", show=False,
+            tooltip="Export the steps so far (after rewinds and resets: the current ones) as JSON Lines, or CSV for a .csv path"),
     Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="Help: these keys and the scenario's description"),
     Binding("q", "quit", "Quit", id="quit", tooltip="Quit (Ctrl-C too); the trace gets its end line"),
 ]

@@ -50,3 +50,24 @@ class DetailData(Message):
     grad: TensorView | None
     value_hist: Histogram | None
     grad_hist: Histogram | None
+
+
+@dataclass
+class DiagnosticReport(Message):
+    """What a diagnostic (gradient check, manual vs optimizer, optimizer state) found, as lines of text.
+
+    ``error`` is the scenario's one-line error when the diagnostic could not run.
+    """
+
+    kind: str  # "gradcheck", "compare" or "optimizer_state"
+    title: str
+    lines: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass
+class ExportDone(Message):
+    """An export finished: ``text`` says how many steps went where, or why nothing was written."""
+
+    text: str
+    ok: bool

@@ -194,8 +194,11 @@ async def test_keys_that_cannot_act_are_dimmed():
     async with app.run_test(size=SIZE) as pilot:
         assert app.check_action("grad_source", ()) is None  # no grad_fn here
         app.busy = True  # as while a step runs
-        for action in ("mode", "phase", "reset", "rewind", "detail", "step"):
+        for action in ("mode", "phase", "reset", "rewind", "detail", "zero_grad", "gradcheck", "compare",
+                       "optimizer_state", "export"):
             assert app.check_action(action, ()) is None, action
+        assert app.check_action("step", ()) is True  # queued, not refused
+        assert app.check_action("breakpoints", ()) is True and app.check_action("hints", ()) is True
         app.busy = False
         await pilot.pause()
         assert app.check_action("mode", ()) is True
@@ -343,19 +346,20 @@ async def test_a_nan_pauses_the_run_and_names_the_tensor():
         assert f"{record.nonfinite} went non-finite" in shown and f"step {record.step}" in shown
 
 
-async def test_mode_and_lr_changes_reach_the_trace(tmp_path):
+async def test_mode_lr_rewind_and_reset_reach_the_trace(tmp_path):
     trace_path = tmp_path / "trace.jsonl"
     trace = TraceWriter(trace_path)
     app = make_app(NOT_GATE, trace=trace)
     async with app.run_test(size=SIZE) as pilot:
-        await press(pilot, "space", "m", "plus", "space", "r", "space")
+        await press(pilot, "space", "m", "plus", "space", "b", "space", "r", "space")
         await pilot.press("ctrl+c")
     trace.close()
     events = [json.loads(line) for line in trace_path.read_text().splitlines()]
-    assert [e["event"] for e in events] == ["start", "step", "step", "start", "step", "end"]
+    assert [e["event"] for e in events] == ["start", "step", "step", "rewind", "step", "reset", "start", "step", "end"]
     assert (events[1]["mode"], events[1]["lr"]) == ("optim", 10)
     assert (events[2]["mode"], events[2]["lr"]) == ("manual", 20)
-    assert events[4]["step"] == 1  # numbering restarts after a reset, under a new start line
+    assert events[3] == {"event": "rewind", "step": 1} and events[4]["step"] == 2
+    assert events[7]["step"] == 1  # numbering restarts after a reset, under a new start line
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])

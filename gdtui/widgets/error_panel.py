@@ -9,18 +9,21 @@ from textual.widgets import Static
 class ErrorPanel(Static):
     """Hidden until there is something to say; the session stays usable underneath."""
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, label: str = "error", advice: str | None = None) -> None:
+        """A scenario's error (with how to go on), or another failure that changed nothing (``advice=""``)."""
         text = Text()
-        text.append("error ", "bold reverse")
+        text.append(label + " ", "bold reverse")
         text.append(" " + message)
-        text.append("\nfix the file, then r resets and re-reads it; q quits", "dim")
+        advice = "fix the file, then r resets and re-reads it; q quits" if advice is None else advice
+        if advice:
+            text.append("\n" + advice, "dim")
         self.update(text)
         self.set_class(False, "-notice")
         self.display = True
 
-    def show_notice(self, message: str) -> None:
+    def show_notice(self, message: str, label: str = "paused") -> None:
         text = Text()
-        text.append("paused ", "bold reverse")
+        text.append(label + " ", "bold reverse")
         text.append(" " + message)
         self.update(text)
         self.set_class(True, "-notice")

@@ -25,13 +25,17 @@ def loop_lines(state: SessionState, *, objective: bool, loader: bool) -> list[tu
         lines.append(("backward", "    grads = grad_fn()  # → p.grad"))
     else:
         lines.append(("backward", "    loss.backward()"))
+    zero = "optimizer.zero_grad()" if state.mode == "optim" else "p.grad.zero_()"
     if state.mode == "optim":
         lines.append(("update", "    optimizer.step()"))
-        lines.append(("zero_grad", "    optimizer.zero_grad()"))
     else:
         lines.append(("update", "    with torch.no_grad():"))
         lines.append(("update", "        p -= lr * p.grad"))
-        lines.append(("zero_grad", "    p.grad.zero_()"))
+    if state.skip_zero_grad:  # z: the teaching toggle
+        lines.append(("zero_grad", f"    # {zero}"))
+        lines.append((None, "    # ↑ skipped: grads add up"))
+    else:
+        lines.append(("zero_grad", f"    {zero}"))
     return lines
 
 
@@ -41,7 +45,7 @@ class LoopPanel(Static):
     _shown: tuple | None = None
 
     def show(self, state: SessionState, *, objective: bool, loader: bool) -> None:
-        key = (state.next_phase, state.mode, state.grad_source, objective, loader)
+        key = (state.next_phase, state.mode, state.grad_source, state.skip_zero_grad, objective, loader)
         if key == self._shown:
             return  # in run mode the loop panel rarely changes: skip the repaint
         self._shown = key

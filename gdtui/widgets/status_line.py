@@ -15,10 +15,10 @@ class StatusLine(Static):
     """Title, step, epoch/batch, phase, mode, gradient source, lr, device, rewind reach, loss."""
 
     def show(self, state: SessionState, *, loader: bool = False, running: bool = False,
-             steps_per_s: float | None = None) -> None:
+             steps_per_s: float | None = None, activity: str | None = None) -> None:
         # Always three lines (the third for a note), so an update never needs a layout
         # pass, which would redraw the chart as well.
-        text = status_text(state, loader=loader, running=running, steps_per_s=steps_per_s)
+        text = status_text(state, loader=loader, running=running, steps_per_s=steps_per_s, activity=activity)
         key = (text.plain, tuple(text.spans))  # Text's == compares the plain text only
         if key != getattr(self, "_shown", None):
             self._shown = key
@@ -26,8 +26,11 @@ class StatusLine(Static):
 
 
 def status_text(state: SessionState, *, loader: bool = False, running: bool = False,
-                steps_per_s: float | None = None) -> Text:
-    """Step and phase first, so a narrow screen cuts the title, never the numbers."""
+                steps_per_s: float | None = None, activity: str | None = None) -> Text:
+    """Step and phase first, so a narrow screen cuts the title, never the numbers.
+
+    ``activity`` is what the worker is doing beyond a step (a gradient check, queued steps).
+    """
     sep = (" │ ", "dim")
     first = Text()
     first.append(f"step {state.step}", "bold")
@@ -39,6 +42,16 @@ def status_text(state: SessionState, *, loader: bool = False, running: bool = Fa
         first.append(*sep)
         rate = f" {steps_per_s:,.0f} steps/s" if steps_per_s else ""
         first.append(f"▶ running{rate}", "bold reverse")
+    if activity:
+        first.append(*sep)
+        first.append(activity, "bold reverse")
+    if state.skip_zero_grad:
+        first.append(*sep)
+        first.append("zero_grad skipped", "bold")
+    if state.conditions:
+        n = len(state.conditions)
+        first.append(*sep)
+        first.append(f"{n} breakpoint{'s' if n > 1 else ''}")
     first.append(*sep)
     first.append(state.title, "bold")
     second = Text()

@@ -1,0 +1,211 @@
+"""The step-debugger's breakpoint, diagnostic, zero_grad, export and queued-step keys, at 80x24.
+
+References are plain PyTorch loops written out here or in conftest.PlainLoop,
+and the numbers the scenarios' docstrings and the seed notebooks print; never
+values the app produced.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+from textual.widgets import Input, OptionList
+
+from conftest import PlainLoop
+from gdtui.app import make_app
+from gdtui.engine.summarize import format_number
+from gdtui.widgets.breakpoint_screen import BreakpointScreen
+from gdtui.widgets.error_panel import ErrorPanel
+from gdtui.widgets.export_prompt import ExportPrompt
+from gdtui.widgets.loop_panel import LoopPanel
+from gdtui.widgets.report_screen import ReportScreen
+from test_app import NOT_GATE, OWN, SCENARIOS, SIZE, press, settle, status, table_text, text, until
+
+
+def report(app) -> str:
+    screen = app.screen
+    assert isinstance(screen, ReportScreen), screen
+    body = screen.query_one("#report-error" if screen.error else "#report-body")
+    return str(body.render())
+
+
+async def submit(pilot, value: str) -> None:
+    """Type ``value`` into the open screen's input (set at once: the keys are Input's own) and press enter."""
+    pilot.app.screen.query_one(Input).value = value
+    await press(pilot, "enter")
+
+
+async def test_breakpoint_pauses_the_run_where_the_plain_loop_first_meets_it():
+    plain = PlainLoop(NOT_GATE)
+    for step in range(1, 20):
+        w = torch.tensor(plain.step()["params"][0])
+        if w.norm() < 2.5:
+            break
+    assert step == 4  # the docstring: w = 2.3969853 after step 4
+    app = make_app(NOT_GATE)
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "k")
+        assert isinstance(app.screen, BreakpointScreen)
+        await submit(pilot, "los < 1")
+        assert "unknown name 'los'" in str(app.screen.query_one("#condition-why").render())
+        assert app.session.conditions == []
+        await submit(pilot, 'param_norm["w"] < 2.5')
+        assert [c.text for c in app.session.conditions] == ['param_norm["w"] < 2.5']
+        assert 'param_norm["w"] < 2.5' in str(app.screen.query_one(OptionList).get_option_at_index(1).prompt)
+        await press(pilot, "escape")
+        assert "1 breakpoint" in status(app)
+        app.simulate_key("c")
+        await until(pilot, lambda: app.session.step_count > 0 and not app.running)
+        await settle(pilot)
+        assert app.session.step_count == step
+        assert format_number(w[0, 0].item(), 5) in table_text(app)
+        assert 'param_norm["w"] < 2.5 holds after step 4' in str(app.query_one(ErrorPanel).render())
+        # the list: enter switches the rising-loss condition, delete removes a condition
+        await press(pilot, "k", "tab", "enter")
+        assert app.session.rising is not None and app.session.rising.k == 3
+        await press(pilot, "down", "delete")
+        assert app.session.conditions == []
+        await press(pilot, "up", "enter", "escape")
+        assert app.session.rising is None and "breakpoint" not in status(app)
+
+
+async def test_rising_loss_breakpoint_pauses_at_the_fourth_step():
+    # lr 1.05 on x² + 2x + 1 from x = 5: x - 1.05·(2x + 2) overshoots further each step, so the
+    # loss rises every step; "rose 3 steps in a row" first holds once steps 1..4 are done.
+    x, losses = 5.0, []
+    for _ in range(4):
+        losses.append(x * x + 2 * x + 1)
+        x -= 1.05 * (2 * x + 2)
+    assert losses == sorted(losses) and len(set(losses)) == 4
+    app = make_app(SCENARIOS / "quadratic.py", lr=1.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "k", "tab", "enter", "escape")
+        app.simulate_key("c")
+        await until(pilot, lambda: app.session.step_count > 0 and not app.running)
+        await settle(pilot)
+        assert app.session.step_count == 4
+        assert "loss rose 3 steps in a row holds after step 4" in str(app.query_one(ErrorPanel).render())
+
+
+async def test_gradient_check_names_the_hand_written_gradients_factor():
+    # fit_2x.py's grad_fn is 2·Σx(ŷ−y) over 4 samples: 4 times the MSE gradient (seed 001, part 1).
+    app = make_app(SCENARIOS / "fit_2x.py")
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "G")
+        shown = report(app)
+        assert "w  ≈4× autograd" in shown and shown.count(" ok") == 1
+        assert "gradient check (G)" in str(app.screen.query_one("#report-title").render())
+        await press(pilot, "escape")
+        assert not isinstance(app.screen, ReportScreen) and app.session.step_count == 0
+
+
+async def test_compare_and_optimizer_state_on_momentum_match_a_plain_loop():
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    y = torch.tensor([3.0, 5.0, 7.0, 9.0])
+    a = torch.tensor(0.5, requires_grad=True)
+    c = torch.tensor(-0.5, requires_grad=True)
+    opt = torch.optim.SGD([a, c], lr=0.01, momentum=0.9)
+    for _ in range(2):
+        opt.zero_grad()
+        ((a * x + c - y) ** 2).mean().backward()
+        before = a.detach().clone()
+        opt.step()
+        if _ == 0:
+            buffer = opt.state[a]["momentum_buffer"].item()
+    optim_delta, manual_delta = (a.detach() - before).item(), -0.01 * a.grad.item()
+    app = make_app(OWN / "momentum.py")
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "space", "o")
+        assert f"momentum_buffer = {format_number(buffer)}" in report(app)
+        await press(pilot, "escape", "M")
+        shown = report(app)
+        assert f"manual Δ {format_number(manual_delta)}" in shown and f"optim Δ {format_number(optim_delta)}" in shown
+        assert "momentum=0.9" in shown
+        await press(pilot, "escape")
+        assert app.session.step_count == 1
+
+
+async def test_hints_screen_lists_every_hint_of_the_state():
+    app = make_app(SCENARIOS / "dead_relu.py")
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "space", "space", "space", "h")
+        shown = report(app)
+        hints = app.session.last.hints
+        assert len(hints) > 1 and shown.count("\n! ") == len(hints)
+        assert "unit 1 died in step 2's update" in shown  # the dead_relu.py docstring
+        assert f"(+{len(hints) - 1} more)" in status(app)
+        await press(pilot, "escape")
+
+
+async def test_skipping_zero_grad_adds_the_gradients_up():
+    plain = PlainLoop(NOT_GATE)
+    w, b = plain.tensors
+    total = [torch.zeros_like(w), torch.zeros_like(b)]
+    for _ in range(3):
+        x, y = plain.ns["data"]
+        grads = torch.autograd.grad(plain.ns["loss_fn"](plain.ns["model"](x), y), [w, b])
+        total = [t + g for t, g in zip(total, grads)]
+        with torch.no_grad():
+            w.grad, b.grad = total[0].clone(), total[1].clone()
+        plain.opt.step()  # no zero_grad
+    app = make_app(NOT_GATE)
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "z")
+        assert app.session.skip_zero_grad and "zero_grad skipped" in status(app)
+        loop = text(app, LoopPanel)
+        assert "# optimizer.zero_grad()" in loop and "skipped: grads add up" in loop
+        await press(pilot, "space", "space", "space")
+        record = app.session.last
+        assert [g.values for g in record.grads.values()] == [t.tolist() for t in total]
+        assert [p.values for p in record.params.values()] == [w.tolist(), b.tolist()]
+        await press(pilot, "z")
+        assert not app.session.skip_zero_grad and "zero_grad skipped" not in status(app)
+        assert "# optimizer" not in text(app, LoopPanel)
+
+
+async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(tmp_path):
+    plain = PlainLoop(NOT_GATE)
+    losses = [plain.step()["loss"] for _ in range(2)]
+    app = make_app(NOT_GATE)
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.trace.path
+        await press(pilot, "space", "space", "space", "b", "e")  # three steps, one rewound
+        assert isinstance(app.screen, ExportPrompt)
+        await submit(pilot, str(tmp_path / "steps.csv"))
+        panel = str(app.query_one(ErrorPanel).render())
+        assert f"wrote 2 steps to {tmp_path / 'steps.csv'}" in panel
+        rows = list(csv.DictReader((tmp_path / "steps.csv").open()))
+        assert [float(r["loss"]) for r in rows] == losses and [r["step"] for r in rows] == ["1", "2"]
+        await press(pilot, "e")
+        await submit(pilot, str(tmp_path / "steps.jsonl"))
+        events = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+        assert [e["event"] for e in events] == ["start", "step", "step", "end"]
+        await press(pilot, "e")
+        await submit(pilot, str(tmp_path / "no" / "such" / "folder.csv"))
+        panel = str(app.query_one(ErrorPanel).render())
+        assert "export failed" in panel and "cannot write" in panel
+        await press(pilot, "space")
+        assert app.session.step_count == 3 and not app.query_one(ErrorPanel).display
+        assert log.exists() and log.parent == Path(tempfile.gettempdir())
+        await pilot.press("q")
+    assert not log.exists()  # the temporary trace log goes with the app
+
+
+async def test_step_presses_during_a_step_queue_up():
+    # slow_step.py is the NOT gate with a 0.15 s forward: w, b after step 3 are 2.5405035, 1.6586863.
+    app = make_app(OWN / "slow_step.py")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(3):
+            app.simulate_key("space")
+        await until(pilot, lambda: app.pending == 2)
+        assert "+2 queued" in status(app)
+        assert app.check_action("step", ()) is True and app.check_action("rewind", ()) is None
+        await until(pilot, lambda: app.session.step_count == 3 and not app.busy)
+        await settle(pilot)
+        assert "step 3" in status(app) and "queued" not in status(app)
+        shown = table_text(app)
+        assert "2.5405" in shown and "1.6587" in shown
