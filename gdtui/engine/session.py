@@ -7,7 +7,6 @@ asks for a :class:`SessionState` when it wants to draw.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from array import array
@@ -283,7 +282,7 @@ class Session:
         hints = step_hints(
             record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
         )
-        record = dataclasses.replace(record, hints=hints)
+        object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
         self._history.record(record)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in params.values() for v in _flat(view.values)))
