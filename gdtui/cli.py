@@ -126,9 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     # Imported here so that --help and --version answer before torch loads.
-    from gdtui.engine import ScenarioError, Session, TraceWriter
+    from gdtui.engine import ScenarioError, TraceWriter
     from gdtui.engine.conditions import ConditionError
-    from gdtui.engine.headless import run_headless
 
     options = dict(
         seed=args.seed,

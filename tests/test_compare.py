@@ -21,14 +21,6 @@ from test_gradcheck import steps_with_probe
 DIAG = Path(__file__).resolve().parent / "diag_scenarios"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def flat(values):
     if isinstance(values, list):
         return [x for v in values for x in flat(v)]

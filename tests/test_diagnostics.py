@@ -10,7 +10,7 @@ import torch
 from conftest import SCENARIOS, PlainLoop, read_trace, seed_scenarios
 from gdtui.cli import main
 from gdtui.engine import Session
-from gdtui.engine.conditions import ConditionError, parse_condition, record_env
+from gdtui.engine.conditions import parse_condition, record_env
 
 
 def first_step_below(path, threshold):

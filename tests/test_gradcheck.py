@@ -24,14 +24,6 @@ from gdtui.engine.scenario import MODULE_NAME
 DIAG = Path(__file__).resolve().parent / "diag_scenarios"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def as_plain(record) -> dict:
     return {
         "loss": record.loss,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import ROOT, PlainLoop
 from gdtui.engine import Session
@@ -17,14 +16,6 @@ from gdtui.engine.optstate import optimizer_state
 from test_gradcheck import steps_with_probe
 
 DIAG = Path(__file__).resolve().parent / "diag_scenarios"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_adam_state_equals_the_plain_loops_optimizer_state():

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import example, given, note
 
 import hypothesis_profiles  # noqa: F401  - registers the profiles
@@ -43,15 +42,6 @@ RELU_MOMENTUM_FULL = Scenario(
     seed=11, widths=(3, 4, 4, 1), activations=("relu", "sigmoid"), loss="mse", optimizer="momentum",
     lr=0.1, rows=5, batch_size=None, manual_lr=0.3,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and the example count is sized for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def check(scenario: Scenario, launch: Launch, acts: list[tuple]) -> None:

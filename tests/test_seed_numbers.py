@@ -22,16 +22,6 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 ALL = sorted(p.stem for p in SCENARIOS.glob("*.py") if not p.name.startswith("_"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: one intra-op thread is much faster here (on a
-    2-core machine, BCEWithLogitsLoss alone took ~3 ms a call with 2 threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def printed(text):
     """A number as the notebook printed it, to one unit of its last digit."""
     exponent = Decimal(text).as_tuple().exponent
