@@ -94,3 +94,29 @@ def test_load_error_is_a_scenario_error_with_file_and_line():
     with pytest.raises(ScenarioError) as info:
         Session(BAD / "nonscalar_loss.py")
     assert info.value.line == 6 and info.value.path.endswith("nonscalar_loss.py")
+
+
+def test_ctrl_c_writes_the_end_line_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import SCENARIOS
+
+    trace = tmp_path / "t.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gdtui", str(SCENARIOS / "not_gate.py"), "--headless", "--steps", "10000000",
+         "--quiet", "--trace", str(trace)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not trace.exists() or trace.read_text().count("\n") < 5):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    lines = read_trace(trace)  # every line complete and strict JSON
+    assert lines[-1]["event"] == "end" and lines[-1]["reason"] == "interrupted"
+    assert lines[-1]["steps"] == len([x for x in lines if x["event"] == "step"]) >= 4
+    assert "Traceback" not in err and err.startswith("interrupted after")
