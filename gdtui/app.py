@@ -26,7 +26,7 @@ from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog
-from gdtui.keys import BINDINGS
+from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
 from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.charts import LossChart
@@ -41,14 +41,6 @@ from gdtui.widgets.report_screen import ReportScreen
 from gdtui.widgets.status_line import StatusLine
 
 WIDE = 160  # columns from which the table shows full summaries
-SESSION_ACTIONS = {"step", "phase", "rewind", "reset", "run", "mode", "grad_source", "lr_up", "lr_down",
-                   "lr_prompt", "next_view", "log_axis", "detail", "breakpoints", "zero_grad", "hints",
-                   "gradcheck", "compare", "optimizer_state", "export"}
-#: Keys that wait for the job in progress (the footer dims them). A step key never waits: it queues.
-NEEDS_IDLE = {"phase", "reset", "mode", "detail", "zero_grad", "gradcheck", "compare", "optimizer_state", "export"}
-#: What the status line says while a slow job runs.
-ACTIVITY = {"gradcheck": "gradient check…", "compare": "comparing updates…",
-            "optimizer_state": "reading the optimizer…", "export": "exporting…"}
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 
 
@@ -375,7 +367,7 @@ class GdtuiApp(App[None]):
 
     def _show_state(self, state: SessionState, steps_per_s: float | None = None) -> None:
         sc = self.session.scenario
-        self._show_status(steps_per_s)
+        self._show_status(steps_per_s)  # from self.state, which every caller has just set to state
         self.table.show(state)
         self.loop_panel.show(state, objective=sc.objective is not None, loader=sc.batches is not None)
 

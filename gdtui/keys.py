@@ -45,6 +45,17 @@ BINDINGS: list[Binding] = [
 ]
 
 
+#: Actions that wait while a help, detail, report or prompt screen is open (that screen has the keys).
+SESSION_ACTIONS = {"step", "phase", "rewind", "reset", "run", "mode", "grad_source", "lr_up", "lr_down",
+                   "lr_prompt", "next_view", "log_axis", "detail", "breakpoints", "zero_grad", "hints",
+                   "gradcheck", "compare", "optimizer_state", "export"}
+#: Actions that wait for the job in progress (the footer dims them). A step key never waits: it queues.
+NEEDS_IDLE = {"phase", "reset", "mode", "detail", "zero_grad", "gradcheck", "compare", "optimizer_state", "export"}
+#: What the status line says while one of these slower jobs runs.
+ACTIVITY = {"gradcheck": "gradient check…", "compare": "comparing updates…",
+            "optimizer_state": "reading the optimizer…", "export": "exporting…"}
+
+
 def key_names(binding: Binding) -> str:
     """The keys of ``binding`` as a user types them: ``space / n``."""
     names = {"question_mark": "?", "plus": "+", "minus": "-", "equals_sign": "=", "left": "←"}

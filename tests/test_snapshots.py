@@ -74,3 +74,7 @@ def test_error_panel(snap_compare):
 
 def test_help(snap_compare):
     assert snap_compare(app_for("scenarios/not_gate.py"), terminal_size=SIZE, run_before=keys("question_mark"))
+
+
+def test_gradient_check(snap_compare):
+    assert snap_compare(app_for("scenarios/fit_2x.py"), terminal_size=SIZE, run_before=keys("G"))

@@ -25,18 +25,48 @@ VERDICTS = (
 )
 
 
-def report_text(lines: tuple[str, ...] | list[str], *, verdicts: bool = False) -> Text:
-    """The lines as one Text; the first is the heading. With ``verdicts``, the gradient check's are marked."""
+def wrap_fields(line: str, width: int) -> list[str]:
+    """Break a line too long for ``width`` between its fields (two or more spaces apart), not inside one;
+    the rest goes on lines four columns deeper, so a tensor's verdict stays under its name."""
+    if len(line) <= width or width < 20:
+        return [line]
+    indent = len(line) - len(line.lstrip(" "))
+    parts = re.split(r"(?<=\S)( {2,})(?=\S)", line[indent:])  # field, gap, field, gap, ...
+    lines, current = [], " " * indent + parts[0]
+    for gap, field in zip(parts[1::2], parts[2::2]):
+        if len(current) + len(gap) + len(field) <= width:
+            current += gap + field
+        else:
+            lines.append(current)
+            current = " " * (indent + 4) + field
+    return [*lines, current]
+
+
+def report_text(lines: tuple[str, ...] | list[str], *, verdicts: bool = False, width: int = 0) -> Text:
+    """The lines as one Text, wrapped between fields to ``width`` (0: as they are); the first is the
+    heading. With ``verdicts``, the gradient check's are marked."""
     text = Text()
     for i, line in enumerate(lines):
-        if i:
-            text.append("\n")
-        piece = Text(line, style="bold" if i == 0 else "")
-        if verdicts:
-            for pattern, style in VERDICTS:
-                piece.highlight_regex(pattern, style)
-        text.append_text(piece)
+        for j, part in enumerate(wrap_fields(line, width) if width else [line]):
+            if i or j:
+                text.append("\n")
+            piece = Text(part, style="bold" if i == 0 else "")
+            if verdicts:
+                for pattern, style in VERDICTS:
+                    piece.highlight_regex(pattern, style)
+            text.append_text(piece)
     return text
+
+
+class ReportBody(Static):
+    """The report's lines, wrapped again whenever the width changes."""
+
+    def __init__(self, lines: tuple[str, ...], verdicts: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lines, self.verdicts = lines, verdicts
+
+    def on_resize(self) -> None:
+        self.update(report_text(self.lines, verdicts=self.verdicts, width=self.content_size.width))
 
 
 class ReportScreen(ModalScreen[None]):
@@ -58,7 +88,7 @@ class ReportScreen(ModalScreen[None]):
             if self.error:
                 yield Static(Text(self.error, style="bold"), id="report-error")
             else:
-                yield Static(report_text(self.lines, verdicts=self.verdicts), id="report-body")
+                yield ReportBody(self.lines, self.verdicts, id="report-body")
             yield Static(Text("esc: close · ↑↓ PgUp PgDn: scroll", style="dim"))
 
     def on_mount(self) -> None:
