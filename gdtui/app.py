@@ -253,11 +253,9 @@ class GdtuiApp(App[None]):
 
     def action_hints(self) -> None:
         s = self.state
-        hints = [s.history_note, *s.notes, *(h.message for h in s.hints)]
-        lines = [f"health hints after step {s.step}"] + [f"! {h}" for h in hints if h]
-        if len(lines) == 1:
-            lines.append(f"nothing looks wrong after step {s.step}")
-        self.push_screen(ReportScreen("health hints (h)", tuple(lines)))
+        hints = [f"! {h}" for h in (s.history_note, *s.notes, *(h.message for h in s.hints)) if h]
+        lines = hints or ["nothing looks wrong"]
+        self.push_screen(ReportScreen(f"health hints after step {s.step} (h)", tuple(lines), heading=False))
 
     def action_gradcheck(self) -> None:
         self._begin("gradcheck")

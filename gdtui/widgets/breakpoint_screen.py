@@ -40,7 +40,7 @@ class BreakpointScreen(ModalScreen[None]):
         with Vertical(id="breakpoints"):
             yield Static(Text("breakpoints: a run (c) pauses after a step where one holds; "
                               "NaN or Inf always pauses", style="bold"))
-            yield OptionList(id="conditions", compact=True)
+            yield OptionList(id="conditions", compact=True, markup=False)
             yield Input(placeholder="loss < 0.01", id="condition-input")
             yield Static("", id="condition-why")
             yield Static(Text(f"{EXAMPLES}\nenter adds · tab: the list (enter switches, del removes) · esc closes",

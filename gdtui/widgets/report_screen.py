@@ -42,15 +42,16 @@ def wrap_fields(line: str, width: int) -> list[str]:
     return [*lines, current]
 
 
-def report_text(lines: tuple[str, ...] | list[str], *, verdicts: bool = False, width: int = 0) -> Text:
-    """The lines as one Text, wrapped between fields to ``width`` (0: as they are); the first is the
-    heading. With ``verdicts``, the gradient check's are marked."""
+def report_text(lines: tuple[str, ...] | list[str], *, verdicts: bool = False, width: int = 0,
+                heading: bool = True) -> Text:
+    """The lines as one Text, wrapped between fields to ``width`` (0: as they are); the first is a
+    ``heading`` (bold). With ``verdicts``, the gradient check's are marked."""
     text = Text()
     for i, line in enumerate(lines):
         for j, part in enumerate(wrap_fields(line, width) if width else [line]):
             if i or j:
                 text.append("\n")
-            piece = Text(part, style="bold" if i == 0 else "")
+            piece = Text(part, style="bold" if heading and i == 0 else "")
             if verdicts:
                 for pattern, style in VERDICTS:
                     piece.highlight_regex(pattern, style)
@@ -61,12 +62,13 @@ def report_text(lines: tuple[str, ...] | list[str], *, verdicts: bool = False, w
 class ReportBody(Static):
     """The report's lines, wrapped again whenever the width changes."""
 
-    def __init__(self, lines: tuple[str, ...], verdicts: bool, **kwargs) -> None:
+    def __init__(self, lines: tuple[str, ...], verdicts: bool, heading: bool, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.lines, self.verdicts = lines, verdicts
+        self.lines, self.verdicts, self.heading = lines, verdicts, heading
 
     def on_resize(self) -> None:
-        self.update(report_text(self.lines, verdicts=self.verdicts, width=self.content_size.width))
+        self.update(report_text(self.lines, verdicts=self.verdicts, width=self.content_size.width,
+                                heading=self.heading))
 
 
 class ReportScreen(ModalScreen[None]):
@@ -75,12 +77,13 @@ class ReportScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
 
     def __init__(self, title: str, lines: tuple[str, ...], *, error: str | None = None,
-                 verdicts: bool = False) -> None:
+                 verdicts: bool = False, heading: bool = True) -> None:
         super().__init__()
         self.title_text = title
         self.lines = lines
         self.error = error
         self.verdicts = verdicts
+        self.heading = heading
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="report"):
@@ -88,7 +91,7 @@ class ReportScreen(ModalScreen[None]):
             if self.error:
                 yield Static(Text(self.error, style="bold"), id="report-error")
             else:
-                yield ReportBody(self.lines, self.verdicts, id="report-body")
+                yield ReportBody(self.lines, self.verdicts, self.heading, id="report-body")
             yield Static(Text("esc: close · ↑↓ PgUp PgDn: scroll", style="dim"))
 
     def on_mount(self) -> None:
