@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import ExportPrompt
 from gdtui.widgets.loop_panel import LoopPanel
-from gdtui.widgets.report_screen import ReportScreen
+from gdtui.widgets.report_screen import ReportScreen, report_text, wrap_fields
 from test_app import NOT_GATE, OWN, SCENARIOS, SIZE, press, settle, status, table_text, text, until
 
 
@@ -101,6 +102,29 @@ async def test_gradient_check_names_the_hand_written_gradients_factor():
         assert "gradient check (G)" in str(app.screen.query_one("#report-title").render())
         await press(pilot, "escape")
         assert not isinstance(app.screen, ReportScreen) and app.session.step_count == 0
+
+
+async def test_a_diagnostic_that_cannot_run_says_why_in_its_screen(tmp_path):
+    path = tmp_path / "fit_2x.py"
+    shutil.copy(SCENARIOS / "fit_2x.py", path)
+    app = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        path.write_text(path.read_text() + "\nw = torch.zeros(2, requires_grad=True)\n")  # w changes shape
+        await press(pilot, "G")
+        assert "fit_2x.py" in report(app) and "reset first" in report(app)
+        await press(pilot, "escape", "space")
+        assert app.session.step_count == 1  # the session goes on
+
+
+def test_verdicts_are_marked_and_long_lines_break_between_fields():
+    lines = ["gradient check", "  w  4/4 entries  max abs err 0  ok", "  b  2 at a kink  at a kink",
+             "  v  1/1 entries  mismatch", "  u  ≈0.25× autograd  (max abs diff 3)"]
+    text = report_text(lines, verdicts=True)
+    marked = {text.plain[s.start:s.end]: str(s.style) for s in text.spans}
+    assert marked == {"gradient check": "bold", "ok": "bold green", "2 at a kink": "bold yellow",
+                      "at a kink": "bold yellow", "mismatch": "bold reverse red", "≈0.25× autograd": "bold reverse red"}
+    assert wrap_fields("  0.weight  16/524288 entries  max abs err 4.5e-11  ok", 40) == [
+        "  0.weight  16/524288 entries", "      max abs err 4.5e-11  ok"]
 
 
 async def test_compare_and_optimizer_state_on_momentum_match_a_plain_loop():
