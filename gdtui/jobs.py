@@ -262,6 +262,9 @@ class SessionJobs:
             self.post(ExportDone("no trace log to export: the system's temp folder is not writable; "
                                  "start gdtui with --trace FILE", ok=False))
             return
+        if Path(out).expanduser().resolve() == self.trace.path.resolve():
+            self.post(ExportDone(f"{out} is the trace log being written; choose another path", ok=False))
+            return
         try:
             n = export_trace(self.trace.path, out)
         except ExportError as exc:

@@ -212,6 +212,9 @@ async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(t
         await submit(pilot, str(tmp_path / "no" / "such" / "folder.csv"))
         panel = str(app.query_one(ErrorPanel).render())
         assert "export failed" in panel and "cannot write" in panel
+        await press(pilot, "e")
+        await submit(pilot, str(log))  # onto the log itself: refused, the log stays whole
+        assert "is the trace log being written" in str(app.query_one(ErrorPanel).render())
         await press(pilot, "space")
         assert app.session.step_count == 3 and not app.query_one(ErrorPanel).display
         assert log.exists() and log.parent == Path(tempfile.gettempdir())
