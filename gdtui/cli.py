@@ -72,6 +72,23 @@ def configure(session, args: argparse.Namespace) -> None:
     session.skip_zero_grad = args.no_zero_grad
 
 
+def _leave_now_if_a_step_is_stuck(status: int) -> None:
+    """Quit at once even while the scenario's code blocks in a worker thread.
+
+    The screen is already restored and the trace closed; a thread stuck in the
+    user's forward (a 30 s sleep, a hung data loader) cannot be interrupted, and
+    Python would otherwise wait for it before exiting.
+    """
+    import os
+    import threading
+
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
 def run(args: argparse.Namespace, options: dict, trace) -> int:
     """The headless run: steps, then the diagnostics asked for. Returns the exit status."""
     from gdtui.engine import ScenarioError, Session
@@ -156,7 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 2
         app.run()
-        return app.return_code or 0
+        status = app.return_code or 0
+        if trace:
+            trace.close()
+        _leave_now_if_a_step_is_stuck(status)
+        return status
     except KeyboardInterrupt:
         return 130
     finally:
