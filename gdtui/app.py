@@ -9,7 +9,10 @@ while a job runs is counted (``pending``) and those steps run next.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,6 +101,16 @@ class GdtuiApp(App[None]):
         # moving them out of the collector's sight keeps full collections (100+ ms here)
         # out of the key-to-screen path.
         self.call_after_refresh(gc.freeze)
+        if not self.is_headless:
+            # a closed terminal (SIGHUP) or a kill (SIGTERM) still ends the trace and removes the temporary one
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+                for sig in (signal.SIGHUP, signal.SIGTERM):
+                    asyncio.get_running_loop().add_signal_handler(sig, self._hang_up)
+
+    def _hang_up(self) -> None:
+        self.jobs.stop.set()
+        self.trace.end(self.session)
+        self.exit()
 
     def on_resize(self) -> None:
         self._apply_width()
