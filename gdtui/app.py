@@ -4,7 +4,8 @@ The session is only ever stepped in a thread worker (the jobs are in
 gdtui.jobs); the screen gets frozen records through messages (gdtui.messages)
 and does no numeric work, diagnostics included. One job runs at a time,
 guarded by the ``busy`` reactive and ``check_action``; a step key pressed
-while a job runs is counted (``pending``) and those steps run next.
+while a job runs is counted (``pending``) and those steps run next. The
+diagnostics keys (k z h G M o e) are in gdtui.diagnostics_keys.
 """
 
 from __future__ import annotations
@@ -30,24 +31,23 @@ from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
-from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
-from gdtui.widgets.breakpoint_screen import BreakpointScreen
+from gdtui.diagnostics_keys import DiagnosticsKeys
+from gdtui.messages import ChartReady, DetailData, SessionUpdate
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen
 from gdtui.widgets.error_panel import ErrorPanel
-from gdtui.widgets.export_prompt import DEFAULT_PATH, ExportPrompt
+from gdtui.widgets.export_prompt import DEFAULT_PATH
 from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.loop_panel import LoopPanel
 from gdtui.widgets.lr_prompt import LrPrompt
 from gdtui.widgets.param_table import ParamTable
-from gdtui.widgets.report_screen import ReportScreen
 from gdtui.widgets.status_line import StatusLine
 
 WIDE = 160  # columns from which the table shows full summaries
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 
 
-class GdtuiApp(App[None]):
+class GdtuiApp(DiagnosticsKeys, App[None]):
     """Step a scenario's training loop one key at a time."""
 
     CSS_PATH = "gdtui.tcss"
@@ -257,36 +257,6 @@ class GdtuiApp(App[None]):
         event.stop()
         self.action_detail()
 
-    def action_breakpoints(self) -> None:
-        self.push_screen(BreakpointScreen(self.session), lambda _: self._controls_changed())
-
-    def action_zero_grad(self) -> None:
-        self.session.skip_zero_grad = not self.session.skip_zero_grad
-        self._controls_changed()
-
-    def action_hints(self) -> None:
-        s = self.state
-        hints = [f"! {h}" for h in (s.history_note, *s.notes, *(h.message for h in s.hints)) if h]
-        lines = hints or ["nothing looks wrong"]
-        self.push_screen(ReportScreen(f"health hints after step {s.step} (h)", tuple(lines), heading=False))
-
-    def action_gradcheck(self) -> None:
-        self._begin("gradcheck")
-
-    def action_compare(self) -> None:
-        self._begin("compare")
-
-    def action_optimizer_state(self) -> None:
-        self._begin("optimizer_state")
-
-    def action_export(self) -> None:
-        def done(path: str | None) -> None:
-            if path is not None and not self.busy:
-                self.export_path = path
-                self._begin("export", path)
-
-        self.push_screen(ExportPrompt(self.export_path), done)
-
     def action_help(self) -> None:
         sc = self.session.scenario
         self.push_screen(HelpScreen(sc.title, sc.description))
@@ -353,19 +323,6 @@ class GdtuiApp(App[None]):
     def on_detail_data(self, message: DetailData) -> None:
         self._idle()
         self.push_screen(DetailScreen(message))
-
-    def on_diagnostic_report(self, message: DiagnosticReport) -> None:
-        self._idle()
-        key = next(b.key for b in BINDINGS if b.action == message.kind)
-        self.push_screen(ReportScreen(f"{message.title} ({key})", message.lines, error=message.error,
-                                      verdicts=message.kind == "gradcheck"))
-
-    def on_export_done(self, message: ExportDone) -> None:
-        self._idle()
-        if message.ok:
-            self.error_panel.show_notice(message.text, label="exported")
-        else:
-            self.error_panel.show_error(message.text, label="export failed", advice="")
 
     def _show_chart(self, frame: ChartFrame) -> None:
         self.chart.show(frame)
