@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,6 +102,9 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         # moving them out of the collector's sight keeps full collections (100+ ms here)
         # out of the key-to-screen path.
         self.call_after_refresh(gc.freeze)
+        # Thread workers run on the loop's default executor, which asyncio waits for on exit:
+        # a step stuck in the scenario's code would hold `q` hostage. This one does not wait.
+        asyncio.get_running_loop().set_default_executor(_ExecutorThatDoesNotWait(thread_name_prefix="gdtui-step"))
         if not self.is_headless:
             # a closed terminal (SIGHUP) or a kill (SIGTERM) still ends the trace and removes the temporary one
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
@@ -153,9 +157,16 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
             self._dim_timer.stop()
             self._dim_timer = None
         if busy:
-            self._dim_timer = self.set_timer(KEYS_DIM_DELAY, self._refresh_keys)
+            self._dim_timer = self.set_timer(KEYS_DIM_DELAY, self._still_busy)
         else:
             self._refresh_keys()
+
+    def _still_busy(self) -> None:
+        """A job outlasted KEYS_DIM_DELAY: dim the keys it holds back, and say a step is running."""
+        self._refresh_keys()
+        if self.busy and not self.running and not self.activity:
+            self.activity = "step running… (q quits)"
+            self._show_status()
 
     def watch_running(self) -> None:
         self._refresh_keys()
@@ -342,6 +353,13 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
     def on_unmount(self) -> None:
         self.jobs.stop.set()
         self.trace.end(self.session)
+
+
+class _ExecutorThatDoesNotWait(ThreadPoolExecutor):
+    """Shutting down does not wait for a running step; the CLI then exits without joining it."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 def make_app(

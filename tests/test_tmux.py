@@ -51,3 +51,22 @@ def test_no_color_keeps_the_highlights_visible():
 def sgr_params(line: str) -> set[str]:
     """Every SGR parameter in ``line``'s escape sequences, e.g. {'1', '7', '38', '5', '253'}."""
     return {p for seq in re.findall(r"\x1b\[([\d;]*)m", line) for p in seq.split(";")}
+
+
+def test_a_blocked_step_keeps_the_screen_live_and_q_quits_at_once():
+    with TmuxApp("tests/tui_scenarios/blocking_step.py") as app:
+        app.start()
+        app.wait_for(r"step 0 ")
+        app.send("Space")
+        app.wait_for(r"step 1 ")
+        app.send("Space")  # step 2's forward sleeps 30 s
+        app.wait_for(r"step running")
+        app.send("?")
+        app.wait_for(r"Help|help")  # the screen still answers keys
+        app.send("Escape")
+        time.sleep(0.5)  # a lone Escape is told apart from Alt+key by a pause
+        started = time.perf_counter()
+        app.send("q")
+        while not app.exited():
+            assert time.perf_counter() - started < 10, app.screen()
+            time.sleep(0.05)

@@ -389,15 +389,14 @@ class Session:
     def add_condition(self, text: str, kind: str = "break") -> Condition:
         """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
         condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
-        self.conditions.append(condition)
+        self.conditions = [*self.conditions, condition]  # a new list: a running worker may be reading the old one
         return condition
 
     def remove_condition(self, text: str) -> bool:
-        for c in self.conditions:
-            if c.text == text.strip():
-                self.conditions.remove(c)
-                return True
-        return False
+        kept = [c for c in self.conditions if c.text != text.strip()]
+        removed = len(kept) < len(self.conditions)
+        self.conditions = kept  # a new list, as in add_condition
+        return removed
 
     def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
         """The stop conditions that hold after ``record``'s step."""
