@@ -115,6 +115,19 @@ def untracked_tensors(namespace: Mapping[str, Any], model: Any, trained: Sequenc
     return names
 
 
+def first_nonfinite(loss: float, params: Mapping[str, Any], grads: Mapping[str, Any]) -> str | None:
+    """The first tensor that went NaN/Inf: "loss", a param name, or "grad of NAME"."""
+    if not math.isfinite(loss):
+        return "loss"
+    for name, view in params.items():
+        if not view.finite:
+            return name
+    for name, view in grads.items():
+        if view is not None and not view.finite:
+            return f"grad of {name}"
+    return None
+
+
 def untracked_hints(names: Sequence[str]) -> tuple[Hint, ...]:
     return tuple(
         Hint("untracked", f"{n} requires grad but the optimizer does not hold it, so it never changes; add it to the optimizer", n)

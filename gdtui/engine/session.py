@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env
-from gdtui.engine.health import step_hints, untracked_hints, untracked_tensors
+from gdtui.engine.health import first_nonfinite, step_hints, untracked_hints, untracked_tensors
 from gdtui.engine.history import History
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
 from gdtui.engine.snapshot import RngState, Snapshot
-from gdtui.engine.summarize import scalars, summarize
+from gdtui.engine.summarize import flat_values, scalars, summarize
 
 MB = 2**20
 
@@ -273,7 +273,7 @@ class Session:
             grads=frozen_map(grad_views),
             updates=frozen_map(updates),
             metrics=frozen_map(metrics),
-            nonfinite=_first_nonfinite(loss, params, grad_views),
+            nonfinite=first_nonfinite(loss, params, grad_views),
             zero_grad=not skipped,
             dead_units=dead,
             unchanged=frozen_map(unchanged),
@@ -285,7 +285,7 @@ class Session:
         object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
         self._history.record(record)
         if self.scalar_path is not None:
-            self.scalar_path.append(tuple(v for view in params.values() for v in _flat(view.values)))
+            self.scalar_path.append(tuple(v for view in params.values() for v in flat_values(view.values)))
         loop.clear()
         self._before = None
         return record
@@ -350,7 +350,7 @@ class Session:
 
     def _scalar_values(self) -> list[float]:
         views = summarize(self.loop.tensors, 2)
-        return [v for view in views for v in _flat(view.values)]
+        return [v for view in views for v in flat_values(view.values)]
 
     def state(self) -> SessionState:
         """What the screen shows now: current values, grads and controls. One host transfer."""
@@ -407,20 +407,3 @@ class Session:
             hits.append(self.rising)
         return hits
 
-
-def _flat(values) -> list[float]:
-    if isinstance(values, list):
-        return [x for v in values for x in _flat(v)]
-    return [] if values is None else [values]
-
-
-def _first_nonfinite(loss: float, params, grads) -> str | None:
-    if not math.isfinite(loss):
-        return "loss"
-    for name, view in params.items():
-        if not view.finite:
-            return name
-    for name, view in grads.items():
-        if view is not None and not view.finite:
-            return f"grad of {name}"
-    return None

@@ -50,6 +50,13 @@ def _bad_counts(t: torch.Tensor) -> tuple[int, int]:
     return int(counts[0]), int(counts[1])
 
 
+def flat_values(values: Any) -> list[float]:
+    """The numbers of nested values (``tolist()`` output) in order; [] for None."""
+    if isinstance(values, list):
+        return [x for v in values for x in flat_values(v)]
+    return [] if values is None else [values]
+
+
 def _nest(flat: list[float], shape: tuple[int, ...]) -> Any:
     """Rebuild the nested list ``tolist()`` would give for ``shape``."""
     if not shape:
