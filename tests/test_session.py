@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,12 +91,35 @@ def test_manual_mode_with_momentum_is_vanilla_sgd_and_says_so(tmp_path):
 
 
 def test_history_budget_limits_rewind_and_says_so():
-    session = Session(CROP, history_mb=3 * 40 / 2**20)  # room for three snapshots of 40 bytes
-    for _ in range(6):
+    budget_mb = 0.05
+    session = Session(CROP, history_mb=budget_mb)
+    for _ in range(30):
         session.step()
-    assert session.rewind_depth == 3
-    assert "rewind reaches the last 3 steps" in session.history_note
-    assert session.rewind(10) == 3 and session.step_count == 3
+        assert session._history.nbytes <= budget_mb * 2**20
+    depth = session.rewind_depth
+    assert 1 < depth < 30
+    assert f"rewind reaches the last {depth} steps" in session.history_note
+    assert session.rewind(40) == depth and session.step_count == 30 - depth
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc (Linux)")
+def test_history_memory_stays_within_the_budget():
+    """10 000 steps of not_gate with a 4 MB budget: resident memory grows by less than the budget.
+
+    Each snapshot counts its tensors, its RNG states (shared with the previous
+    snapshot when unchanged) and the step record it keeps alive.
+    """
+    def rss_mb():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+    session = Session(NOT_GATE, history_mb=4, watch_activations=False)
+    for _ in range(2000):
+        session.step()
+    before = rss_mb()
+    for _ in range(10_000):
+        session.step()
+    assert rss_mb() - before < 4 + 2  # the budget, and a little slack for the allocator
+    assert session.rewind_depth < 2000
 
 
 def test_snapshot_larger_than_the_budget_turns_rewind_off():

@@ -10,6 +10,15 @@ from gdtui.engine.snapshot import Snapshot
 MB = 2**20
 
 
+def record_nbytes(record: StepRecord | None) -> int:
+    """About how much memory a step record holds: Python floats are 24 bytes, plus 8 in their list."""
+    if record is None:
+        return 4096
+    views = [*record.params.values(), *record.grads.values(), *record.updates.values()]
+    values = sum(v.numel for v in views if v is not None and v.values is not None)
+    return 2048 + 600 * len(views) + 32 * values + sum(200 + len(h.message) for h in record.hints)
+
+
 class History:
     """Snapshots (newest last) and the records of the steps they can undo, plus one before them.
 
@@ -28,6 +37,15 @@ class History:
     def __len__(self) -> int:
         return len(self._snaps)
 
+    @property
+    def nbytes(self) -> int:
+        """The memory the snapshots (and their records) are counted as holding."""
+        return self._bytes
+
+    @property
+    def newest(self) -> Snapshot | None:
+        return self._snaps[-1] if self._snaps else None
+
     def admits(self, estimate: int) -> bool:
         """Whether a snapshot of ``estimate`` bytes should be taken; turns rewind off when it never fits."""
         if self.off:
@@ -41,6 +59,8 @@ class History:
         return True
 
     def push(self, snap: Snapshot) -> None:
+        # The step's record lives as long as its snapshot: count it with it (estimated from the last one).
+        snap.nbytes += record_nbytes(self.last)
         self._snaps.append(snap)
         self._bytes += snap.nbytes
         while self._bytes > self.budget and len(self._snaps) > 1:

@@ -205,8 +205,8 @@ class Loop:
         except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
             raise StepError((error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
 
-    def snapshot(self, grads_known_zero: bool) -> Snapshot:
-        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero)
+    def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None) -> Snapshot:
+        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous)
 
     def restore(self, snap: Snapshot) -> None:
         snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)

@@ -225,7 +225,7 @@ class Session:
     def _begin_step(self) -> None:
         self._before = None
         if self._history.admits(self._snapshot_estimate()):
-            snap = self.loop.snapshot(self._grads_zero)
+            snap = self.loop.snapshot(self._grads_zero, previous=self._history.newest)
             self._history.push(snap)
             self._before = snap.params
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,14 @@ def _generators(source: Any) -> list[torch.Generator]:
     return found
 
 
+def _same_tensors(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _same_numpy_state(a: Any, b: Any) -> bool:
+    return a[0] == b[0] and a[2:] == b[2:] and np.array_equal(a[1], b[1])
+
+
 @dataclass(frozen=True)
 class RngState:
     torch_cpu: torch.Tensor
@@ -36,15 +44,40 @@ class RngState:
     extra: tuple[tuple[torch.Generator, torch.Tensor], ...]
 
     @classmethod
-    def capture(cls, extra: Iterable[torch.Generator] = ()) -> RngState:
+    def capture(cls, extra: Iterable[torch.Generator] = (), like: RngState | None = None) -> RngState:
+        """The state of every RNG now. Parts equal to ``like``'s are shared with it, not stored again."""
         cuda = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
-        return cls(
+        state = cls(
             torch_cpu=torch.get_rng_state(),
             torch_cuda=cuda,
             numpy=np.random.get_state(),
             python=random.getstate(),
             extra=tuple((g, g.get_state()) for g in extra),
         )
+        if like is None:
+            return state
+        return cls(
+            torch_cpu=like.torch_cpu if torch.equal(like.torch_cpu, state.torch_cpu) else state.torch_cpu,
+            torch_cuda=like.torch_cuda if _same_tensors(like.torch_cuda, state.torch_cuda) else state.torch_cuda,
+            numpy=like.numpy if _same_numpy_state(like.numpy, state.numpy) else state.numpy,
+            python=like.python if like.python == state.python else state.python,
+            extra=like.extra if _same_tensors([t for _, t in like.extra], [t for _, t in state.extra]) else state.extra,
+        )
+
+    def nbytes_beyond(self, other: RngState | None) -> int:
+        """Memory this state holds that ``other`` does not share."""
+        size = 0
+        if other is None or self.torch_cpu is not other.torch_cpu:
+            size += _nbytes(self.torch_cpu)
+        if other is None or self.torch_cuda is not other.torch_cuda:
+            size += _nbytes(list(self.torch_cuda))
+        if other is None or self.numpy is not other.numpy:
+            size += self.numpy[1].nbytes + 200
+        if other is None or self.python is not other.python:
+            size += 36 * len(self.python[1]) + 200  # a tuple of Python ints
+        if other is None or self.extra is not other.extra:
+            size += _nbytes([t for _, t in self.extra])
+        return size
 
     def restore(self) -> None:
         torch.set_rng_state(self.torch_cpu)
@@ -111,6 +144,10 @@ class BatchStream:
             self.index = pos.index
 
 
+#: Python objects a snapshot holds besides its tensors and RNG states (lists, dicts, the position).
+SNAPSHOT_OVERHEAD = 2048
+
+
 def _copy_value(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
@@ -162,7 +199,9 @@ class Snapshot:
         optimizer: torch.optim.Optimizer,
         stream: BatchStream | None,
         grads_known_zero: bool,
+        previous: Snapshot | None = None,
     ) -> Snapshot:
+        """The state now; RNG states equal to ``previous``'s are shared with it and not counted again."""
         with torch.no_grad():
             saved_params = [p.detach().clone() for p in params]
             saved_buffers = [b.detach().clone() for b in buffers]
@@ -173,8 +212,9 @@ class Snapshot:
             else:
                 grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
             opt_state = _copy_state_dict(optimizer.state_dict())
-        rng = RngState.capture(stream.generators if stream else ())
+        rng = RngState.capture(stream.generators if stream else (), like=previous.rng if previous else None)
         nbytes = _nbytes(saved_params) + _nbytes(saved_buffers) + _nbytes(opt_state["state"])
+        nbytes += rng.nbytes_beyond(previous.rng if previous else None) + SNAPSHOT_OVERHEAD
         if isinstance(grads, list):
             nbytes += _nbytes(grads)
         return cls(saved_params, saved_buffers, grads, opt_state, rng, stream.position() if stream else None, nbytes)
