@@ -194,12 +194,12 @@ class SessionJobs:
         if state.next_phase == "forward" and state.last is not None:
             grad = state.last.grads.get(name)  # the gradient the last update used
         value_hist = grad_hist = None
-        if value.values is None or value.numel > DETAIL_LIST_MAX:
+        if value.flat is None or value.numel > DETAIL_LIST_MAX:
             tensor = self.session.loop.tensors[self.session.loop.names.index(name)]
             value_hist = charts.histogram(tensor)
             if state.next_phase != "forward" and tensor.grad is not None:
                 grad_hist = charts.histogram(tensor.grad)
-            elif grad is not None and grad.values is not None:
+            elif grad is not None and grad.flat is not None:
                 # the live gradient was zeroed; the record kept the values the update used
                 grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
         self.post(DetailData(name, value, grad, value_hist, grad_hist))

@@ -28,7 +28,7 @@ def step_line(r: StepRecord, batches: bool = False) -> str:
     parts.append(f"loss {format_number(r.loss, 7)}")
     parts += [f"{name} {format_number(value, 5)}" for name, value in r.metrics.items()]
     for name, view in r.params.items():
-        if view.values is not None and view.numel <= LINE_VALUES:
+        if view.flat is not None and view.numel <= LINE_VALUES:
             parts.append(f"{name} {format_values(view.values, 6)}")
     return "  ".join(parts)
 

@@ -15,7 +15,7 @@ def record_nbytes(record: StepRecord | None) -> int:
     if record is None:
         return 4096
     views = [*record.params.values(), *record.grads.values(), *record.updates.values()]
-    values = sum(v.numel for v in views if v is not None and v.values is not None)
+    values = sum(len(v.flat) for v in views if v is not None and v.flat is not None)
     return 2048 + 600 * len(views) + 32 * values + sum(200 + len(h.message) for h in record.hints)
 
 

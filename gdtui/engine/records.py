@@ -6,6 +6,7 @@ No record ever holds a live tensor.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,12 +26,24 @@ def frozen_map(items: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(items)) if items else EMPTY
 
 
+def nest(flat: list[float], shape: tuple[int, ...]) -> Any:
+    """The nested list ``tolist()`` gives for ``shape``, from the values in order."""
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return list(flat)
+    step = math.prod(shape[1:])
+    return [nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
 @dataclass(frozen=True)
 class TensorView:
     """A tensor as the screen and the trace see it.
 
     ``values`` is what ``tensor.tolist()`` gives (a float for a 0-d tensor)
     when the tensor has at most the session's ``max_values`` elements, else None.
+    The view stores those numbers flat (``flat``) and nests them on first use:
+    a step of a 500-tensor model builds 1500 views, and most are never printed.
     The statistics are always there. ``std`` is the population std (correction 0),
     so a one-element tensor has std 0, not NaN.
     """
@@ -44,7 +57,13 @@ class TensorView:
     norm: float
     nan: int = 0
     inf: int = 0
-    values: Any = None
+    flat: list[float] | None = None
+
+    @functools.cached_property
+    def values(self) -> Any:
+        if self.flat is None:
+            return None
+        return nest(self.flat, self.shape)
 
     @property
     def numel(self) -> int:
@@ -66,7 +85,7 @@ class TensorView:
 
     def to_json(self) -> Any:
         """Values when the view carries them, else the summary dict."""
-        return self.values if self.values is not None else self.summary()
+        return self.values if self.flat is not None else self.summary()
 
 
 @dataclass(frozen=True)

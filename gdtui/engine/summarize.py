@@ -57,16 +57,6 @@ def flat_values(values: Any) -> list[float]:
     return [] if values is None else [values]
 
 
-def _nest(flat: list[float], shape: tuple[int, ...]) -> Any:
-    """Rebuild the nested list ``tolist()`` would give for ``shape``."""
-    if not shape:
-        return flat[0]
-    if len(shape) == 1:
-        return flat
-    step = math.prod(shape[1:])
-    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
 def _segment_stats(flat: np.ndarray, sizes: list[int]) -> np.ndarray:
     """Per-segment mean, std, min, max, norm, nan and inf counts of a float64 vector, vectorised."""
     counts = np.asarray(sizes)
@@ -147,9 +137,9 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
         pos = 0
         for row, i in zip(stats, small + large):
             t = tensors[i]
-            values = None
+            flat = None
             if i in small_set:
-                values = _nest(flat_values[pos : pos + t.numel()], tuple(t.shape))
+                flat = flat_values[pos : pos + t.numel()]
                 pos += t.numel()
             mean, std, lo, hi, norm, nan, inf = row
             views[i] = TensorView(
@@ -162,7 +152,7 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
                 norm=norm,
                 nan=int(nan),
                 inf=int(inf),
-                values=values,
+                flat=flat,
             )
     return views
 
@@ -231,7 +221,7 @@ def format_view(view: TensorView | None, digits: int = 5, limit: int = 8) -> str
         bad = ""
         if not view.finite:
             bad = f" ⚠ nan={view.nan} inf={view.inf}"
-        if view.values is not None and view.numel <= limit:
+        if view.flat is not None and view.numel <= limit:
             return format_values(view.values, digits, limit) + bad
         return (
             f"μ={format_number(view.mean, 3)} σ={format_number(view.std, 3)} "

@@ -61,7 +61,7 @@ class TraceWriter:
     def _tensor(self, view: TensorView | None) -> Any:
         if view is None:
             return None
-        if view.values is not None and view.numel <= self.max_elements:
+        if view.flat is not None and view.numel <= self.max_elements:
             return view.values
         return view.summary()
 

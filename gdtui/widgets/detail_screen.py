@@ -29,7 +29,7 @@ def summary_line(view: TensorView | None) -> str:
 
 def value_lines(view: TensorView | None) -> str:
     """Every value, one per line with its index: ``[0, 1]  2.2432``."""
-    if view is None or view.values is None:
+    if view is None or view.flat is None:
         return "—"
     out: list[str] = []
 

@@ -39,11 +39,11 @@ def cell(view: TensorView | None, wide: bool, kind: str = "value") -> str:
     try:
         if wide:
             text = format_view(view, 5 if view.numel == 1 else 4, 4)
-            if view.values is None or view.numel > 4:
+            if view.flat is None or view.numel > 4:
                 text += f" ‖{format_number(view.norm, 3)}‖"
             return text
         bad = "" if view.finite else f" ⚠nan{view.nan}/inf{view.inf}"
-        if view.values is not None and view.numel == 1:
+        if view.flat is not None and view.numel == 1:
             return format_number(_flat(view.values)[0], 5 if kind == "value" else 4) + bad
         if kind == "value":
             return f"μ{format_number(view.mean, 3)} σ{format_number(view.std, 3)}{bad}"
