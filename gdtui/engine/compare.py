@@ -23,7 +23,6 @@ import torch
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import TensorView
 from gdtui.engine.scenario import ScenarioError, error_from, one_line
-from gdtui.engine.snapshot import RngState
 from gdtui.engine.summarize import format_number, format_view, summarize
 
 #: Param-group keys that choose an implementation, not the rule.
@@ -151,7 +150,7 @@ def step_grads(session: Any) -> tuple[int, list[torch.Tensor | None], tuple[str,
     n = session.step_count + 1
     if phase == "update":
         return n, [None if p.grad is None else p.grad.detach().clone() for p in loop.tensors], ()
-    rng = RngState.capture(loop.stream.generators if loop.stream else ())
+    rng = loop.capture_rng()
     try:
         if phase == "forward":
             return n, _fresh_grads(session, n, False), ()

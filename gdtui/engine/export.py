@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gdtui.engine.summarize import flat_values
+
 
 class ExportError(Exception):
     """A write that failed; one line saying why and what to do. Nothing was changed."""
@@ -58,15 +60,7 @@ def _norm(value: Any) -> float:
         return float(value.get("norm", math.nan))
     if value is None:
         return math.nan
-    total = 0.0
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, list):
-            stack.extend(v)
-        else:
-            total += float(v) ** 2  # float() also reads the trace's "nan", "inf", "-inf"
-    return math.sqrt(total)
+    return math.sqrt(sum(float(v) ** 2 for v in flat_values(value)))  # float() reads "nan", "inf", "-inf" too
 
 
 def csv_rows(steps: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:

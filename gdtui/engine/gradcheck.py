@@ -242,7 +242,7 @@ def gradient_check(session: Any, *, max_entries: int = 16, seed: int = 0) -> Gra
     ``max_entries`` entries drawn with a private ``torch.Generator(seed)``.
     """
     live = session.loop
-    rng = RngState.capture(live.stream.generators if live.stream else ())
+    rng = live.capture_rng()
     module = sys.modules.get(MODULE_NAME)
     try:
         inputs, targets, where, forward_rng = _batch(session, rng)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from gdtui.engine.conditions import RisingLoss
 from gdtui.engine.records import DeadUnits, Hint, StepRecord
 
 VANISHING = 1e-7
@@ -161,8 +162,7 @@ def step_hints(
             f"exploding gradients: ‖g‖ grew {g / previous.grad_norm:.3g}× in one step ({previous.grad_norm:.3g} → {g:.3g}); "
             "lower the lr or clip the gradient",
         ))
-    rising = losses[-(RISING_STEPS + 1) :]
-    if len(rising) == RISING_STEPS + 1 and all(b > a for a, b in zip(rising, rising[1:])):
+    if RisingLoss(RISING_STEPS).holds_for(losses):
         hints.append(Hint(
             "diverging",
             f"the loss rose {RISING_STEPS} steps in a row at lr={record.lr:g}: the steps overshoot; try a smaller lr",

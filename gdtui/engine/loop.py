@@ -15,7 +15,7 @@ import torch
 
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
-from gdtui.engine.snapshot import BatchStream, Snapshot
+from gdtui.engine.snapshot import BatchStream, RngState, Snapshot
 
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
@@ -204,6 +204,10 @@ class Loop:
             raise StepError((self.sc.error(f"{doing} called sys.exit(); remove it", name))) from None
         except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
             raise StepError((error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
+
+    def capture_rng(self) -> RngState:
+        """Every RNG this scenario can draw from: the global ones and its DataLoader's generators."""
+        return RngState.capture(self.stream.generators if self.stream else ())
 
     def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None) -> Snapshot:
         return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous)

@@ -83,9 +83,11 @@ class TensorView:
             "norm": self.norm,
         }
 
-    def to_json(self) -> Any:
-        """Values when the view carries them, else the summary dict."""
-        return self.values if self.flat is not None else self.summary()
+    def to_json(self, max_elements: int | None = None) -> Any:
+        """Values when the view carries them (and has at most ``max_elements``), else the summary dict."""
+        if self.flat is not None and (max_elements is None or self.numel <= max_elements):
+            return self.values
+        return self.summary()
 
 
 @dataclass(frozen=True)

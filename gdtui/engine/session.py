@@ -20,7 +20,7 @@ from gdtui.engine.history import History
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
-from gdtui.engine.snapshot import RngState, Snapshot
+from gdtui.engine.snapshot import Snapshot
 from gdtui.engine.summarize import flat_values, scalars, summarize
 
 MB = 2**20
@@ -100,7 +100,7 @@ class Session:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
         if self._phase:
             self._abandon_step()
-        rng = RngState.capture(self.loop.stream.generators if self.loop.stream else ())
+        rng = self.loop.capture_rng()
         module = sys.modules.get(MODULE_NAME)
         try:
             loop = self._load()
@@ -246,9 +246,7 @@ class Session:
             deltas = [t.detach() - before for t, before in zip(tensors, self._before)]
         views = summarize(tensors + grads + deltas, self.max_values)
         n = len(tensors)
-        params = dict(zip(loop.names, views[:n]))
-        grad_views = dict(zip(loop.names, views[n : 2 * n]))
-        updates = dict(zip(loop.names, views[2 * n :]))
+        params, grad_views, updates = (dict(zip(loop.names, views[i * n : (i + 1) * n])) for i in range(3))
         numbers = scalars([loop.loss, *loop.metric_values])
         loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
         previous = self.last
