@@ -96,7 +96,7 @@ def run_headless(
     except KeyboardInterrupt:
         print(f"interrupted after {done} steps", file=err)
         if trace:
-            trace.end(done, "interrupted")
+            trace.end(trace.steps, "interrupted")  # Ctrl-C may land between a step and its line
         return EXIT_INTERRUPTED
     if quiet:
         print(step_line(record, batches) if record else "0 steps", file=out)

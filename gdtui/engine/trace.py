@@ -48,6 +48,8 @@ class TraceWriter:
     def __init__(self, path: str | Path, max_elements: int = 4096):
         self.path = Path(path)
         self.max_elements = max_elements
+        #: Step lines written so far: what an end line written after Ctrl-C must count.
+        self.steps = 0
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def _write(self, event: dict[str, Any]) -> None:
@@ -59,11 +61,7 @@ class TraceWriter:
         self._file.flush()
 
     def _tensor(self, view: TensorView | None) -> Any:
-        if view is None:
-            return None
-        if view.flat is not None and view.numel <= self.max_elements:
-            return view.values
-        return view.summary()
+        return None if view is None else view.to_json(self.max_elements)
 
     def start(self, *, scenario: str, seed: int, device: str, mode: str, params: dict[str, TensorView]) -> None:
         self._write(
@@ -95,6 +93,7 @@ class TraceWriter:
                 "metrics": dict(r.metrics),
             }
         )
+        self.steps += 1
 
     def rewind(self, step: int) -> None:
         """The timeline goes back to just after ``step``: later step lines no longer count."""
