@@ -95,20 +95,13 @@ def _hyper_value(v: Any) -> Any:
 # --- the gradients of the step ----------------------------------------------------------
 
 
-def _fresh_grads(session: Any, step: int, grads_known_zero: bool) -> list[torch.Tensor | None]:
-    """Run forward, loss and backward of ``step`` on a snapshot; return the grads; restore."""
-    loop = session.loop
-    snap = loop.snapshot(grads_known_zero)
+def _trial_grads(session: Any, step: int, zero_grad_mode: str | None = None) -> list[torch.Tensor | None]:
+    """The gradients of ``step``, from a trial forward, loss and backward that is then undone."""
     try:
-        try:
-            loop.forward(step)
-            loop.compute_loss()
-            loop.backward(session.grad_source)
-        except StepError as exc:
-            raise exc.at_step(step) from None
-        return [None if p.grad is None else p.grad.detach().clone() for p in loop.tensors]
-    finally:
-        loop.restore(snap)
+        with session.loop.trial(step, session.grad_source, zero_grad_mode):
+            return session.loop.grad_copies()
+    except StepError as exc:
+        raise exc.at_step(step) from None
 
 
 def _grads_from_live_graph(session: Any) -> list[torch.Tensor | None]:
@@ -149,31 +142,15 @@ def step_grads(session: Any) -> tuple[int, list[torch.Tensor | None], tuple[str,
     phase = session.next_phase
     n = session.step_count + 1
     if phase == "update":
-        return n, [None if p.grad is None else p.grad.detach().clone() for p in loop.tensors], ()
+        return n, loop.grad_copies(), ()
     rng = loop.capture_rng()
     try:
         if phase == "forward":
-            return n, _fresh_grads(session, n, False), ()
+            return n, _trial_grads(session, n), ()
         if phase in ("loss", "backward"):
             return n, _grads_from_live_graph(session), ()
         # zero_grad: this step's update has run; compare the next one.
-        saved = {k: getattr(loop, k) for k in ("inputs", "targets", "pred", "loss", "metric_values", "epoch", "batch")}
-        try:
-            snap = loop.snapshot(False)
-            try:
-                loop.zero_grad(session.mode)
-                try:
-                    loop.forward(n + 1)
-                    loop.compute_loss()
-                    loop.backward(session.grad_source)
-                except StepError as exc:
-                    raise exc.at_step(n + 1) from None
-                grads = [None if p.grad is None else p.grad.detach().clone() for p in loop.tensors]
-            finally:
-                loop.restore(snap)
-        finally:
-            for k, v in saved.items():
-                setattr(loop, k, v)
+        grads = _trial_grads(session, n + 1, zero_grad_mode=session.mode)
         return n + 1, grads, (f"step {n}'s update has already run; this is step {n + 1}'s",)
     finally:
         rng.restore()

@@ -8,7 +8,8 @@ what to run and keeps the history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -216,18 +217,44 @@ class Loop:
         snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)
         self.clear()
 
-    def check(self, grad_source: str) -> None:
+    #: What the step in progress holds between its phases.
+    _STEP_STATE = ("inputs", "targets", "pred", "loss", "metric_values", "epoch", "batch")
+
+    @contextlib.contextmanager
+    def trial(self, step: int, grad_source: str, zero_grad_mode: str | None = None) -> Iterator[None]:
+        """Run a step's forward, loss and backward on a snapshot, then put everything back.
+
+        Inside the ``with`` the trial's predictions, loss and gradients are live.
+        Afterwards the parameters, grads, optimizer state, RNGs, data position and
+        the step in progress are as they were. ``zero_grad_mode`` zeroes the grads
+        first: a trial of the next step, taken after this step's update.
+        Raises StepError when the scenario's code fails.
+        """
+        saved = {k: getattr(self, k) for k in self._STEP_STATE}
+        snap = self.snapshot(grads_known_zero=False)
+        try:
+            if zero_grad_mode is not None:
+                self.zero_grad(zero_grad_mode)
+            self.forward(step)
+            self.compute_loss()
+            self.backward(grad_source)
+            yield
+        finally:
+            self.restore(snap)
+            for k, v in saved.items():
+                setattr(self, k, v)
+
+    def grad_copies(self) -> list[torch.Tensor | None]:
+        return [None if p.grad is None else p.grad.detach().clone() for p in self.tensors]
+
+    def check(self) -> None:
         """Run forward, loss and backward once, check what they give, and undo them.
 
         Raises ScenarioError for a loss that is not a differentiable scalar, an
         optimizer tensor the loss does not use, or a broken grad_fn or metric.
         """
-        snap = self.snapshot(grads_known_zero=False)
         try:
-            try:
-                self.forward(1)
-                self.compute_loss()
-                self.backward("autograd")
+            with self.trial(1, "autograd"):
                 unused = [n for n, p in zip(self.names, self.tensors) if p.grad is None]
                 if unused:
                     raise ScenarioError(
@@ -241,10 +268,8 @@ class Loop:
                 for value, name in zip(self.metric_values, self.sc.metrics):
                     if not _is_number(value):
                         raise self.sc.error(f"metric {name!r} returned {a_type(value)}; return a number", "metrics")
-            except StepError as exc:
-                raise exc.error from None
-        finally:
-            self.restore(snap)
+        except StepError as exc:
+            raise exc.error from None
 
 
 def _is_number(value: Any) -> bool:

@@ -65,7 +65,7 @@ class Session:
 
     def _load(self) -> Loop:
         loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec), self.watch_activations)
-        loop.check("autograd")
+        loop.check()
         return loop
 
     def _install(self, loop: Loop) -> None:
