@@ -355,7 +355,7 @@ def format_table(result: dict) -> str:
         mem = "n/a" if mb is None else f"+{mb:.0f} MB" if mb >= 10 else f"+{mb:.1f} MB"
         rate = f"{w['steps_per_s']:.1f}" if w["steps_per_s"] >= 10 else f"{w['steps_per_s']:.3f}"
         lines.append(f"{w['label']:<28}{rate:>10}{w['vs_plain']:>8.2f}{mem:>11}{syncs:>12}")
-    note = f"{MEMORY_NOTES[result['memory']]}; (b) and (c) keep rewind snapshots (--history-mb {result['history_mb']:g})."
+    note = f"{MEMORY_NOTES[result['memory']]}; (b) and (c) keep rewind checkpoints (--history-mb {result['history_mb']:g})."
     return "\n".join(lines + [""] + textwrap.wrap(note, 100))
 
 

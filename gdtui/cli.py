@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, metavar="LR", help="learning rate for every param group and the manual update")
     p.add_argument("--trace", metavar="FILE", help="write every step to FILE as JSON Lines")
     p.add_argument("--trace-max-elements", type=_positive_int, default=4096, metavar="N", help="tensors larger than N are traced as a summary (default 4096)")
-    p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="memory for rewind snapshots (default 256; 0 turns rewind off)")
+    p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="memory for rewind checkpoints (default 256; 0 turns rewind off)")
     p.add_argument("--quiet", action="store_true", help="headless: print only the final line")
     p.add_argument("--until", metavar="EXPR", help='stop when EXPR holds after a step, e.g. "loss < 0.001"')
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="EXPR", help="pause a continuous run when EXPR holds (repeatable); headless runs stop there")

@@ -141,9 +141,16 @@ class Launch:
 
     mode: str | None = None
     lr: float | None = None
+    #: Steps between rewind checkpoints (None: gdtui picks); rewinds between two replay steps.
+    checkpoint_every: int | None = 3
 
 
-launches = st.builds(Launch, mode=st.none() | st.sampled_from(["manual", "optim"]), lr=st.none() | learning_rates)
+launches = st.builds(
+    Launch,
+    mode=st.none() | st.sampled_from(["manual", "optim"]),
+    lr=st.none() | learning_rates,
+    checkpoint_every=st.sampled_from([1, 2, 3, None]),
+)
 
 #: One user action: ("step",), ("phases", k), ("mode", m), ("set_lr", lr), ("scale_lr", f), ("rewind", n), ("reset",).
 action = st.one_of(
@@ -230,7 +237,7 @@ def observe_gdtui(path: Path, launch: Launch, actions: list[tuple]) -> list[tupl
     The state is observed after every action and after every single phase; a
     record whenever a step finishes; rewind's count of undone steps.
     """
-    session = Session(path, mode=launch.mode, lr=launch.lr, max_values=100_000)
+    session = Session(path, mode=launch.mode, lr=launch.lr, max_values=100_000, checkpoint_every=launch.checkpoint_every)
     out: list[tuple] = [(-1, "state", state_obs(session.state()))]
     for i, (kind, *args) in enumerate(actions):
         if kind == "step":

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import SCENARIOS, PlainLoop
-from gdtui.engine import PHASES, ScenarioError, Session
+from gdtui.engine import PHASES, ScenarioError, Session, StepError
 from gdtui.engine.summarize import format_number, format_values, format_view, summarize
 
 NOT_GATE = SCENARIOS / "not_gate.py"
@@ -92,7 +92,7 @@ def test_manual_mode_with_momentum_is_vanilla_sgd_and_says_so(tmp_path):
 
 def test_history_budget_limits_rewind_and_says_so():
     budget_mb = 0.05
-    session = Session(CROP, history_mb=budget_mb)
+    session = Session(CROP, history_mb=budget_mb, checkpoint_every=1)
     for _ in range(30):
         session.step()
         assert session._history.nbytes <= budget_mb * 2**20
@@ -112,7 +112,7 @@ def test_history_memory_stays_within_the_budget():
     def rss_mb():
         return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
-    session = Session(NOT_GATE, history_mb=4, watch_activations=False)
+    session = Session(NOT_GATE, history_mb=4, watch_activations=False, checkpoint_every=1)
     for _ in range(2000):
         session.step()
     before = rss_mb()
@@ -120,6 +120,50 @@ def test_history_memory_stays_within_the_budget():
         session.step()
     assert rss_mb() - before < 4 + 2  # the budget, and a little slack for the allocator
     assert session.rewind_depth < 2000
+
+
+def test_checkpoints_every_k_steps_rewind_exactly_to_any_step():
+    """With a checkpoint every 7 steps, every rewind depth replays to the plain loop's numbers."""
+    session = Session(CROP, checkpoint_every=7)
+    records = [session.step() for _ in range(20)]
+    for n in (1, 3, 7, 8, 13, 20):
+        assert session.rewind(n) == n and session.step_count == 20 - n
+        assert session.last == (records[19 - n] if n < 20 else None)
+        for k in range(20 - n, 20):
+            assert session.step() == records[k]
+
+
+def test_a_step_that_fails_when_replayed_leaves_the_session_at_the_checkpoint(tmp_path):
+    path = tmp_path / "flaky.py"
+    path.write_text(
+        "import torch\n"
+        "w = torch.tensor([1.0], requires_grad=True)\n"
+        "calls = [0]\n"
+        "def model(x):\n"
+        "    calls[0] += 1\n"
+        "    if calls[0] == 6:\n"
+        "        raise RuntimeError('sixth call')\n"
+        "    return w * x\n"
+        "loss_fn = lambda p, y: ((p - y) ** 2).mean()\n"
+        "data = (torch.tensor([1.0]), torch.tensor([2.0]))\n"
+        "optimizer = torch.optim.SGD([w], lr=0.1)\n"
+    )
+    session = Session(path, checkpoint_every=4, watch_activations=False)
+    for _ in range(4):  # the load check made call 1; steps make calls 2..5
+        session.step()
+    with pytest.raises(StepError, match="sixth call.*not deterministic.*back at step 0"):
+        session.rewind(1)  # replays steps 1..3 from the checkpoint at 0; the first forward is call 6
+    assert session.step_count == 0 and session.last is None
+    assert session.step().loss == pytest.approx(1.0)
+
+
+def test_long_run_memory_stays_small_at_the_default_budget():
+    """Checkpoints every 20 steps: 5000 steps of not_gate reach back to step 0 in under 2 MB."""
+    session = Session(NOT_GATE, watch_activations=False, checkpoint_every=20)
+    for _ in range(5000):
+        session.step()
+    assert session.rewind_depth == 5000
+    assert session._history.nbytes < 2 * 2**20
 
 
 def test_snapshot_larger_than_the_budget_turns_rewind_off():

@@ -1,94 +1,137 @@
-"""Rewind history: the snapshots before recent steps, within a memory budget, and their records."""
+"""Rewind history: checkpoints every few steps, and what each step since then was told to do.
+
+A checkpoint is a :class:`Snapshot` of the state before one step. Between two
+checkpoints the history keeps only each step's :class:`StepControls` (its mode,
+learning rates, gradient source and whether zero_grad ran): restoring the
+checkpoint and running those steps again gives the same numbers bit for bit, so
+a rewind to any step after the oldest checkpoint is exact. Taking a snapshot
+every step would cost more than a small model's step itself.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
-from gdtui.engine.records import StepRecord
+from gdtui.engine.records import GradSource, Mode, StepRecord
 from gdtui.engine.snapshot import Snapshot
 
 MB = 2**20
+#: Memory one logged step holds: a pointer in the log (controls are shared between equal steps).
+CONTROLS_NBYTES = 8
+
+
+@dataclass(frozen=True)
+class StepControls:
+    """What the user had chosen for one step: enough to run it again."""
+
+    mode: Mode
+    lrs: tuple[float, ...]
+    grad_source: GradSource
+    zero_grad: bool
 
 
 def record_nbytes(record: StepRecord | None) -> int:
     """About how much memory a step record holds: Python floats are 24 bytes, plus 8 in their list."""
     if record is None:
-        return 4096
+        return 0
     views = [*record.params.values(), *record.grads.values(), *record.updates.values()]
     values = sum(len(v.flat) for v in views if v is not None and v.flat is not None)
     return 2048 + 600 * len(views) + 32 * values + sum(200 + len(h.message) for h in record.hints)
 
 
-class History:
-    """Snapshots (newest last) and the records of the steps they can undo, plus one before them.
+@dataclass
+class Checkpoint:
+    """The state before step ``step + 1``, and the record of step ``step`` (None at step 0)."""
 
-    When the snapshots outgrow ``budget`` bytes the oldest go; when one snapshot
-    alone is larger than the budget, rewind is off and ``note`` says why.
+    step: int
+    snapshot: Snapshot
+    record: StepRecord | None
+    nbytes: int
+
+
+class History:
+    """Checkpoints (newest last) and the controls of every step since the oldest one.
+
+    When the checkpoints outgrow ``budget`` bytes the oldest go; when one
+    snapshot alone is larger than the budget, rewind is off and ``note`` says why.
     """
 
     def __init__(self, budget: int):
         self.budget = budget
-        self._snaps: deque[Snapshot] = deque()
+        self._checkpoints: deque[Checkpoint] = deque()
+        #: The controls of steps oldest.step + 1 .. the newest finished step, in order.
+        self._controls: deque[StepControls] = deque()
         self._bytes = 0
         self._dropped = False
         self.off: str | None = None if budget > 0 else "rewind is off (--history-mb 0)"
-        self._records: deque[StepRecord] = deque()
-
-    def __len__(self) -> int:
-        return len(self._snaps)
+        self.last: StepRecord | None = None
 
     @property
     def nbytes(self) -> int:
-        """The memory the snapshots (and their records) are counted as holding."""
+        """The memory the checkpoints and the step log are counted as holding."""
         return self._bytes
 
     @property
-    def newest(self) -> Snapshot | None:
-        return self._snaps[-1] if self._snaps else None
+    def newest(self) -> Checkpoint | None:
+        return self._checkpoints[-1] if self._checkpoints else None
+
+    @property
+    def oldest_step(self) -> int | None:
+        """The earliest step a rewind can reach, or None when there is no checkpoint."""
+        return self._checkpoints[0].step if self._checkpoints else None
 
     def admits(self, estimate: int) -> bool:
-        """Whether a snapshot of ``estimate`` bytes should be taken; turns rewind off when it never fits."""
+        """Whether a snapshot of ``estimate`` bytes may be taken; turns rewind off when it never fits."""
         if self.off:
             return False
         if estimate > self.budget:
             self.off = f"rewind is off: one snapshot needs {estimate / MB:.0f} MB, over --history-mb {self.budget / MB:g}"
-            self._snaps.clear()
+            self._checkpoints.clear()
+            self._controls.clear()
             self._bytes = 0
-            self._trim()
             return False
         return True
 
-    def push(self, snap: Snapshot) -> None:
-        # The step's record lives as long as its snapshot: count it with it (estimated from the last one).
-        snap.nbytes += record_nbytes(self.last)
-        self._snaps.append(snap)
-        self._bytes += snap.nbytes
-        while self._bytes > self.budget and len(self._snaps) > 1:
-            self._bytes -= self._snaps.popleft().nbytes
+    def push(self, step: int, snapshot: Snapshot) -> None:
+        """Add the checkpoint before step ``step + 1``; drop the oldest ones past the budget."""
+        nbytes = snapshot.nbytes + record_nbytes(self.last)
+        self._checkpoints.append(Checkpoint(step, snapshot, self.last, nbytes))
+        self._bytes += nbytes
+        while self._bytes > self.budget and len(self._checkpoints) > 1:
+            gone = self._checkpoints.popleft()
+            self._bytes -= gone.nbytes
+            for _ in range(self._checkpoints[0].step - gone.step):
+                self._controls.popleft()
+                self._bytes -= CONTROLS_NBYTES
             self._dropped = True
-        self._trim()
 
-    def pop(self) -> Snapshot:
-        snap = self._snaps.pop()
-        self._bytes -= snap.nbytes
-        return snap
+    def log(self, controls: StepControls, record: StepRecord) -> None:
+        """Note a finished step (after the oldest checkpoint, if any)."""
+        self.last = record
+        if not self._checkpoints:
+            return
+        if self._controls and self._controls[-1] == controls:
+            controls = self._controls[-1]  # share equal controls: a long run logs one pointer a step
+        self._controls.append(controls)
+        self._bytes += CONTROLS_NBYTES
 
-    def record(self, record: StepRecord) -> None:
-        self._records.append(record)
-        self._trim()
+    def go_back(self, target: int) -> tuple[Checkpoint, list[StepControls]]:
+        """Forget every step after the newest checkpoint at or before ``target``.
 
-    def forget_after(self, step: int) -> None:
-        """Drop the records of steps after ``step`` (after a rewind)."""
-        while self._records and self._records[-1].step > step:
-            self._records.pop()
-
-    def _trim(self) -> None:
-        while len(self._records) > len(self._snaps) + 1:
-            self._records.popleft()
-
-    @property
-    def last(self) -> StepRecord | None:
-        return self._records[-1] if self._records else None
+        Returns that checkpoint and the controls of the steps from it to
+        ``target``, to run again. ``target`` must be at least ``oldest_step``.
+        """
+        while self._checkpoints[-1].step > target:
+            self._bytes -= self._checkpoints.pop().nbytes
+        checkpoint = self._checkpoints[-1]
+        keep = checkpoint.step - self._checkpoints[0].step
+        replay = [self._controls[i] for i in range(keep, keep + target - checkpoint.step)]
+        while len(self._controls) > keep:
+            self._controls.pop()
+            self._bytes -= CONTROLS_NBYTES
+        self.last = checkpoint.record
+        return checkpoint, replay
 
     def note(self, depth: int) -> str | None:
         """Why rewind reaches less far than the step count, or None when it reaches every step."""

@@ -6,7 +6,6 @@ No record ever holds a live tensor.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,6 +35,36 @@ def nest(flat: list[float], shape: tuple[int, ...]) -> Any:
     return [nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
+class _once:
+    """A property computed on first use and kept in the instance (no lock, unlike functools'
+    cached_property on Python 3.11: computing one twice in two threads is harmless)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
+def flat_stats(values: list[float]) -> tuple[float, float, float, float, float, int, int]:
+    """Mean, std (population), min, max, norm, NaN count and Inf count of a non-empty list of floats."""
+    n = len(values)
+    nan = sum(1 for x in values if x != x)
+    inf = sum(1 for x in values if x in (math.inf, -math.inf))
+    if nan:
+        return (math.nan,) * 5 + (nan, inf)  # type: ignore[return-value]
+    mean = sum(values) / n
+    std = math.sqrt(sum((x - mean) * (x - mean) for x in values) / n) if not inf else math.nan
+    return mean, std, min(values), max(values), math.sqrt(sum(x * x for x in values)), 0, inf
+
+
 @dataclass(frozen=True)
 class TensorView:
     """A tensor as the screen and the trace see it.
@@ -44,34 +73,54 @@ class TensorView:
     when the tensor has at most the session's ``max_values`` elements, else None.
     The view stores those numbers flat (``flat``) and nests them on first use:
     a step of a 500-tensor model builds 1500 views, and most are never printed.
-    The statistics are always there. ``std`` is the population std (correction 0),
-    so a one-element tensor has std 0, not NaN.
+    The statistics are always there: ``stats`` (mean, std, min, max, norm, NaN
+    and Inf counts) for a tensor summarised on its device, computed from
+    ``flat`` on first use otherwise. ``std`` is the population std (correction
+    0), so a one-element tensor has std 0, not NaN.
     """
 
     shape: tuple[int, ...]
     dtype: str
-    mean: float
-    std: float
-    min: float
-    max: float
-    norm: float
-    nan: int = 0
-    inf: int = 0
     flat: list[float] | None = None
+    stats: tuple[float, float, float, float, float, int, int] | None = None
 
-    @functools.cached_property
+    def __post_init__(self):
+        if self.flat is None and self.stats is None:
+            raise ValueError("a TensorView needs its values (flat) or its statistics (stats)")
+
+    @_once
     def values(self) -> Any:
         if self.flat is None:
             return None
         return nest(self.flat, self.shape)
 
+    @_once
+    def _stats(self) -> tuple[float, float, float, float, float, int, int]:
+        return self.stats if self.stats is not None else flat_stats(self.flat)
+
+    mean = property(lambda self: self._stats[0])
+    std = property(lambda self: self._stats[1])
+    min = property(lambda self: self._stats[2])
+    max = property(lambda self: self._stats[3])
+    nan = property(lambda self: self._stats[5])
+    inf = property(lambda self: self._stats[6])
+
+    @_once
+    def norm(self) -> float:
+        """‖t‖₂. From the values without the other statistics: the health hints read every norm of every step."""
+        if self.stats is not None:
+            return self.stats[4]
+        return math.sqrt(sum(x * x for x in self.flat))
+
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    @property
+    @_once
     def finite(self) -> bool:
-        return self.nan == 0 and self.inf == 0
+        if self.stats is not None:
+            return self.stats[5] == 0 and self.stats[6] == 0
+        return all(map(math.isfinite, self.flat))
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from array import array
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env
 from gdtui.engine.health import first_nonfinite, step_hints, untracked_hints, untracked_tensors
-from gdtui.engine.history import History
+from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
@@ -24,6 +25,11 @@ from gdtui.engine.snapshot import Snapshot
 from gdtui.engine.summarize import flat_values, scalars, summarize
 
 MB = 2**20
+#: Checkpoints are taken often enough that snapshots cost about this share of the stepping time...
+CHECKPOINT_SHARE = 0.02
+#: ...but at least every this many seconds of stepping, so a rewind replays at most that long.
+REPLAY_SECONDS = 0.25
+MAX_INTERVAL = 64
 
 
 class Session:
@@ -45,6 +51,7 @@ class Session:
         lr: float | None = None,
         grad_source: GradSource | None = None,
         watch_activations: bool = True,
+        checkpoint_every: int | None = None,
     ):
         self.path = Path(path)
         self.seed = seed
@@ -53,6 +60,8 @@ class Session:
         self.max_values = max_values
         self._launch = (mode, lr, grad_source)
         self.watch_activations = watch_activations
+        #: Steps between rewind checkpoints; None picks it from the measured costs (see _interval).
+        self.checkpoint_every = checkpoint_every
         #: Stop conditions (breakpoints), kept across resets.
         self.conditions: list[Condition] = []
         #: The built-in "loss rose k steps in a row" condition; None when off.
@@ -81,13 +90,19 @@ class Session:
         self._history = History(self.history_budget)
         self._step_mode: Mode = self.mode
         self._step_source: GradSource = self.grad_source
+        self._step_lrs: tuple[float, ...] = ()
+        self._replay_lrs: tuple[float, ...] | None = None
+        self._replaying = False
+        self._step_seconds = 0.0  # how long a whole step takes, smoothed
+        self._snapshot_seconds = 0.0  # how long the last checkpoint took
         self._before: list[torch.Tensor] | None = None
         self._grads_zero = all(p.grad is None for p in loop.tensors)
         #: The loss of every step since the last reset, for the chart.
         self.losses = array("d")
         #: For scenarios with one or two scalar parameters: their values, start then after each step.
         self.scalar_path: list[tuple[float, ...]] | None = None
-        if sum(t.numel() for t in loop.tensors) <= 2:
+        sizes = [t.numel() for t in loop.tensors]
+        if sum(sizes) <= 2 and max(sizes) <= self.max_values:
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
@@ -181,9 +196,14 @@ class Session:
 
     def step(self) -> StepRecord:
         """Run the remaining phases of the current step; return its record."""
+        whole = self._phase == 0
+        start = time.perf_counter()
         while True:
             record = self.step_phase()
             if record is not None:
+                if whole:
+                    took = time.perf_counter() - start
+                    self._step_seconds = took if not self._step_seconds else 0.9 * self._step_seconds + 0.1 * took
                 return record
 
     def step_phase(self) -> StepRecord | None:
@@ -208,15 +228,17 @@ class Session:
                 self._grads_zero = False
             elif phase == "update":
                 self._step_mode = self.mode
-                self._step_lr = self.lrs_for(self._step_mode)[0]
+                self._step_lrs = self._replay_lrs or tuple(self.lrs_for(self._step_mode))
                 if self._before is None:
                     self._before = [t.detach().clone() for t in loop.tensors]
-                loop.update(self._step_mode, self.lrs_for(self._step_mode))
+                loop.update(self._step_mode, self._step_lrs)
             else:
                 record = self._finish_step()
         except StepError as exc:
             error = exc.at_step(self.step_count + 1)
             self.error = str(error)
+            if self._replaying:
+                raise error from None  # _replay goes back to its checkpoint
             self._abandon_step()
             raise error from None
         self._phase = (self._phase + 1) % len(PHASES)
@@ -224,10 +246,26 @@ class Session:
 
     def _begin_step(self) -> None:
         self._before = None
+        newest = self._history.newest
+        if newest is not None and self.step_count - newest.step < self._interval():
+            return
         if self._history.admits(self._snapshot_estimate()):
-            snap = self.loop.snapshot(self._grads_zero, previous=self._history.newest)
-            self._history.push(snap)
+            start = time.perf_counter()
+            snap = self.loop.snapshot(self._grads_zero, previous=newest.snapshot if newest else None)
+            self._snapshot_seconds = time.perf_counter() - start
+            self._history.push(self.step_count, snap)
             self._before = snap.params
+
+    def _interval(self) -> int:
+        """Steps between checkpoints: snapshots cost about CHECKPOINT_SHARE of the stepping, and
+        a rewind replays at most REPLAY_SECONDS (a step that takes longer gets a checkpoint each)."""
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        step = self._step_seconds
+        if not step:
+            return 1
+        wanted = math.ceil(self._snapshot_seconds / (CHECKPOINT_SHARE * step))
+        return max(1, min(wanted, MAX_INTERVAL, int(REPLAY_SECONDS / step)))
 
     def _snapshot_estimate(self) -> int:
         loop = self.loop
@@ -265,7 +303,7 @@ class Session:
             batch=loop.batch,
             mode=self._step_mode,
             grad_source=self._step_source,
-            lr=self._step_lr,
+            lr=self._step_lrs[0],
             loss=loss,
             params=frozen_map(params),
             grads=frozen_map(grad_views),
@@ -281,28 +319,29 @@ class Session:
             record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
         )
         object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
-        self._history.record(record)
+        self._history.log(StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped), record)
         if self.scalar_path is not None:
-            self.scalar_path.append(tuple(v for view in params.values() for v in flat_values(view.values)))
+            self.scalar_path.append(tuple(v for view in params.values() for v in view.flat))
         loop.clear()
         self._before = None
         return record
 
     def _abandon_step(self) -> None:
         """Undo the phases run so far of the step in progress."""
-        if self._phase and self._history:
-            self._restore(self._history.pop())
-        else:
-            self.loop.clear()
         self._phase = 0
         self._before = None
+        if self._history.oldest_step is not None:
+            self._go_to(self.step_count)
+        else:
+            self.loop.clear()
 
     # --- rewind -------------------------------------------------------------------------
 
     @property
     def rewind_depth(self) -> int:
         """How many finished steps rewind can undo."""
-        return len(self._history) - (1 if self._phase else 0)
+        oldest = self._history.oldest_step
+        return 0 if oldest is None else self.step_count - oldest
 
     def rewind(self, n: int = 1) -> int:
         """Go back to the state before the last ``n`` steps; return how many were undone.
@@ -311,26 +350,57 @@ class Session:
         optimizer state, every RNG and the data position are restored, so stepping
         again gives the same numbers bit for bit.
         """
-        if n < 1:
+        if n < 1 or self._history.oldest_step is None:
             return 0
         undone = 0
         if self._phase:
-            if not self._history:
-                return 0
-            self._abandon_step()
             undone, n = 1, n - 1
-        k = min(n, len(self._history))
-        if k == 0:
-            return undone
-        for _ in range(k - 1):
-            self._history.pop()
-        self._restore(self._history.pop())
-        self.step_count -= k
+        k = min(n, self.rewind_depth)
+        if undone + k:
+            self._phase = 0
+            self._before = None
+            self._go_to(self.step_count - k)
+        return undone + k
+
+    def _go_to(self, target: int) -> None:
+        """Restore the newest checkpoint at or before step ``target``, then run the steps up to it again."""
+        checkpoint, replay = self._history.go_back(target)
+        self._restore(checkpoint.snapshot)
+        self.step_count = checkpoint.step
         del self.losses[self.step_count :]
         if self.scalar_path is not None:
             del self.scalar_path[self.step_count + 1 :]
-        self._history.forget_after(self.step_count)
-        return undone + k
+        if replay:
+            self._replay(replay)
+
+    def _replay(self, steps: list[StepControls]) -> None:
+        """Run ``steps`` again as they ran the first time; the user's own controls stay as they are.
+
+        A step that fails now (the scenario is not deterministic) leaves the
+        session at the checkpoint, and the error says so.
+        """
+        user = (self.mode, self.grad_source, self.skip_zero_grad)
+        self._replaying = True
+        try:
+            for controls in steps:
+                self.mode, self.grad_source, self.skip_zero_grad = controls.mode, controls.grad_source, not controls.zero_grad
+                self._replay_lrs = controls.lrs
+                self.step()
+        except StepError as exc:
+            self._phase = 0
+            self._before = None
+            self._go_to(self._history.newest.step)
+            e = exc.error
+            raise StepError(ScenarioError(
+                f"{e.message} (while running it again to rewind; the scenario is not deterministic); "
+                f"back at step {self.step_count}",
+                e.path,
+                e.line,
+            )) from None
+        finally:
+            self.mode, self.grad_source, self.skip_zero_grad = user
+            self._replay_lrs = None
+            self._replaying = False
 
     def _restore(self, snap: Snapshot) -> None:
         self._grads_zero = snap.grads is None or snap.grads == "zeros"

@@ -180,7 +180,7 @@ def _nbytes(obj: Any) -> int:
 
 @dataclass
 class Snapshot:
-    """The state before one step. ``restore`` consumes it: its tensors may be adopted."""
+    """The state before one step. ``restore`` copies from it, so it can be restored again."""
 
     params: list[torch.Tensor]
     buffers: list[torch.Tensor]
@@ -237,9 +237,11 @@ class Snapshot:
                 elif self.grads == "zeros":
                     if p.grad is not None:
                         p.grad.zero_()
+                elif self.grads[i] is None:
+                    p.grad = None
                 else:
-                    p.grad = self.grads[i]
-        optimizer.load_state_dict(self.optimizer)
+                    p.grad = self.grads[i].clone()
+        optimizer.load_state_dict(_copy_state_dict(self.optimizer))  # it adopts the tensors it is given
         if stream is not None and self.stream is not None:
             stream.seek(self.stream)
         self.rng.restore()

@@ -76,24 +76,37 @@ def _segment_stats(flat: np.ndarray, sizes: list[int]) -> np.ndarray:
 #: Below this many values in all, statistics are computed in plain Python (faster than numpy's call overhead).
 _PYTHON_STATS = 256
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
-
-
-def _python_stats(values: list[float]) -> list[float]:
-    n = len(values)
-    nan = sum(1 for x in values if x != x)
-    inf = sum(1 for x in values if x in (math.inf, -math.inf))
-    if nan:
-        return [math.nan] * 5 + [nan, inf]
-    mean = sum(values) / n
-    std = math.sqrt(sum((x - mean) * (x - mean) for x in values) / n) if not inf else math.nan
-    return [mean, std, min(values), max(values), math.sqrt(sum(x * x for x in values)), 0, inf]
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
 
 
 def _host_values(tensors: list[torch.Tensor]) -> np.ndarray:
     """The flattened values of small tensors as one float64 array, with one transfer."""
-    if all(t.device.type == "cpu" and t.dtype in _NUMPY_DTYPES for t in tensors):
+    if all(t.is_cpu and t.dtype in _NUMPY_DTYPES for t in tensors):
         return np.concatenate([t.detach().reshape(-1).numpy() for t in tensors]).astype(np.float64)
     return torch.cat([t.detach().reshape(-1).double() for t in tensors]).cpu().numpy()
+
+
+def _cpu_values(t: torch.Tensor) -> list[float]:
+    """The values of a small CPU tensor, flat: ``tolist`` then flattened, cheaper than any torch reshape."""
+    if not t.is_floating_point() or t.dtype == torch.bfloat16:
+        t = t.double()
+    values = t.tolist()
+    if not isinstance(values, list):
+        return [values]
+    for _ in range(t.dim() - 1):
+        values = [x for row in values for x in row]
+    return values
+
+
+def _view(t: torch.Tensor, row: list[float] | None, flat: list[float] | None) -> TensorView:
+    dtype = _DTYPE_NAMES.get(t.dtype)
+    if dtype is None:
+        dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
+    stats = None
+    if row is not None:
+        mean, std, lo, hi, norm, nan, inf = row
+        stats = (mean, std, lo, hi, norm, int(nan), int(inf))
+    return TensorView(shape=tuple(t.shape), dtype=dtype, flat=flat, stats=stats)
 
 
 def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[TensorView | None]:
@@ -104,57 +117,51 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
     summarised on their own device and only the statistics travel.
     """
     views: list[TensorView | None] = [None] * len(tensors)
-    by_device: dict[torch.device, list[int]] = {}
+    by_device: dict[Any, list[int]] = {}
     for i, t in enumerate(tensors):
         if t is not None:
-            by_device.setdefault(t.device, []).append(i)
-    for indices in by_device.values():
-        small = [i for i in indices if 0 < tensors[i].numel() <= max_values and not tensors[i].is_complex()]
-        small_set = set(small)
-        large = [i for i in indices if i not in small_set]
-        sizes = [tensors[i].numel() for i in small]
-        n_small = sum(sizes)
-        with torch.no_grad():
-            if tensors[indices[0]].device.type == "cpu":
-                host = _host_values([tensors[i] for i in small]) if small else np.zeros(0)
-                big = torch.cat([_stats(tensors[i].detach()) for i in large]).numpy() if large else np.zeros(0)
-            else:  # one transfer for the values and the statistics together
-                parts = [tensors[i].detach().reshape(-1).double() for i in small]
-                parts += [_stats(tensors[i].detach()) for i in large]
-                combined = torch.cat(parts).cpu().numpy()
-                host, big = combined[:n_small], combined[n_small:]
-        flat_values = host.tolist()
-        if n_small <= _PYTHON_STATS:
-            stats, pos = [], 0
-            for n in sizes:
-                stats.append(_python_stats(flat_values[pos : pos + n]))
-                pos += n
-        else:
-            stats = _segment_stats(host, sizes).tolist()
-        for i, row in zip(large, big.reshape(-1, _DEVICE_STATS).tolist()):
-            nan, inf = (0, 0) if math.isfinite(row[2]) and math.isfinite(row[3]) else _bad_counts(tensors[i].detach())
-            stats.append(row + [nan, inf])
-        pos = 0
-        for row, i in zip(stats, small + large):
+            by_device.setdefault("cpu" if t.is_cpu else t.device, []).append(i)
+    for device, indices in by_device.items():
+        small, large = [], []
+        for i in indices:
             t = tensors[i]
-            flat = None
-            if i in small_set:
-                flat = flat_values[pos : pos + t.numel()]
-                pos += t.numel()
-            mean, std, lo, hi, norm, nan, inf = row
-            views[i] = TensorView(
-                shape=tuple(t.shape),
-                dtype=str(t.dtype).removeprefix("torch."),
-                mean=mean,
-                std=std,
-                min=lo,
-                max=hi,
-                norm=norm,
-                nan=int(nan),
-                inf=int(inf),
-                flat=flat,
-            )
+            (small if 0 < t.numel() <= max_values and not t.is_complex() else large).append(i)
+        with torch.no_grad():
+            if device == "cpu" and sum(tensors[i].numel() for i in small) <= _PYTHON_STATS:
+                # A few small tensors: Python beats numpy's and torch's call overheads,
+                # and the view computes its statistics from the values when asked.
+                for i in small:
+                    views[i] = _view(tensors[i], None, _cpu_values(tensors[i]))
+                small = []
+            _summarize_batched(tensors, small, large, views, on_cpu=device == "cpu")
     return views
+
+
+def _summarize_batched(
+    tensors: Sequence[torch.Tensor], small: list[int], large: list[int], views: list[TensorView | None], on_cpu: bool
+) -> None:
+    """Views of one device's small tensors (values and all, statistics by numpy) and large ones (statistics only)."""
+    if not small and not large:
+        return
+    sizes = [tensors[i].numel() for i in small]
+    n_small = sum(sizes)
+    if on_cpu:
+        host = _host_values([tensors[i] for i in small]) if small else np.zeros(0)
+        big = torch.cat([_stats(tensors[i].detach()) for i in large]).numpy() if large else np.zeros(0)
+    else:  # one transfer for the values and the statistics together
+        parts = [tensors[i].detach().reshape(-1).double() for i in small]
+        parts += [_stats(tensors[i].detach()) for i in large]
+        combined = torch.cat(parts).cpu().numpy()
+        host, big = combined[:n_small], combined[n_small:]
+    values = host.tolist()
+    stats = _segment_stats(host, sizes).tolist() if small else []
+    pos = 0
+    for i, row, n in zip(small, stats, sizes):
+        views[i] = _view(tensors[i], row, values[pos : pos + n])
+        pos += n
+    for i, row in zip(large, big.reshape(-1, _DEVICE_STATS).tolist()):
+        nan, inf = (0, 0) if math.isfinite(row[2]) and math.isfinite(row[3]) else _bad_counts(tensors[i].detach())
+        views[i] = _view(tensors[i], row + [nan, inf], None)
 
 
 def scalars(values: Sequence[Any]) -> list[float]:
@@ -166,7 +173,11 @@ def scalars(values: Sequence[Any]) -> list[float]:
             tensors.setdefault(v.device, []).append(i)
         else:
             out[i] = float(v)
-    for indices in tensors.values():
+    for device, indices in tensors.items():
+        if device.type == "cpu":  # no transfer to save: item() is the cheapest
+            for i in indices:
+                out[i] = float(values[i].item())
+            continue
         stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
         for i, x in zip(indices, stacked.tolist()):
             out[i] = x
