@@ -10,10 +10,14 @@ rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
   optimizer.step(); optimizer.zero_grad()`` (or ``loss()`` for an objective).
 * **headless**: :func:`gdtui.engine.headless.run_headless` stepping a
   :class:`Session`, as ``gdtui SCENARIO --headless --quiet`` does.
-* **run**: the step-debugger's run mode without a screen: ``session.step()`` in
-  a loop, and at most every 50 ms the state (every 200 ms with the loss chart's
-  data) built and handed to a post that does nothing, as the app's run worker
-  (gdtui.jobs) does.
+* **run**: the step-debugger's run mode without a screen, as the app's run
+  worker (gdtui.jobs) drives it: ``session.step()`` in a loop with activations
+  watched and every step written to a trace; the steps between two frames are
+  light (large tensors summarised by their norms), and a shown step is
+  summarised in full and its state (every 200 ms with the loss chart's data)
+  handed to a post that does nothing. Frames are paced by
+  :class:`gdtui.engine.pacing.FramePacer`: at most every 50 ms, and rarely
+  enough that showing costs about 5% of the time.
 
 Every way runs in optim mode (``optimizer.step()``), so all three do the same
 arithmetic. This module never imports textual.
@@ -40,11 +44,8 @@ LABELS = {
     "headless": "(b) gdtui --headless",
     "run": "(c) run mode (TUI worker)",
 }
-#: The run mode posts a state at most this often, and the loss chart's data at most every
-#: RUN_CHART_INTERVAL s, downsampled to CHART_WIDTH points: the values of gdtui.jobs, which
+#: The run mode's loss chart is downsampled to this many points: gdtui.jobs' width, which
 #: imports textual and so cannot be imported here (tests/test_bench.py checks they agree).
-RUN_POST_INTERVAL = 0.05
-RUN_CHART_INTERVAL = 0.2
 CHART_WIDTH = 60
 #: Without --steps: as many steps as take the plain loop about this long, within the bounds below.
 TARGET_SECONDS = 0.5
@@ -126,38 +127,49 @@ def prepare_headless(path: Path, device: str, history_mb: float) -> Run:
 
 
 def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
-    """``run(n)``: the run worker of the step-debugger, posting to nowhere (activations watched, as in the app)."""
+    """``run(n)``: the run worker of the step-debugger, posting to nowhere (activations watched, as in
+    the app, and every step written to a temporary trace, as the app's export log is)."""
+    import atexit
+    import os
+    import tempfile
+
     from gdtui.engine import StepError
     from gdtui.engine.charts import loss_series
+    from gdtui.engine.pacing import FramePacer
+    from gdtui.engine.trace import TraceWriter
 
     session = _session(path, device, history_mb, watch_activations=True)
+    fd, name = tempfile.mkstemp(prefix="gdtui-bench-", suffix=".jsonl")
+    os.close(fd)
+    trace = TraceWriter(name, session.max_values)
+    atexit.register(lambda: (trace.close(), os.unlink(name)))
 
     def post(*_message: object) -> None:
         """The app's post_message; here the state goes nowhere."""
 
     def run(n: int) -> None:
-        last_post = last_chart = since = time.perf_counter()
-        count = 0
-        rate = 0.0
-        for _ in range(n):
+        pacer = FramePacer()
+        for i in range(n):
+            last = i == n - 1
+            shown = not last and pacer.due()
+            start = time.perf_counter()
             try:
-                record = session.step()
+                record = session.step(detail=shown or last)
             except StepError as exc:
                 raise BenchError(str(exc)) from None
-            count += 1
+            took = time.perf_counter() - start
+            pacer.stepped(took, shown)
+            trace.step(record)
             session.triggered(record)  # the worker checks the stop conditions after every step
             if record.nonfinite:
                 raise BenchError(f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; lower the learning rate", 3)
-            now = time.perf_counter()
-            if now - last_post >= RUN_POST_INTERVAL:
-                rate = count / (now - since)
-                count, since, last_post = 0, now, now
-                chart = None
-                if now - last_chart >= RUN_CHART_INTERVAL:
-                    last_chart = now
-                    chart = loss_series(session.losses, CHART_WIDTH)
-                post(session.state(), chart, rate)
-        post(session.state(), loss_series(session.losses, CHART_WIDTH), rate)
+            if shown:
+                chart = pacer.chart_due()
+                posted = time.perf_counter()
+                post(session.state(), loss_series(session.losses, CHART_WIDTH) if chart else None, pacer.rate)
+                pacer.shown(took, time.perf_counter() - posted, chart)
+        session.detail_last()
+        post(session.state(), loss_series(session.losses, CHART_WIDTH), pacer.rate)
 
     return run
 

@@ -2,7 +2,7 @@
 
 :class:`SessionJobs` runs in the app's thread worker, one job at a time (the app
 guards that with its ``busy`` reactive). Every job ends by posting a final
-message; a run also posts progress at most every RUN_POST_INTERVAL seconds.
+message; a run also posts progress, paced by gdtui.engine.pacing.FramePacer.
 Nothing here touches a widget: the screen only ever sees frozen records.
 """
 
@@ -25,16 +25,13 @@ from gdtui.engine.export import ExportError, export_trace
 from gdtui.engine.gradcheck import gradient_check
 from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
+from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
 
-#: In run mode the worker posts at most one state per this many seconds (about 20 frames a second).
-RUN_POST_INTERVAL = 0.05
-#: ... and a new chart (plotext, the slowest widget) at most this often, leaving the GIL to the steps.
-RUN_CHART_INTERVAL = 0.2
 #: The detail view lists up to this many values; a larger tensor gets histograms.
 DETAIL_LIST_MAX = 100
 
@@ -60,6 +57,8 @@ class TraceLog:
             except OSError:
                 trace = None  # no temp folder to write to: the app runs, export says why it cannot
         self.trace = trace
+        #: The user asked for this trace (--trace): every step goes in it in full, none light.
+        self.detailed = self._own is None and trace is not None
 
     @property
     def path(self) -> Path | None:
@@ -212,29 +211,37 @@ class SessionJobs:
         --stop-on-rise. Queued steps (``limit``) run on, as the key presses asked.
         """
         session, stop = self.session, self.stop
-        last_post = last_chart = since = time.perf_counter()
-        count = done = 0
+        pacer = FramePacer()
+        done = 0
         error = notice = None
         while not stop.is_set() and (limit is None or done < limit):
+            # Steps between two frames are light (see Session.step); the last one is made whole below.
+            last = limit is not None and done + 1 == limit
+            shown = not last and pacer.due()
+            start = time.perf_counter()
             try:
-                record = session.step()
+                record = session.step(detail=shown or last or self.trace.detailed)
             except StepError as exc:
                 error = str(exc)
                 break
+            took = time.perf_counter() - start
+            pacer.stepped(took, shown)
             self.trace.step(record)
-            count += 1
             done += 1
             notice = nonfinite_notice(record) or (break_notice(session, record) if limit is None else None)
             if notice:
                 break
-            now = time.perf_counter()
-            if now - last_post >= RUN_POST_INTERVAL and (limit is None or done < limit):
-                self.steps_per_s = count / (now - since)
-                count, since, last_post = 0, now, now
-                chart = now - last_chart >= RUN_CHART_INTERVAL
-                if chart:
-                    last_chart = now
-                self.update(final=False, chart=chart, steps_per_s=self.steps_per_s)
+            if shown:
+                chart = pacer.chart_due()
+                posted = time.perf_counter()
+                self.steps_per_s = pacer.rate
+                self.update(final=False, chart=chart, steps_per_s=pacer.rate)
+                pacer.shown(took, time.perf_counter() - posted, chart)
+                self.steps_per_s = pacer.rate
+        try:
+            session.detail_last()
+        except StepError as exc:
+            error = error or str(exc)
         self.update(error=error, notice=notice, steps_per_s=self.steps_per_s if limit is None else None)
 
     # --- diagnostics and export: results as messages ---------------------------------------

@@ -70,10 +70,9 @@ def test_unavailable_device_is_one_line_and_exit_2(capsys):
     assert err.count("\n") == 1 and "CUDA is not available" in err, err
 
 
-def test_bench_posts_as_often_as_the_run_worker():
+def test_bench_draws_the_chart_as_wide_as_the_run_worker():
     from gdtui import bench, jobs
 
-    assert (bench.RUN_POST_INTERVAL, bench.RUN_CHART_INTERVAL) == (jobs.RUN_POST_INTERVAL, jobs.RUN_CHART_INTERVAL)
     assert bench.CHART_WIDTH == jobs.SessionJobs(None, None, print).chart_width
 
 

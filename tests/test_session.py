@@ -267,3 +267,51 @@ def test_stringifiers_never_raise():
     assert format_values(list(range(20)), limit=3) == "[0, 1, 2, … +17]"
     assert format_view(None) == "—"
     assert format_view(object()) == "?"
+
+
+# --- light steps: large tensors summarised by their norms between two frames of a run -------
+
+
+def test_a_light_step_keeps_exact_norms_and_detail_last_makes_it_whole():
+    """crop_yields with max_values=4: weight (2, 3) is 'large'. Norms equal the plain loop's torch norms."""
+    session = Session(CROP, max_values=4, checkpoint_every=3)
+    records = [session.step(detail=False) for _ in range(5)]
+    plain = PlainLoop(CROP)  # after the session's steps: both shuffle with the global RNG
+    weight = plain.tensors[0]
+    for record in records:
+        before = weight.detach().clone()
+        out = plain.step()
+        assert record.light and record.loss == out["loss"]
+        view = record.params["weight"]
+        assert view.norm_only and math.isnan(view.mean) and view.flat is None
+        assert view.norm == torch.linalg.vector_norm(weight).double().item()
+        assert record.grads["weight"].norm == torch.linalg.vector_norm(torch.tensor(out["grads"][0])).double().item()
+        assert record.updates["weight"].norm == torch.dist(weight.detach(), before).double().item()
+        assert record.params["bias"].values == out["params"][1]  # small tensors stay whole
+    whole = Session(CROP, max_values=4)
+    expected = [whole.step() for _ in range(5)][-1]
+    assert not expected.light and expected.params["weight"].values is None and not math.isnan(expected.params["weight"].std)
+    assert session.detail_last() == expected
+    assert session.step_count == 5 and session.step() == whole.step()
+
+
+def test_a_light_step_with_no_reader_of_norms_still_stops_on_nan(tmp_path):
+    path = tmp_path / "blows_up.py"
+    path.write_text(
+        "import torch\n"
+        "w = torch.ones(8, requires_grad=True)\n"
+        "x = torch.arange(8.0)\n"
+        "model = lambda x: torch.log(x * w + 1)\n"
+        "loss_fn = lambda pred, y: ((pred - y) ** 2).mean()\n"
+        "data = (x, torch.full((8,), -5.0))\n"
+        "optimizer = torch.optim.SGD([w], lr=1.0)\n"
+    )
+    light = Session(path, max_values=4, watch_activations=False)
+    whole = Session(path, max_values=4, watch_activations=False)
+    for step in range(1, 10):
+        a, b = light.step(detail=False), whole.step()
+        assert math.isnan(a.params["w"].norm) and a.params["w"].finite == b.params["w"].finite
+        assert a.nonfinite == b.nonfinite
+        if b.nonfinite:
+            break
+    assert b.nonfinite and step > 1

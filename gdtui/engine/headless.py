@@ -55,12 +55,13 @@ def run_headless(
             params=dict(state.params),
         )
     batches = session.scenario.batches is not None
+    detail = trace is not None or not quiet  # quiet and untraced: no one sees a step's mean, std, min or max
     done = 0
     record: StepRecord | None = None
     try:
         for _ in range(steps):
             try:
-                record = session.step()
+                record = session.step(detail=detail)
             except StepError as exc:
                 print(exc, file=err)
                 if trace:

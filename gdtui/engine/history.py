@@ -116,6 +116,10 @@ class History:
         self._controls.append(controls)
         self._bytes += CONTROLS_NBYTES
 
+    def controls_of(self, step: int) -> StepControls:
+        """The controls step ``step`` ran with; it must be after the oldest checkpoint."""
+        return self._controls[step - self._checkpoints[0].step - 1]
+
     def go_back(self, target: int) -> tuple[Checkpoint, list[StepControls]]:
         """Forget every step after the newest checkpoint at or before ``target``.
 

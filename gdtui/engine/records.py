@@ -77,12 +77,18 @@ class TensorView:
     and Inf counts) for a tensor summarised on its device, computed from
     ``flat`` on first use otherwise. ``std`` is the population std (correction
     0), so a one-element tensor has std 0, not NaN.
+
+    ``norm_only``: a large tensor of a step no one looks at (between two frames
+    of a continuous run) is summarised by its norm and NaN/Inf counts alone;
+    mean, std, min and max are NaN then. A norm of NaN with no NaN count means
+    the norm was not computed either (an update no hint or condition needed).
     """
 
     shape: tuple[int, ...]
     dtype: str
     flat: list[float] | None = None
     stats: tuple[float, float, float, float, float, int, int] | None = None
+    norm_only: bool = False
 
     def __post_init__(self):
         if self.flat is None and self.stats is None:
@@ -123,6 +129,8 @@ class TensorView:
         return all(map(math.isfinite, self.flat))
 
     def summary(self) -> dict[str, Any]:
+        if self.norm_only:
+            return {"shape": list(self.shape), "norm": self.norm}
         return {
             "shape": list(self.shape),
             "mean": self.mean,
@@ -185,6 +193,8 @@ class StepRecord:
     #: For each tensor, how many steps in a row it has not changed.
     unchanged: Mapping[str, int] = field(default_factory=lambda: EMPTY)
     hints: tuple[Hint, ...] = ()
+    #: True when large tensors were summarised by their norms only (see TensorView.norm_only).
+    light: bool = False
 
     @property
     def grad_norm(self) -> float:

@@ -22,13 +22,13 @@ from gdtui.engine.loop import Loop, StepError, manual_mode_note
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
 from gdtui.engine.snapshot import Snapshot
-from gdtui.engine.summarize import flat_values, scalars, summarize
+from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
 
 MB = 2**20
 #: Checkpoints are taken often enough that snapshots cost about this share of the stepping time...
 CHECKPOINT_SHARE = 0.02
 #: ...but at least every this many seconds of stepping, so a rewind replays at most that long.
-REPLAY_SECONDS = 0.25
+REPLAY_SECONDS = 0.5
 MAX_INTERVAL = 64
 
 
@@ -95,13 +95,15 @@ class Session:
         self._replaying = False
         self._step_seconds = 0.0  # how long a whole step takes, smoothed
         self._snapshot_seconds = 0.0  # how long the last checkpoint took
-        self._before: list[torch.Tensor] | None = None
+        self._before: list[torch.Tensor | None] | None = None
+        self._detail = True
         self._grads_zero = all(p.grad is None for p in loop.tensors)
         #: The loss of every step since the last reset, for the chart.
         self.losses = array("d")
         #: For scenarios with one or two scalar parameters: their values, start then after each step.
         self.scalar_path: list[tuple[float, ...]] | None = None
         sizes = [t.numel() for t in loop.tensors]
+        self._has_large = max(sizes) > self.max_values  # only these are summarised differently in a light step
         if sum(sizes) <= 2 and max(sizes) <= self.max_values:
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
@@ -194,10 +196,20 @@ class Session:
 
     # --- stepping -----------------------------------------------------------------------
 
-    def step(self) -> StepRecord:
-        """Run the remaining phases of the current step; return its record."""
+    def step(self, detail: bool = True) -> StepRecord:
+        """Run the remaining phases of the current step; return its record.
+
+        ``detail=False`` is for steps no one will look at (a continuous run
+        between two frames, a quiet headless run): tensors larger than
+        ``max_values`` are summarised by their norms only (the norms of their
+        updates too) when a hint or a stop condition reads them, else only
+        checked for NaN and Inf. The record says ``light``; :meth:`detail_last`
+        makes the last one whole again.
+        """
         whole = self._phase == 0
         start = time.perf_counter()
+        if whole:
+            self._detail = detail
         while True:
             record = self.step_phase()
             if record is not None:
@@ -230,7 +242,7 @@ class Session:
                 self._step_mode = self.mode
                 self._step_lrs = self._replay_lrs or tuple(self.lrs_for(self._step_mode))
                 if self._before is None:
-                    self._before = [t.detach().clone() for t in loop.tensors]
+                    self._before = self._copies_before_update()
                 loop.update(self._step_mode, self._step_lrs)
             else:
                 record = self._finish_step()
@@ -256,6 +268,18 @@ class Session:
             self._history.push(self.step_count, snap)
             self._before = snap.params
 
+    def _copies_before_update(self) -> list[torch.Tensor | None]:
+        """What the update's change is measured against: every tensor, or in a light step the small
+        ones and, when a hint or a condition needs the update norms, the large ones too."""
+        if self._detail or self._needs_norms():
+            return [t.detach().clone() for t in self.loop.tensors]
+        return [t.detach().clone() if t.numel() <= self.max_values else None for t in self.loop.tensors]
+
+    def _needs_norms(self) -> bool:
+        """Whether a light step's norms have a reader: the health hints (on with the activation
+        watch) or a stop condition."""
+        return self.watch_activations or bool(self.conditions)
+
     def _interval(self) -> int:
         """Steps between checkpoints: snapshots cost about CHECKPOINT_SHARE of the stepping, and
         a rewind replays at most REPLAY_SECONDS (a step that takes longer gets a checkpoint each)."""
@@ -278,13 +302,12 @@ class Session:
 
     def _finish_step(self) -> StepRecord:
         loop = self.loop
-        tensors = loop.tensors
-        grads = [t.grad for t in tensors]
-        with torch.no_grad():
-            deltas = [t.detach() - before for t, before in zip(tensors, self._before)]
-        views = summarize(tensors + grads + deltas, self.max_values)
-        n = len(tensors)
-        params, grad_views, updates = (dict(zip(loop.names, views[i * n : (i + 1) * n])) for i in range(3))
+        tensors, names = loop.tensors, loop.names
+        light = not self._detail
+        large = "full" if not light else ("norm" if self._needs_norms() else "finite")
+        params, grad_views, updates = (
+            dict(zip(names, views)) for views in summarize_step(tensors, self._before, self.max_values, large)
+        )
         numbers = scalars([loop.loss, *loop.metric_values])
         loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
         previous = self.last
@@ -313,6 +336,7 @@ class Session:
             zero_grad=not skipped,
             dead_units=dead,
             unchanged=frozen_map(unchanged),
+            light=light and self._has_large,
         )
         self.losses.append(loss)
         hints = step_hints(
@@ -362,8 +386,26 @@ class Session:
             self._go_to(self.step_count - k)
         return undone + k
 
-    def _go_to(self, target: int) -> None:
-        """Restore the newest checkpoint at or before step ``target``, then run the steps up to it again."""
+    def detail_last(self) -> StepRecord | None:
+        """The last step's record with every tensor summarised in full.
+
+        A light record (see :meth:`step`) is made whole by running its step
+        again from the checkpoint before it; None when there is no record.
+        """
+        last = self.last
+        if last is None or not last.light or self._phase:
+            return last
+        oldest = self._history.oldest_step
+        if oldest is None or oldest >= self.step_count:
+            return last  # its step is out of rewind's reach
+        controls = self._history.controls_of(self.step_count)
+        self._go_to(self.step_count - 1, detail=False)
+        self._replay([controls])
+        return self.last
+
+    def _go_to(self, target: int, detail: bool = True) -> None:
+        """Restore the newest checkpoint at or before step ``target``, then run the steps up to it
+        again (the last one in detail, unless ``detail`` is False)."""
         checkpoint, replay = self._history.go_back(target)
         self._restore(checkpoint.snapshot)
         self.step_count = checkpoint.step
@@ -371,9 +413,11 @@ class Session:
         if self.scalar_path is not None:
             del self.scalar_path[self.step_count + 1 :]
         if replay:
-            self._replay(replay)
+            self._replay(replay, detail=detail)
+        if detail and self.last is not None and self.last.light:
+            self.detail_last()
 
-    def _replay(self, steps: list[StepControls]) -> None:
+    def _replay(self, steps: list[StepControls], detail: bool = True) -> None:
         """Run ``steps`` again as they ran the first time; the user's own controls stay as they are.
 
         A step that fails now (the scenario is not deterministic) leaves the
@@ -382,10 +426,10 @@ class Session:
         user = (self.mode, self.grad_source, self.skip_zero_grad)
         self._replaying = True
         try:
-            for controls in steps:
+            for i, controls in enumerate(steps, 1):
                 self.mode, self.grad_source, self.skip_zero_grad = controls.mode, controls.grad_source, not controls.zero_grad
                 self._replay_lrs = controls.lrs
-                self.step()
+                self.step(detail=detail and i == len(steps))
         except StepError as exc:
             self._phase = 0
             self._before = None
@@ -424,9 +468,15 @@ class Session:
         """What the screen shows now: current values, grads and controls. One host transfer."""
         loop = self.loop
         tensors = loop.tensors
-        views = summarize(tensors + [t.grad for t in tensors], self.max_values)
-        n = len(tensors)
         last = self.last
+        if self._phase == 0 and last is not None and not last.light and self._history.oldest_step is not None:
+            # Between steps the tensors hold what the last record says: summarise only the grads.
+            params = last.params
+            grads = frozen_map(dict(zip(loop.names, summarize([t.grad for t in tensors], self.max_values))))
+        else:
+            views = summarize(tensors + [t.grad for t in tensors], self.max_values)
+            params = frozen_map(dict(zip(loop.names, views[: len(tensors)])))
+            grads = frozen_map(dict(zip(loop.names, views[len(tensors) :])))
         loss = scalars([loop.loss])[0] if loop.loss is not None else (last.loss if last else None)
         return SessionState(
             title=loop.sc.title,
@@ -440,8 +490,8 @@ class Session:
             grad_source=self.grad_source,
             lr=self.lr,
             loss=loss,
-            params=frozen_map(dict(zip(loop.names, views[:n]))),
-            grads=frozen_map(dict(zip(loop.names, views[n:]))),
+            params=params,
+            grads=grads,
             last=last,
             rewind_depth=self.rewind_depth,
             history_note=self.history_note,

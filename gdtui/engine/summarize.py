@@ -44,6 +44,25 @@ def _stats(t: torch.Tensor) -> torch.Tensor:
     return torch.stack(stats).double()
 
 
+def _norm(t: torch.Tensor) -> torch.Tensor:
+    """The 2-norm of a large tensor, as a float64 one-element tensor on its device: one pass."""
+    if t.numel() == 0:
+        return torch.zeros(1, dtype=torch.float64, device=t.device)
+    return torch.linalg.vector_norm(_floating(t)).reshape(1).double()
+
+
+def _sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of a large tensor: finite unless it holds a NaN or an Inf (or overflows). The cheapest pass."""
+    if t.numel() == 0:
+        return torch.zeros(1, dtype=torch.float64, device=t.device)
+    return _floating(t).sum().reshape(1).double()
+
+
+#: How a large tensor is summarised: everything, its norm (a light step whose norms a hint or a
+#: stop condition reads), or only whether it is finite (a light step no one reads but the NaN check).
+LARGE_SUMMARIES = ("full", "norm", "finite")
+
+
 def _bad_counts(t: torch.Tensor) -> tuple[int, int]:
     t = _floating(t)
     counts = torch.stack([torch.isnan(t).sum(), torch.isinf(t).sum()]).tolist()
@@ -98,7 +117,7 @@ def _cpu_values(t: torch.Tensor) -> list[float]:
     return values
 
 
-def _view(t: torch.Tensor, row: list[float] | None, flat: list[float] | None) -> TensorView:
+def _view(t: torch.Tensor, row: list[float] | None, flat: list[float] | None, norm_only: bool = False) -> TensorView:
     dtype = _DTYPE_NAMES.get(t.dtype)
     if dtype is None:
         dtype = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
@@ -106,15 +125,21 @@ def _view(t: torch.Tensor, row: list[float] | None, flat: list[float] | None) ->
     if row is not None:
         mean, std, lo, hi, norm, nan, inf = row
         stats = (mean, std, lo, hi, norm, int(nan), int(inf))
-    return TensorView(shape=tuple(t.shape), dtype=dtype, flat=flat, stats=stats)
+    return TensorView(shape=tuple(t.shape), dtype=dtype, flat=flat, stats=stats, norm_only=norm_only)
 
 
-def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[TensorView | None]:
+def unknown_view(t: torch.Tensor) -> TensorView:
+    """A view of a tensor that was not summarised at all (norm NaN, no NaN counted)."""
+    return _view(t, [math.nan] * 5 + [0, 0], None, norm_only=True)
+
+
+def summarize(tensors: Sequence[torch.Tensor | None], max_values: int, large: str = "full") -> list[TensorView | None]:
     """Views of ``tensors`` (None stays None), with one host transfer per device.
 
     Tensors of at most ``max_values`` elements carry their values, and their
     statistics are computed on the host from those values; larger ones are
-    summarised on their own device and only the statistics travel.
+    summarised on their own device and only the statistics travel, all of them
+    or (``large``, see LARGE_SUMMARIES) less: one pass instead of five.
     """
     views: list[TensorView | None] = [None] * len(tensors)
     by_device: dict[Any, list[int]] = {}
@@ -122,10 +147,10 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
         if t is not None:
             by_device.setdefault("cpu" if t.is_cpu else t.device, []).append(i)
     for device, indices in by_device.items():
-        small, large = [], []
+        small, big = [], []
         for i in indices:
             t = tensors[i]
-            (small if 0 < t.numel() <= max_values and not t.is_complex() else large).append(i)
+            (small if 0 < t.numel() <= max_values and not t.is_complex() else big).append(i)
         with torch.no_grad():
             if device == "cpu" and sum(tensors[i].numel() for i in small) <= _PYTHON_STATS:
                 # A few small tensors: Python beats numpy's and torch's call overheads,
@@ -133,24 +158,30 @@ def summarize(tensors: Sequence[torch.Tensor | None], max_values: int) -> list[T
                 for i in small:
                     views[i] = _view(tensors[i], None, _cpu_values(tensors[i]))
                 small = []
-            _summarize_batched(tensors, small, large, views, on_cpu=device == "cpu")
+            _summarize_batched(tensors, small, big, views, on_cpu=device == "cpu", large=large)
     return views
 
 
 def _summarize_batched(
-    tensors: Sequence[torch.Tensor], small: list[int], large: list[int], views: list[TensorView | None], on_cpu: bool
+    tensors: Sequence[torch.Tensor],
+    small: list[int],
+    large_ones: list[int],
+    views: list[TensorView | None],
+    on_cpu: bool,
+    large: str,
 ) -> None:
     """Views of one device's small tensors (values and all, statistics by numpy) and large ones (statistics only)."""
-    if not small and not large:
+    if not small and not large_ones:
         return
     sizes = [tensors[i].numel() for i in small]
     n_small = sum(sizes)
+    summary = {"full": _stats, "norm": _norm, "finite": _sum}[large]
     if on_cpu:
         host = _host_values([tensors[i] for i in small]) if small else np.zeros(0)
-        big = torch.cat([_stats(tensors[i].detach()) for i in large]).numpy() if large else np.zeros(0)
+        big = torch.cat([summary(tensors[i].detach()) for i in large_ones]).numpy() if large_ones else np.zeros(0)
     else:  # one transfer for the values and the statistics together
         parts = [tensors[i].detach().reshape(-1).double() for i in small]
-        parts += [_stats(tensors[i].detach()) for i in large]
+        parts += [summary(tensors[i].detach()) for i in large_ones]
         combined = torch.cat(parts).cpu().numpy()
         host, big = combined[:n_small], combined[n_small:]
     values = host.tolist()
@@ -159,9 +190,54 @@ def _summarize_batched(
     for i, row, n in zip(small, stats, sizes):
         views[i] = _view(tensors[i], row, values[pos : pos + n])
         pos += n
-    for i, row in zip(large, big.reshape(-1, _DEVICE_STATS).tolist()):
+    if large != "full":  # a finite norm or sum means no NaN or Inf; a non-finite one may be an overflow: count
+        for i, value in zip(large_ones, big.tolist()):
+            nan, inf = (0, 0) if math.isfinite(value) else _bad_counts(tensors[i].detach())
+            norm = value if large == "norm" else math.nan
+            views[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
+        return
+    for i, row in zip(large_ones, big.reshape(-1, _DEVICE_STATS).tolist()):
         nan, inf = (0, 0) if math.isfinite(row[2]) and math.isfinite(row[3]) else _bad_counts(tensors[i].detach())
         views[i] = _view(tensors[i], row + [nan, inf], None)
+
+
+def summarize_step(
+    tensors: Sequence[torch.Tensor],
+    befores: Sequence[torch.Tensor | None],
+    max_values: int,
+    large: str = "full",
+) -> tuple[list[TensorView], list[TensorView | None], list[TensorView]]:
+    """Views of a finished step: each tensor, its gradient, and its change since ``before``.
+
+    One :func:`summarize` call for all three, large tensors summarised as
+    ``large`` says (see LARGE_SUMMARIES). Short of "full", a large tensor's
+    change is summarised by its norm, taken with ``torch.dist`` without
+    building the difference; a tensor with no ``before`` was not measured
+    (see :func:`unknown_view`).
+    """
+    n = len(tensors)
+    grads = [t.grad for t in tensors]
+    updates: list[TensorView | None] = [None] * n
+    full: list[int] = []
+    distances: dict[Any, list[int]] = {}
+    for i, (t, before) in enumerate(zip(tensors, befores)):
+        if before is None:
+            updates[i] = unknown_view(t)
+        elif large != "full" and t.numel() > max_values:
+            distances.setdefault("cpu" if t.is_cpu else t.device, []).append(i)
+        else:
+            full.append(i)
+    with torch.no_grad():
+        deltas = [tensors[i].detach() - befores[i] for i in full]
+        views = summarize([*tensors, *grads, *deltas], max_values, large=large)
+        for i, view in zip(full, views[2 * n :]):
+            updates[i] = view
+        for indices in distances.values():  # one transfer per device
+            norms = torch.stack([torch.dist(tensors[i].detach(), befores[i]).double() for i in indices]).tolist()
+            for i, norm in zip(indices, norms):
+                nan, inf = (0, 0) if math.isfinite(norm) else _bad_counts(tensors[i].detach() - befores[i])
+                updates[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
+    return views[:n], views[n : 2 * n], updates  # type: ignore[return-value]
 
 
 def scalars(values: Sequence[Any]) -> list[float]:
@@ -234,6 +310,8 @@ def format_view(view: TensorView | None, digits: int = 5, limit: int = 8) -> str
             bad = f" ⚠ nan={view.nan} inf={view.inf}"
         if view.flat is not None and view.numel <= limit:
             return format_values(view.values, digits, limit) + bad
+        if view.norm_only:
+            return f"‖·‖={format_number(view.norm, 3)}{bad}"
         return (
             f"μ={format_number(view.mean, 3)} σ={format_number(view.std, 3)} "
             f"[{format_number(view.min, 3)}, {format_number(view.max, 3)}]{bad}"

@@ -32,16 +32,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _has_nonfinite(obj: Any) -> bool:
-    if isinstance(obj, float):
-        return not math.isfinite(obj)
-    if isinstance(obj, (list, tuple)):
-        return any(_has_nonfinite(v) for v in obj)
-    if isinstance(obj, dict):
-        return any(_has_nonfinite(v) for v in obj.values())
-    return False
-
-
 class TraceWriter:
     """Writes a trace to ``path``; a line per event, flushed at once."""
 
@@ -55,9 +45,11 @@ class TraceWriter:
     def _write(self, event: dict[str, Any]) -> None:
         if self._file is None:
             return
-        if _has_nonfinite(event):
-            event = _finite(event)
-        self._file.write(json.dumps(event, allow_nan=False) + "\n")
+        try:
+            line = json.dumps(event, allow_nan=False)
+        except ValueError:  # a NaN or an Inf: JSON has none, so they go as strings
+            line = json.dumps(_finite(event), allow_nan=False)
+        self._file.write(line + "\n")
         self._file.flush()
 
     def _tensor(self, view: TensorView | None) -> Any:
