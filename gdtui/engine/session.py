@@ -433,7 +433,7 @@ class Session:
         except StepError as exc:
             self._phase = 0
             self._before = None
-            self._go_to(self._history.newest.step)
+            self._go_to(self._history.newest.step, detail=False)  # no second replay that could fail too
             e = exc.error
             raise StepError(ScenarioError(
                 f"{e.message} (while running it again to rewind; the scenario is not deterministic); "
