@@ -150,24 +150,16 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
     def run(n: int) -> None:
         pacer = FramePacer()
         for i in range(n):
-            last = i == n - 1
-            shown = not last and pacer.due()
-            start = time.perf_counter()
             try:
-                record = session.step(detail=shown or last)
+                record, shown = pacer.step(session, last=i == n - 1)
             except StepError as exc:
                 raise BenchError(str(exc)) from None
-            took = time.perf_counter() - start
-            pacer.stepped(took, shown)
             trace.step(record)
             session.triggered(record)  # the worker checks the stop conditions after every step
             if record.nonfinite:
                 raise BenchError(f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; lower the learning rate", 3)
             if shown:
-                chart = pacer.chart_due()
-                posted = time.perf_counter()
-                post(session.state(), loss_series(session.losses, CHART_WIDTH) if chart else None, pacer.rate)
-                pacer.shown(took, time.perf_counter() - posted, chart)
+                pacer.show(lambda chart, rate: post(session.state(), loss_series(session.losses, CHART_WIDTH) if chart else None, rate))
         session.detail_last()
         post(session.state(), loss_series(session.losses, CHART_WIDTH), pacer.rate)
 

@@ -12,7 +12,6 @@ import gc
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,27 +215,20 @@ class SessionJobs:
         error = notice = None
         while not stop.is_set() and (limit is None or done < limit):
             # Steps between two frames are light (see Session.step); the last one is made whole below.
-            last = limit is not None and done + 1 == limit
-            shown = not last and pacer.due()
-            start = time.perf_counter()
             try:
-                record = session.step(detail=shown or last or self.trace.detailed)
+                record, shown = pacer.step(
+                    session, last=limit is not None and done + 1 == limit, detail=self.trace.detailed
+                )
             except StepError as exc:
                 error = str(exc)
                 break
-            took = time.perf_counter() - start
-            pacer.stepped(took, shown)
             self.trace.step(record)
             done += 1
             notice = nonfinite_notice(record) or (break_notice(session, record) if limit is None else None)
             if notice:
                 break
             if shown:
-                chart = pacer.chart_due()
-                posted = time.perf_counter()
-                self.steps_per_s = pacer.rate
-                self.update(final=False, chart=chart, steps_per_s=pacer.rate)
-                pacer.shown(took, time.perf_counter() - posted, chart)
+                pacer.show(lambda chart, rate: self.update(final=False, chart=chart, steps_per_s=rate))
                 self.steps_per_s = pacer.rate
         try:
             session.detail_last()

@@ -9,6 +9,12 @@ enough that showing costs about ``share`` of the run's time.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gdtui.engine.records import StepRecord
+    from gdtui.engine.session import Session
 
 #: A run shows at most one state per this many seconds (about 20 frames a second)...
 RUN_POST_INTERVAL = 0.05
@@ -19,7 +25,11 @@ SHOW_SHARE = 0.05
 
 
 class FramePacer:
-    """Say which steps of a run to show (``due``), and learn what showing one cost (``shown``)."""
+    """Run a session's steps for a continuous run: light ones between frames, a whole one to show.
+
+    ``step`` runs one step and says whether to show it; ``show`` posts that
+    step's state and learns what showing cost, which spaces the next frame.
+    """
 
     def __init__(self, interval: float = RUN_POST_INTERVAL, chart_interval: float = RUN_CHART_INTERVAL):
         self.interval = interval
@@ -27,28 +37,35 @@ class FramePacer:
         self.gap = interval
         self.last = self.last_chart = self.since = time.perf_counter()
         self.count = 0
+        #: Steps per second since the previous frame, as of the latest frame.
         self.rate: float | None = None
         self._light_seconds = 0.0
+        self._shown_seconds = 0.0
 
-    def due(self) -> bool:
-        """Whether the next step is to be shown."""
-        return time.perf_counter() - self.last >= self.gap
-
-    def stepped(self, seconds: float, shown: bool) -> None:
-        """Note a step that took ``seconds``."""
+    def step(self, session: Session, *, last: bool = False, detail: bool = False) -> tuple[StepRecord, bool]:
+        """One step, light unless it is to be shown, is the ``last`` of the run, or ``detail`` is asked
+        for (a trace the user wants whole); returns its record and whether to show it. Raises StepError."""
+        shown = not last and time.perf_counter() - self.last >= self.gap
+        record = session.step(detail=shown or last or detail)
+        seconds = session.last_step_seconds
         self.count += 1
-        if not shown:
+        if shown:
+            self._shown_seconds = seconds
+        else:
             self._light_seconds = seconds if not self._light_seconds else 0.9 * self._light_seconds + 0.1 * seconds
+        return record, shown
 
-    def chart_due(self) -> bool:
-        return time.perf_counter() - self.last_chart >= self.chart_interval
-
-    def shown(self, step_seconds: float, post_seconds: float, chart: bool) -> None:
-        """A step was shown: it took ``step_seconds`` and building and posting its state ``post_seconds``."""
+    def show(self, post: Callable[[bool, float | None], object]) -> None:
+        """Post the shown step: ``post(chart, rate)``, where ``chart`` says the chart's data is due."""
+        start = time.perf_counter()
+        self.rate = self.count / max(start - self.since, 1e-9)
+        chart = start - self.last_chart >= self.chart_interval
+        post(chart, self.rate)
         now = time.perf_counter()
-        self.rate = self.count / max(now - self.since, 1e-9)
         self.count, self.since, self.last = 0, now, now
         if chart:
             self.last_chart = now
-        extra = max(step_seconds - self._light_seconds, 0.0) + post_seconds if self._light_seconds else post_seconds
+        extra = now - start
+        if self._light_seconds:
+            extra += max(self._shown_seconds - self._light_seconds, 0.0)
         self.gap = max(self.interval, extra / SHOW_SHARE)

@@ -94,6 +94,8 @@ class Session:
         self._replay_lrs: tuple[float, ...] | None = None
         self._replaying = False
         self._step_seconds = 0.0  # how long a whole step takes, smoothed
+        #: How long the last step() that ran a whole step took, in seconds.
+        self.last_step_seconds = 0.0
         self._snapshot_seconds = 0.0  # how long the last checkpoint took
         self._before: list[torch.Tensor | None] | None = None
         self._detail = True
@@ -214,7 +216,7 @@ class Session:
             record = self.step_phase()
             if record is not None:
                 if whole:
-                    took = time.perf_counter() - start
+                    took = self.last_step_seconds = time.perf_counter() - start
                     self._step_seconds = took if not self._step_seconds else 0.9 * self._step_seconds + 0.1 * took
                 return record
 
