@@ -1,8 +1,10 @@
 """The step-debugger: the App, its layout, actions and the messages it shows.
 
-The session is only ever stepped in a thread worker (the jobs are in
-gdtui.jobs); the screen gets frozen records through messages (gdtui.messages)
-and does no numeric work, diagnostics included. One job runs at a time,
+The scenario is opened, and the session only ever stepped, in a thread worker
+(the jobs are in gdtui.jobs), so the first frame comes before the scenario's
+code runs and a scenario that fails to load leaves the app open to say why and
+to load it again. The screen gets frozen records through messages
+(gdtui.messages) and does no numeric work, diagnostics included. One job runs at a time,
 guarded by the ``busy`` reactive and ``check_action``; a step key pressed
 while a job runs is counted (``pending``) and those steps run next. The
 diagnostics keys (k z h G M o e) are in gdtui.diagnostics_keys.
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +29,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Footer
 
 from gdtui.engine.charts import ChartFrame
+from gdtui.engine.conditions import ConditionError
 from gdtui.engine.records import SessionState
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
@@ -33,7 +37,7 @@ from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
 from gdtui.diagnostics_keys import DiagnosticsKeys
-from gdtui.messages import ChartReady, DetailData, SessionUpdate
+from gdtui.messages import ChartReady, DetailData, OpenFailed, SessionOpened, SessionUpdate
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen
 from gdtui.widgets.error_panel import ErrorPanel
@@ -59,12 +63,18 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
     busy: reactive[bool] = reactive(False, repaint=False)  # a change repaints nothing by itself
     running: reactive[bool] = reactive(False, repaint=False)
 
-    def __init__(self, session: Session, *, trace: TraceWriter | None = None, seed: int = 0) -> None:
+    def __init__(self, load: Callable[[], tuple[Session, str | None]], *, name: str,
+                 trace: TraceWriter | None = None, seed: int = 0, max_values: int = 4096) -> None:
+        """``load`` opens the session (in the worker) and says what of the set-up it could not apply."""
         super().__init__()
-        self.session = session
-        self.trace = TraceLog(trace, seed, session.max_values)
-        self.jobs = SessionJobs(session, self.trace, self.post_message)
-        self.views, self.state = self.jobs.describe()
+        self._load = load
+        self.scenario_path = name
+        self.session: Session | None = None  # until the worker has opened the scenario
+        self.jobs: SessionJobs | None = None
+        self.views: tuple[str, ...] = ("loss",)
+        self.state: SessionState | None = None
+        self.opened = asyncio.Event()  # set once the first open has succeeded or failed
+        self.trace = TraceLog(trace, seed, max_values)
         self.error: str | None = None
         self.notice: str | None = None
         self.pending = 0  # step presses waiting for the job in progress
@@ -92,29 +102,74 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.error_panel.clear()
-        self._apply_width()
-        self._show_state(self.state)
-        self.table.focus()
-        self.call_after_refresh(self._request_chart)
-        self.trace.start(self.state)
-        # torch, textual and the scenario leave a few hundred thousand long-lived objects;
-        # moving them out of the collector's sight keeps full collections (100+ ms here)
-        # out of the key-to-screen path.
-        self.call_after_refresh(gc.freeze)
         # Thread workers run on the loop's default executor, which asyncio waits for on exit:
         # a step stuck in the scenario's code would hold `q` hostage. This one does not wait.
         asyncio.get_running_loop().set_default_executor(_ExecutorThatDoesNotWait(thread_name_prefix="gdtui-step"))
+        self.error_panel.clear()
+        self._apply_width()
+        self.table.focus()
+        self._open()
         if not self.is_headless:
             # a closed terminal (SIGHUP) or a kill (SIGTERM) still ends the trace and removes the temporary one
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
                 for sig in (signal.SIGHUP, signal.SIGTERM):
                     asyncio.get_running_loop().add_signal_handler(sig, self._hang_up)
 
+    def _open(self) -> None:
+        """Open the scenario in the worker; the status line says so meanwhile."""
+        self.busy = True
+        self.activity = f"opening {self.scenario_path}…"
+        self._show_status()
+        self.call_after_refresh(self._open_job)  # the frame that says so first
+
+    @work(thread=True, group="session", exit_on_error=False)
+    def _open_job(self) -> None:
+        try:
+            session, warning = self._load()
+        except ScenarioError as exc:
+            self.post_message(OpenFailed(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+            self.post_message(OpenFailed(f"gdtui: {type(exc).__name__}: {exc}"))
+            return
+        jobs = SessionJobs(session, self.trace, self.post_message)
+        views, state = jobs.describe()
+        self.post_message(SessionOpened(session, jobs, views, state, warning))
+
+    def on_session_opened(self, message: SessionOpened) -> None:
+        self.session, self.jobs, self.views, self.state = message.session, message.jobs, message.views, message.state
+        self.activity = self.error = None
+        self._apply_width()
+        self._show_state(self.state)
+        self.trace.start(self.state)
+        if message.warning:
+            self.error_panel.show_error(message.warning, label="not set", advice="")
+        # torch, textual and the scenario leave a few hundred thousand long-lived objects;
+        # moving them out of the collector's sight keeps full collections (100+ ms here)
+        # out of the key-to-screen path.
+        self.call_after_refresh(gc.freeze)
+        self.opened.set()
+        if self.pending:
+            self._idle()  # the steps pressed while it opened run now; their update brings the chart
+        else:
+            self._job("chart")  # still busy: the keys come alive once the chart is there
+
+    def on_open_failed(self, message: OpenFailed) -> None:
+        self.error, self.activity, self.pending = message.error, None, 0
+        self._show_status()
+        self.error_panel.show_error(message.error, advice="fix the file, then r loads it again; q quits")
+        self.opened.set()
+        self.busy = False
+
     def _hang_up(self) -> None:
-        self.jobs.stop.set()
-        self.trace.end(self.session)
+        self._end()
         self.exit()
+
+    def _end(self) -> None:
+        """Stop a run and end the trace (with the load error if the scenario never opened)."""
+        if self.jobs is not None:
+            self.jobs.stop.set()
+        self.trace.end(self.session, self.error)
 
     def on_resize(self) -> None:
         self._apply_width()
@@ -125,13 +180,19 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         if wide != table.wide:
             table.wide = wide
             self.screen.set_class(wide, "-wide")
-            self._show_state(self.state)
-        self.jobs.chart_width = max(self.chart.size.width, 20)
+            if self.state is not None:
+                self._show_state(self.state)
+        if self.jobs is not None:
+            self.jobs.chart_width = max(self.chart.size.width, 20)
 
     # --- what may run now ----------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         s = self.state
+        if s is None:  # the scenario is opening, or did not open: reset loads it (again), step queues
+            if action in ("quit", "help") or (action == "step" and self.busy):
+                return True
+            return None if self.busy or action != "reset" else True
         if len(self.screen_stack) > 1 and action in SESSION_ACTIONS:
             # a help, detail or lr screen is open: its keys, not the session's (pausing a run excepted)
             return self.running and action in ("step", "run")
@@ -214,7 +275,11 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         self._begin("rewind")
 
     def action_reset(self) -> None:
-        self._begin("reset")
+        if self.session is None:
+            self.error_panel.clear()
+            self._open()
+        else:
+            self._begin("reset")
 
     def action_run(self) -> None:
         if self.running:
@@ -269,12 +334,14 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         self.action_detail()
 
     def action_help(self) -> None:
-        sc = self.session.scenario
-        self.push_screen(HelpScreen(sc.title, sc.description))
+        if self.session is None:
+            self.push_screen(HelpScreen(self.scenario_path, ""))
+        else:
+            sc = self.session.scenario
+            self.push_screen(HelpScreen(sc.title, sc.description))
 
     async def action_quit(self) -> None:
-        self.jobs.stop.set()
-        self.trace.end(self.session)
+        self._end()
         self.exit()
 
     def _request_chart(self) -> None:
@@ -341,6 +408,9 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
 
     def _show_status(self, steps_per_s: float | None = None) -> None:
         activity = " · ".join(a for a in (self.activity, f"+{self.pending} queued" if self.pending else None) if a)
+        if self.session is None:
+            self.status_line.show_opening(activity or f"could not open {self.scenario_path}")
+            return
         self.status_line.show(self.state, loader=self.session.scenario.batches is not None, running=self.running,
                               steps_per_s=steps_per_s, activity=activity or None)
 
@@ -351,8 +421,7 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         self.loop_panel.show(state, objective=sc.objective is not None, loader=sc.batches is not None)
 
     def on_unmount(self) -> None:
-        self.jobs.stop.set()
-        self.trace.end(self.session)
+        self._end()
 
 
 class _ExecutorThatDoesNotWait(ThreadPoolExecutor):
@@ -373,12 +442,26 @@ def make_app(
     mode: str | None = None,
     lr: float | None = None,
     grad_source: str | None = None,
+    setup: Callable[[Session], object] | None = None,
     **session_options: object,
 ) -> GdtuiApp:
-    """Load the scenario (raises ScenarioError when it does not load) and build the app.
+    """Build the app; it opens the scenario in its worker once its first frame is up.
 
-    Options beyond these go to Session as they are, so the CLI can pass new engine options.
+    A scenario that does not load leaves the app open with the one-line error,
+    and ``r`` loads it again. ``setup`` is applied to each new session (the
+    command line's breakpoints); a ConditionError from it is shown, and the
+    session opens without that condition. Options beyond these go to Session
+    as they are, so the CLI can pass new engine options.
     """
-    session = Session(path, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
-                      mode=mode, lr=lr, grad_source=grad_source, **session_options)
-    return GdtuiApp(session, trace=trace, seed=seed)
+
+    def load() -> tuple[Session, str | None]:
+        session = Session(path, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
+                          mode=mode, lr=lr, grad_source=grad_source, **session_options)
+        try:
+            if setup is not None:
+                setup(session)
+        except ConditionError as exc:
+            return session, f"{exc}; b sets breakpoints"
+        return session, None
+
+    return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=max_values)

@@ -144,7 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, TraceWriter
-    from gdtui.engine.conditions import ConditionError
 
     options = dict(
         seed=args.seed,
@@ -165,13 +164,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.headless:
             return run(args, options, trace)
         from gdtui.app import make_app
+        from gdtui.engine.scenario import check_arguments
 
         try:
-            app = make_app(args.scenario, trace=trace, **options)
-            configure(app.session, args)
-        except (ScenarioError, ConditionError) as exc:
+            # A mistyped path or device is the command line's error; what is wrong inside the
+            # scenario is shown in the app, which stays open to load the file again.
+            check_arguments(args.scenario, args.device)
+        except ScenarioError as exc:
             print(exc, file=sys.stderr)
+            if trace:
+                trace.end(0, "error", str(exc))
             return 2
+        app = make_app(args.scenario, trace=trace, setup=lambda session: configure(session, args), **options)
         app.run()
         status = app.return_code or 0
         if trace:

@@ -83,8 +83,9 @@ class TraceLog:
             if self.trace is not None and not self._ended:
                 self.trace.rewind(step)
 
-    def end(self, session: Session) -> None:
-        """``steps`` when the scenario's own step count was reached, else ``interrupted``.
+    def end(self, session: Session | None, error: str | None = None) -> None:
+        """``steps`` when the scenario's own step count was reached, else ``interrupted``;
+        ``error`` (with the message) when the scenario never opened.
 
         The temporary trace (no --trace given) is closed and removed.
         """
@@ -92,8 +93,11 @@ class TraceLog:
             if self.trace is None or self._ended:
                 return
             self._ended = True
-            steps, target = session.step_count, session.scenario.steps
-            self.trace.end(steps, "steps" if target and steps >= target else "interrupted")
+            if session is None:
+                self.trace.end(0, "error", error)
+            else:
+                steps, target = session.step_count, session.scenario.steps
+                self.trace.end(steps, "steps" if target and steps >= target else "interrupted")
             if self._own is not None:
                 self.trace.close()
                 self._own.unlink(missing_ok=True)

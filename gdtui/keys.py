@@ -14,7 +14,7 @@ BINDINGS: list[Binding] = [
     Binding("b,left", "rewind", "Back", id="rewind", key_display="b",
             tooltip="Rewind one step: values, gradients, optimizer state, RNG and data position"),
     Binding("c", "run", "Run", id="run", tooltip="Run continuously; c or space pauses. A NaN or Inf pauses too, and so does a breakpoint (k)"),
-    Binding("r", "reset", "Reset", id="reset", tooltip="Reset: re-read the scenario file (an edit that does not load changes nothing)"),
+    Binding("r", "reset", "Reset", id="reset", tooltip="Reset: re-read the scenario file (an edit that does not load changes nothing); after a failed load, load it again"),
     Binding("m", "mode", "Mode", id="mode", tooltip="Switch the update between optimizer.step() and manual p -= lr * p.grad"),
     Binding("g", "grad_source", "Grad", id="grad_source",
             tooltip="Switch the gradient between autograd and the scenario's grad_fn (when it defines one)"),

@@ -9,8 +9,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from textual.message import Message
 
+from typing import TYPE_CHECKING
+
 from gdtui.engine.charts import ChartFrame, Histogram
 from gdtui.engine.records import SessionState, TensorView
+
+if TYPE_CHECKING:
+    from gdtui.engine.session import Session
+    from gdtui.jobs import SessionJobs
+
+
+@dataclass
+class SessionOpened(Message):
+    """The worker opened the scenario: the session to step from now on (only the worker steps it).
+
+    ``warning`` is the part of the set-up that could not be applied (a
+    command-line breakpoint naming an unknown tensor), or None.
+    """
+
+    session: Session
+    jobs: SessionJobs
+    views: tuple[str, ...]
+    state: SessionState
+    warning: str | None = None
+
+
+@dataclass
+class OpenFailed(Message):
+    """The scenario did not load: its one-line error (file:line: what; how to fix)."""
+
+    error: str
 
 
 @dataclass

@@ -7,6 +7,7 @@ the app produced.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
@@ -44,6 +45,17 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+@contextlib.asynccontextmanager
+async def opened(app, size=SIZE):
+    """The app at ``size``, once its worker has opened the scenario (or failed to) and the screen shows it."""
+    async with app.run_test(size=size) as pilot:
+        await app.opened.wait()
+        while app.busy:  # the first chart is drawn in the worker too
+            await settle(pilot)
+        await settle(pilot)
+        yield pilot
+
+
 async def press(pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
@@ -78,7 +90,7 @@ def status(app) -> str:
 async def test_five_steps_of_not_gate_show_the_notebook_numbers():
     # The notebook prints w = 2.2432, b = 1.7689 after five iterations.
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "n", "space", "space", "space")
         assert app.session.step_count == 5
         shown = table_text(app)
@@ -89,7 +101,7 @@ async def test_five_steps_of_not_gate_show_the_notebook_numbers():
 
 async def test_manual_mode_gives_the_same_numbers():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "m")
         assert app.session.mode == "manual"
         assert "mode manual" in status(app)
@@ -118,7 +130,7 @@ async def test_manual_mode_on_momentum_sgd_follows_vanilla_sgd():
         a.grad.zero_()
         c.grad.zero_()
     app = make_app(OWN / "momentum.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "m", "space", "space", "space", "space")
         live = dict(zip(app.session.loop.names, app.session.loop.tensors))
         assert torch.equal(live["a"], a.detach()) and torch.equal(live["c"], c.detach())
@@ -129,7 +141,7 @@ async def test_manual_mode_on_momentum_sgd_follows_vanilla_sgd():
 
 async def test_phase_key_walks_the_loop_panel_line_by_line():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         marked = []
         for _ in range(5):
             line = next(l for l in text(app, LoopPanel).splitlines() if l.startswith("▶"))
@@ -143,7 +155,7 @@ async def test_phase_key_walks_the_loop_panel_line_by_line():
 
 async def test_rewind_returns_the_screen_to_that_step():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         assert app.check_action("rewind", ()) is None  # dimmed at step 0
         await press(pilot, "space", "space")
         at_two = (table_text(app), text(app, LoopPanel), app.query_one(LossChart).frame.payload)
@@ -160,7 +172,7 @@ async def test_reset_rereads_the_file_and_keeps_the_session_when_the_edit_breaks
     path = tmp_path / "not_gate.py"
     shutil.copy(NOT_GATE, path)
     app = make_app(path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space")
         source = path.read_text()
         path.write_text(source.replace("w = torch.tensor([[3]]", "w = torch.tensor([[4]]"))
@@ -178,7 +190,7 @@ async def test_reset_rereads_the_file_and_keeps_the_session_when_the_edit_breaks
 
 async def test_grad_source_key_uses_the_scenarios_grad_fn():
     app = make_app(SCENARIOS / "fit_2x.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "g")
         assert app.session.grad_source == "grad_fn"
         assert "grad grad_fn" in status(app)
@@ -191,7 +203,7 @@ async def test_grad_source_key_uses_the_scenarios_grad_fn():
 
 async def test_keys_that_cannot_act_are_dimmed():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         assert app.check_action("grad_source", ()) is None  # no grad_fn here
         app.busy = True  # as while a step runs
         for action in ("mode", "phase", "reset", "rewind", "detail", "zero_grad", "gradcheck", "compare",
@@ -206,7 +218,7 @@ async def test_keys_that_cannot_act_are_dimmed():
 
 async def test_learning_rate_keys_and_prompt():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "plus")
         assert app.session.lr == 20 and "lr 20" in status(app)
         await press(pilot, "minus", "minus")
@@ -228,7 +240,7 @@ async def test_learning_rate_keys_and_prompt():
 
 async def test_chart_views_cycle_and_skip_what_does_not_apply():
     app = make_app(SCENARIOS / "quadratic.py")  # an objective: no data, so no model view
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "space", "space")
         chart = app.query_one(LossChart)
         assert chart.frame.view == "loss" and [round(v, 4) for v in chart.frame.payload.losses] == [36.0, 23.04, 14.7456]
@@ -241,7 +253,7 @@ async def test_chart_views_cycle_and_skip_what_does_not_apply():
         await press(pilot, "L")
         assert chart.log_axis
     app = make_app(SCENARIOS / "logistic_regression.py")  # two features, binary target
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "v")
         chart = app.query_one(LossChart)
         assert chart.frame.view == "fit" and chart.frame.payload.kind == "boundary"
@@ -250,7 +262,7 @@ async def test_chart_views_cycle_and_skip_what_does_not_apply():
 
 async def test_enter_opens_the_detail_of_the_selected_tensor():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "down", "enter")
         screen = app.screen
         assert isinstance(screen, DetailScreen) and screen.data.name == "b"
@@ -260,7 +272,7 @@ async def test_enter_opens_the_detail_of_the_selected_tensor():
         await press(pilot, "escape")
         assert not isinstance(app.screen, DetailScreen)
     app = make_app(OWN / "big_tensor.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "enter")
         hist = app.screen.data.value_hist
         assert sum(hist.counts) == 64 * 64
@@ -269,7 +281,7 @@ async def test_enter_opens_the_detail_of_the_selected_tensor():
 
 async def test_help_lists_every_binding():
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "question_mark")
         assert isinstance(app.screen, HelpScreen)
         console = Console(width=76, record=True, file=io.StringIO())
@@ -289,7 +301,7 @@ async def test_help_lists_every_binding():
 
 async def test_a_step_that_raises_shows_the_error_panel_and_the_app_lives_on():
     app = make_app(OWN / "raises_at_step_3.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "space", "space")
         panel = app.query_one(ErrorPanel)
         shown = str(panel.render())
@@ -306,7 +318,7 @@ async def test_run_mode_steps_until_paused_and_traces_every_step(tmp_path):
     trace_path = tmp_path / "trace.jsonl"
     trace = TraceWriter(trace_path)
     app = make_app(SCENARIOS / "logistic_regression.py", trace=trace)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         # While a run goes on the app is never idle, and Pilot.press waits up to 2 s for
         # idleness after each key; simulate_key sends the same key event without waiting.
         app.simulate_key("c")
@@ -336,7 +348,7 @@ async def test_run_mode_steps_until_paused_and_traces_every_step(tmp_path):
 
 async def test_a_nan_pauses_the_run_and_names_the_tensor():
     app = make_app(OWN / "diverges.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         app.simulate_key("c")
         await until(pilot, lambda: app.session.step_count > 0 and not app.running)
         await settle(pilot)
@@ -350,7 +362,7 @@ async def test_mode_lr_rewind_and_reset_reach_the_trace(tmp_path):
     trace_path = tmp_path / "trace.jsonl"
     trace = TraceWriter(trace_path)
     app = make_app(NOT_GATE, trace=trace)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "m", "plus", "space", "b", "space", "r", "space")
         await pilot.press("ctrl+c")
     trace.close()
@@ -365,7 +377,7 @@ async def test_mode_lr_rewind_and_reset_reach_the_trace(tmp_path):
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])
 async def test_quit_keys_end_the_app(key):
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await pilot.press(key)
         await pilot.pause()
         assert not app.is_running
@@ -376,7 +388,7 @@ async def test_reset_frees_the_old_scenarios_tensors():
     import weakref
 
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await settle(pilot)
         await pilot.pause(0.1)  # the app has frozen its start-up objects by now
         old = weakref.ref(app.session.loop.tensors[0])
@@ -385,10 +397,3 @@ async def test_reset_frees_the_old_scenarios_tensors():
         assert old() is None
 
 
-def test_make_app_raises_the_one_line_scenario_error(tmp_path):
-    from gdtui.engine.scenario import ScenarioError
-
-    path = tmp_path / "broken.py"
-    path.write_text("import torch\nw = torch.zeros(1, requires_grad=True)\ndef loss(:\n")
-    with pytest.raises(ScenarioError, match=r"broken\.py:3: SyntaxError"):
-        make_app(path)

@@ -24,7 +24,7 @@ from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import ExportPrompt
 from gdtui.widgets.loop_panel import LoopPanel
 from gdtui.widgets.report_screen import ReportScreen, report_text, wrap_fields
-from test_app import NOT_GATE, OWN, SCENARIOS, SIZE, press, settle, status, table_text, text, until
+from test_app import NOT_GATE, OWN, SCENARIOS, SIZE, opened, press, settle, status, table_text, text, until
 
 
 def report(app) -> str:
@@ -48,7 +48,7 @@ async def test_breakpoint_pauses_the_run_where_the_plain_loop_first_meets_it():
             break
     assert step == 4  # the docstring: w = 2.3969853 after step 4
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "k")
         assert isinstance(app.screen, BreakpointScreen)
         await submit(pilot, "los < 1")
@@ -83,7 +83,7 @@ async def test_rising_loss_breakpoint_pauses_at_the_fourth_step():
         x -= 1.05 * (2 * x + 2)
     assert losses == sorted(losses) and len(set(losses)) == 4
     app = make_app(SCENARIOS / "quadratic.py", lr=1.05)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "k", "tab", "enter", "escape")
         app.simulate_key("c")
         await until(pilot, lambda: app.session.step_count > 0 and not app.running)
@@ -95,7 +95,7 @@ async def test_rising_loss_breakpoint_pauses_at_the_fourth_step():
 async def test_gradient_check_names_the_hand_written_gradients_factor():
     # fit_2x.py's grad_fn is 2·Σx(ŷ−y) over 4 samples: 4 times the MSE gradient (seed 001, part 1).
     app = make_app(SCENARIOS / "fit_2x.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "G")
         shown = report(app)
         assert "w  ≈4× autograd" in shown and shown.count(" ok") == 1
@@ -108,7 +108,7 @@ async def test_a_diagnostic_that_cannot_run_says_why_in_its_screen(tmp_path):
     path = tmp_path / "fit_2x.py"
     shutil.copy(SCENARIOS / "fit_2x.py", path)
     app = make_app(path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         path.write_text(path.read_text() + "\nw = torch.zeros(2, requires_grad=True)\n")  # w changes shape
         await press(pilot, "G")
         assert "fit_2x.py" in report(app) and "reset first" in report(app)
@@ -142,7 +142,7 @@ async def test_compare_and_optimizer_state_on_momentum_match_a_plain_loop():
             buffer = opt.state[a]["momentum_buffer"].item()
     optim_delta, manual_delta = (a.detach() - before).item(), -0.01 * a.grad.item()
     app = make_app(OWN / "momentum.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "o")
         assert f"momentum_buffer = {format_number(buffer)}" in report(app)
         await press(pilot, "escape", "M")
@@ -155,7 +155,7 @@ async def test_compare_and_optimizer_state_on_momentum_match_a_plain_loop():
 
 async def test_hints_screen_lists_every_hint_of_the_state():
     app = make_app(SCENARIOS / "dead_relu.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "space", "space", "space", "h")
         shown = report(app)
         hints = app.session.last.hints
@@ -177,7 +177,7 @@ async def test_skipping_zero_grad_adds_the_gradients_up():
             w.grad, b.grad = total[0].clone(), total[1].clone()
         plain.opt.step()  # no zero_grad
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         await press(pilot, "z")
         assert app.session.skip_zero_grad and "zero_grad skipped" in status(app)
         loop = text(app, LoopPanel)
@@ -195,7 +195,7 @@ async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(t
     plain = PlainLoop(NOT_GATE)
     losses = [plain.step()["loss"] for _ in range(2)]
     app = make_app(NOT_GATE)
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         log = app.trace.path
         await press(pilot, "space", "space", "space", "b", "e")  # three steps, one rewound
         assert isinstance(app.screen, ExportPrompt)
@@ -225,7 +225,7 @@ async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(t
 async def test_step_presses_during_a_step_queue_up():
     # slow_step.py is the NOT gate with a 0.15 s forward: w, b after step 3 are 2.5405035, 1.6586863.
     app = make_app(OWN / "slow_step.py")
-    async with app.run_test(size=SIZE) as pilot:
+    async with opened(app) as pilot:
         for _ in range(3):
             app.simulate_key("space")
         await until(pilot, lambda: app.pending == 2)

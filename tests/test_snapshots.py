@@ -34,6 +34,10 @@ def keys(*presses: str):
     """A run_before that presses keys one at a time, each after the last one's step has finished."""
 
     async def run(pilot) -> None:
+        await pilot.app.opened.wait()
+        while pilot.app.busy:  # the first chart is drawn in the worker too
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
         for key in presses:
             await pilot.press(key)
             await pilot.app.workers.wait_for_complete()
@@ -78,3 +82,7 @@ def test_help(snap_compare):
 
 def test_gradient_check(snap_compare):
     assert snap_compare(app_for("scenarios/fit_2x.py"), terminal_size=SIZE, run_before=keys("G"))
+
+
+def test_a_scenario_that_does_not_load(snap_compare):
+    assert snap_compare(app_for("tests/bad_scenarios/syntax_error.py"), terminal_size=SIZE, run_before=keys())

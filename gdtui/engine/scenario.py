@@ -110,6 +110,15 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def check_arguments(path: str | Path, device: str) -> None:
+    """What the command line names exists: the scenario file and the device (raises ScenarioError)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError("no such scenario file; check the path" if not path.exists() else
+                            "not a file; name the scenario's .py file", path)
+    resolve_device(device)
+
+
 def _definition_lines(tree: ast.Module) -> dict[str, int]:
     """Module-level name → line of its last top-level definition."""
     lines: dict[str, int] = {}

@@ -25,6 +25,14 @@ class StatusLine(Static):
             self.update(text, layout=False)
 
 
+    def show_opening(self, what: str) -> None:
+        """Before the session exists: the scenario is opening, or why it could not."""
+        text = Text(what, style="bold")
+        text.append("\n\n")
+        self._shown = None
+        self.update(text, layout=False)
+
+
 def status_text(state: SessionState, *, loader: bool = False, running: bool = False,
                 steps_per_s: float | None = None, activity: str | None = None) -> Text:
     """Step and phase first, so a narrow screen cuts the title, never the numbers.
