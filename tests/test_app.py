@@ -260,6 +260,29 @@ async def test_chart_views_cycle_and_skip_what_does_not_apply():
         assert app.views == ("loss", "fit")
 
 
+async def test_a_500_tensor_table_updates_the_rows_in_sight_and_the_others_as_they_scroll_in():
+    from conftest import PlainLoop
+
+    app = make_app(OWN / "deep_mlp_500.py")
+    async with opened(app) as pilot:
+        table = app.query_one(ParamTable)
+        assert len(table.names) == 500
+        updated = []
+        update_cell = table.update_cell
+        table.update_cell = lambda row, *args, **kwargs: (updated.append(row), update_cell(row, *args, **kwargs))[1]
+        await press(pilot, "space")
+        in_sight = set(table.names[: table.size.height])
+        assert updated and set(updated) <= in_sight
+        last = table.names[-1]
+        assert str(table.get_row(last)[3]) == "—"  # out of sight: still step 0's (no gradient yet)
+
+        plain = PlainLoop(OWN / "deep_mlp_500.py").step()
+        grad_norm = torch.tensor(plain["grads"][-1]).norm().item()
+        table.move_cursor(row=499)  # scrolls the last row into sight
+        await settle(pilot)
+        assert str(table.get_row(last)[3]) == f"‖{format_number(grad_norm, 3)}‖"
+
+
 async def test_enter_opens_the_detail_of_the_selected_tensor():
     app = make_app(NOT_GATE)
     async with opened(app) as pilot:

@@ -73,11 +73,16 @@ class ParamTable(DataTable, inherit_bindings=False):
         self.wide = False
         self._start: dict[str, TensorView] = {}
         self._cells: dict[tuple[str, str], object] = {}  # what each cell shows now
+        self._shown: tuple[SessionState, dict] | None = None  # the state shown, and its gradients
+        self._stale: set[str] = set()  # rows out of sight that still show an older state
 
     def columns_shown(self, rows: dict[str, tuple]) -> tuple[tuple[str, str], ...]:
         """Every column when they fit. Else ‖grad‖ goes first: at 80 columns the grad cell
-        already shows the gradient's norm for a tensor of several elements."""
-        widths = [max([len(label)] + [len(str(r[i])) for r in rows.values()]) + 2 for i, (_, label) in enumerate(COLUMNS)]
+        already shows the gradient's norm for a tensor of several elements. ``rows`` may be
+        some of the rows only: the columns are as wide as the widest cell seen so far."""
+        seen = {str(k.value): c.content_width for k, c in self.columns.items()}
+        widths = [max([len(label), seen.get(key, 0)] + [len(str(r[i])) for r in rows.values()]) + 2
+                  for i, (key, label) in enumerate(COLUMNS)]
         if self.wide or sum(widths) <= max(self.size.width, 80) - 2:
             return COLUMNS
         return tuple(c for c in COLUMNS if c[0] != "gnorm")
@@ -93,25 +98,65 @@ class ParamTable(DataTable, inherit_bindings=False):
         return str(row_key.value)
 
     def show(self, state: SessionState) -> None:
+        """Show ``state``. Only the rows in sight are formatted and updated (a model may have
+        hundreds of tensors); the others catch up when they scroll into sight."""
         last = state.last
         boundary = state.next_phase == "forward"
         if boundary:
             self._start = dict(state.params)
         grads = last.grads if (boundary and last is not None) else state.grads
-        full = self._rows(state, grads)
+        self._shown = (state, grads)
+        names = list(state.params)
+        if names != self.names:
+            self._rebuild(self._rows(state, grads, names))
+            return
+        visible = self._visible(names)
+        self._stale = set(names).difference(visible)
+        self._update(self._rows(state, grads, visible))
+
+    def _visible(self, names: list[str]) -> list[str]:
+        top = int(self.scroll_y)
+        return names[top: top + max(self.size.height, 1)]
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._catch_up()
+
+    def on_resize(self) -> None:
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Rows that came into sight show the state the others show."""
+        if self._stale and self._shown is not None:
+            state, grads = self._shown
+            catch_up = [n for n in self._visible(self.names) if n in self._stale]
+            if catch_up:
+                self._stale.difference_update(catch_up)
+                self._update(self._rows(state, grads, catch_up))
+
+    def _rebuild(self, full: dict[str, tuple]) -> None:
+        """New rows (a new scenario, a reset) or new columns: build the table again, every row."""
         columns = self.columns_shown(full)
         rows = {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in full.items()}
-        if list(state.params) != self.names or tuple(str(k.value) for k in self.columns) != tuple(k for k, _ in columns):
-            cursor = self.cursor_row
-            self.clear(columns=True)
-            for key, label in columns:
-                self.add_column(label, key=key)
-            self._cells = {(name, key): _same_key(v) for name, cells in rows.items() for (key, _), v in zip(columns, cells)}
-            for name, cells in rows.items():
-                self.add_row(*cells, key=name)
-            if self.row_count:
-                self.move_cursor(row=min(cursor, self.row_count - 1))
+        cursor = self.cursor_row
+        self.clear(columns=True)
+        for key, label in columns:
+            self.add_column(label, key=key)
+        self._cells = {(name, key): _same_key(v) for name, cells in rows.items() for (key, _), v in zip(columns, cells)}
+        self._stale = set()
+        for name, cells in rows.items():
+            self.add_row(*cells, key=name)
+        if self.row_count:
+            self.move_cursor(row=min(cursor, self.row_count - 1))
+
+    def _update(self, full: dict[str, tuple]) -> None:
+        """Update the cells of these rows that changed; a row that no longer fits the columns rebuilds."""
+        columns = self.columns_shown(full)
+        if tuple(str(k.value) for k in self.columns) != tuple(k for k, _ in columns):
+            state, grads = self._shown
+            self._rebuild(self._rows(state, grads, list(state.params)))
             return
+        rows = {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in full.items()}
         for name, cells in rows.items():
             for (key, _), value in zip(columns, cells):
                 if self._cells.get((name, key)) == _same_key(value):
@@ -121,12 +166,13 @@ class ParamTable(DataTable, inherit_bindings=False):
                 grow = len(str(value)) > self.columns[key].content_width
                 self.update_cell(name, key, value, update_width=grow)
 
-    def _rows(self, state: SessionState, grads) -> dict[str, tuple]:
+    def _rows(self, state: SessionState, grads, names: list[str]) -> dict[str, tuple]:
         last = state.last
         boundary = state.next_phase == "forward"
         at_last = last is not None and boundary and last.step == state.step
         rows = {}
-        for name, view in state.params.items():
+        for name in names:
+            view = state.params[name]
             delta = last.updates.get(name) if last is not None else None
             grad = grads.get(name)
             if at_last:
