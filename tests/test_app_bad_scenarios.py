@@ -131,3 +131,22 @@ def test_command_line_mistakes_end_before_the_app_opens(args, words, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err
+
+
+async def test_a_1e8_element_tensor_steps_in_the_app_with_rewind_off_and_a_histogram_detail():
+    from gdtui.widgets.detail_screen import DetailScreen
+
+    app = make_app(BAD / "huge_tensor.py")
+    async with opened(app) as pilot:
+        await press(pilot, "space")
+        assert app.state.loss == pytest.approx(1.0)
+        await press(pilot, "space")
+        assert app.state.loss == pytest.approx(0.25, rel=1e-5)  # w went 0 -> 0.5 (see the scenario)
+        assert "rewind is off: one snapshot needs" in status(app)
+        assert app.check_action("rewind", ()) is None
+        await press(pilot, "enter")
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        assert detail.data.value_hist is not None and detail.data.value.flat is None  # no 1e8 values to the screen
+        assert sum(detail.data.value_hist.counts) == 100_000_000
+        await pilot.press("escape", "q")

@@ -120,3 +120,13 @@ def test_ctrl_c_writes_the_end_line_and_exits_130(tmp_path):
     assert lines[-1]["event"] == "end" and lines[-1]["reason"] == "interrupted"
     assert lines[-1]["steps"] == len([x for x in lines if x["event"] == "step"]) >= 4
     assert "Traceback" not in err and err.startswith("interrupted after")
+
+
+def test_a_1e8_element_tensor_steps_with_rewind_off_and_a_small_trace(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    assert main([str(BAD / "huge_tensor.py"), "--headless", "--steps", "3", "--trace", str(trace), "--quiet"]) == 0
+    assert trace.stat().st_size < 100_000  # summaries, never the 1e8 values
+    lines = read_trace(trace)
+    losses = [x["loss"] for x in lines if x["event"] == "step"]
+    assert losses == pytest.approx([1.0, 0.25, 0.0625], rel=1e-5)  # the distance to 1 halves each step
+    assert lines[-1]["event"] == "end" and lines[-1]["reason"] == "steps"

@@ -38,6 +38,15 @@ def test_histogram_counts_equal_numpys():
     assert h.lo == float(finite.min()) and h.hi == float(finite.max())
 
 
+def test_histogram_counts_past_float32s_exact_integers():
+    # float32 holds every integer only up to 2**24; a 1e8-element tensor has bins far fuller
+    t = torch.zeros(2**24 + 3)
+    t[:3] = 1.0
+    h = charts.histogram(t, bins=10)
+    assert h.counts == (2**24,) + (0,) * 8 + (3,)
+    assert charts.histogram(torch.full((5,), 2.0), bins=5).counts == (0, 0, 5, 0, 0)
+
+
 def test_quadratic_landscape_is_the_parabola_and_leaves_the_session_alone():
     # quadratic.py: y = x^2 + 2x + 1 = (x + 1)^2; the notebook's x after 3 steps is 3.8, 2.84, 2.072.
     s = Session(SCENARIOS / "quadratic.py")

@@ -340,8 +340,17 @@ def _contours(axes: tuple[tuple[float, ...], ...], grid: list[list[float]], leve
 # --- histogram ---------------------------------------------------------------------------
 
 
+#: The histogram counts this many values at a time: its bin indices stay small, and any count is exact.
+HISTOGRAM_CHUNK = 1 << 22
+
+
 def histogram(t: torch.Tensor, bins: int = 30) -> Histogram:
-    """Counts of ``t``'s finite values, computed with torch.histc on ``t``'s device; one host transfer."""
+    """Counts of ``t``'s finite values in ``bins`` equal bins over their range, on ``t``'s device; one host transfer.
+
+    Counted with integer bincounts chunk by chunk: torch.histc counts in the
+    input's dtype, and a float32 count stops at 2**24 (16,777,216), so a bin of
+    a 1e8-element tensor would come out short.
+    """
     with torch.no_grad():
         flat = t.detach().reshape(-1)
         if flat.is_complex():
@@ -353,6 +362,13 @@ def histogram(t: torch.Tensor, bins: int = 30) -> Histogram:
         if good.numel() == 0:
             return Histogram(0.0, 0.0, (), bad)
         lo, hi = good.amin(), good.amax()
-        counts = torch.histc(good, bins=bins, min=0, max=0)  # min=max=0: the data's own range
+        scale = bins / (hi - lo).clamp_min(torch.finfo(good.dtype).tiny)
+        counts = torch.zeros(bins, dtype=torch.int64, device=good.device)
+        for chunk in good.split(HISTOGRAM_CHUNK):
+            counts += torch.bincount(((chunk - lo) * scale).long().clamp_(0, bins - 1), minlength=bins)
         host = torch.cat([torch.stack([lo, hi]).double(), counts.double()]).tolist()
-    return Histogram(host[0], host[1], tuple(int(c) for c in host[2:]), bad)
+    lo, hi, counts = host[0], host[1], [int(c) for c in host[2:]]
+    if lo == hi:  # one value: its bin is the middle one
+        counts = [0] * bins
+        counts[bins // 2] = good.numel()
+    return Histogram(lo, hi, tuple(counts), bad)
