@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import read_trace
 from tmux_driver import TmuxApp, have_tmux
 
 pytestmark = pytest.mark.skipif(not have_tmux(), reason="tmux is not installed (apt-get install -y tmux)")
@@ -53,8 +54,9 @@ def sgr_params(line: str) -> set[str]:
     return {p for seq in re.findall(r"\x1b\[([\d;]*)m", line) for p in seq.split(";")}
 
 
-def test_a_blocked_step_keeps_the_screen_live_and_q_quits_at_once():
-    with TmuxApp("tests/tui_scenarios/blocking_step.py") as app:
+def test_a_blocked_step_keeps_the_screen_live_and_q_quits_at_once(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    with TmuxApp("tests/tui_scenarios/blocking_step.py", "--trace", str(trace)) as app:
         app.start()
         app.wait_for(r"step 0 ")
         app.send("Space")
@@ -70,3 +72,7 @@ def test_a_blocked_step_keeps_the_screen_live_and_q_quits_at_once():
         while not app.exited():
             assert time.perf_counter() - started < 10, app.screen()
             time.sleep(0.05)
+    # valid JSON Lines up to the last finished step; the blocked step 2 never finished
+    events = read_trace(trace)
+    assert [e["event"] for e in events] == ["start", "step", "end"]
+    assert events[1]["step"] == 1 and events[-1] == {"event": "end", "steps": 1, "reason": "interrupted"}
