@@ -118,7 +118,7 @@ def _interp(xs, ys, x: float) -> float:
 
 
 class HistogramPlot(PlotextPlot):
-    """A tensor's histogram, from counts the engine computed with torch.histc."""
+    """A tensor's histogram, from the counts the engine computed on the tensor's device."""
 
     def __init__(self, title: str, **kwargs) -> None:
         super().__init__(**kwargs)
