@@ -315,3 +315,48 @@ def test_a_light_step_with_no_reader_of_norms_still_stops_on_nan(tmp_path):
         if b.nonfinite:
             break
     assert b.nonfinite and step > 1
+
+
+# --- memory kept from step to step: update buffers, recycled checkpoints ------------------------
+
+ADAM_MLP = (
+    "import torch\n"
+    "torch.manual_seed(3)\n"
+    "model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))\n"
+    "x = torch.randn(16, 4)\n"
+    "data = (x, x.sum(dim=1, keepdim=True))\n"
+    "loss_fn = torch.nn.MSELoss()\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+)
+
+
+def test_every_update_is_the_plain_loops_after_minus_before(tmp_path):
+    """The change each step made, measured in buffers the session keeps from step to step, equals
+    the plain loop's after - before: in full on a whole step, by its norm on a light one, on steps
+    that start at a checkpoint too (checkpoint_every=2); and the checkpoints stay as they were."""
+    path = tmp_path / "adam.py"
+    path.write_text(ADAM_MLP)
+    plain = PlainLoop(path)
+    session = Session(path, max_values=8, checkpoint_every=2)  # the (8, 4) weight is large; hints read its norms
+    records = []
+    for step in range(12):
+        befores = [p.detach().clone() for p in plain.tensors]
+        out = plain.step()
+        record = session.step(detail=step % 3 == 0)
+        records.append(record)
+        assert record.loss == out["loss"]
+        for name, before, after in zip(record.updates, befores, plain.tensors):
+            change = after.detach() - before
+            view = record.updates[name]
+            assert view.norm == pytest.approx(torch.linalg.vector_norm(change.double()).item(), rel=1e-6), name
+            if view.norm_only:
+                assert record.light and view.norm == torch.linalg.vector_norm(change).double().item()
+            elif view.flat is None:  # a large tensor on a whole step: its statistics
+                assert (view.min, view.max) == (change.min().item(), change.max().item())
+                assert view.mean == pytest.approx(change.double().mean().item(), rel=1e-6)
+                assert view.std == pytest.approx(change.double().std(correction=0).item(), rel=1e-6)
+            else:
+                assert view.values == change.tolist(), name
+    assert session.rewind(12) == 12
+    assert [session.step(detail=step % 3 == 0) for step in range(12)] == records
+

@@ -98,6 +98,8 @@ class Session:
         self.last_step_seconds = 0.0
         self._snapshot_seconds = 0.0  # how long the last checkpoint took
         self._before: list[torch.Tensor | None] | None = None
+        #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
+        self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
         self._detail = True
         self._grads_zero = all(p.grad is None for p in loop.tensors)
         #: The loss of every step since the last reset, for the chart.
@@ -243,8 +245,7 @@ class Session:
             elif phase == "update":
                 self._step_mode = self.mode
                 self._step_lrs = self._replay_lrs or tuple(self.lrs_for(self._step_mode))
-                if self._before is None:
-                    self._before = self._copies_before_update()
+                self._before = self._copies_before_update()
                 loop.update(self._step_mode, self._step_lrs)
             else:
                 record = self._finish_step()
@@ -268,14 +269,27 @@ class Session:
             snap = self.loop.snapshot(self._grads_zero, previous=newest.snapshot if newest else None)
             self._snapshot_seconds = time.perf_counter() - start
             self._history.push(self.step_count, snap)
-            self._before = snap.params
 
     def _copies_before_update(self) -> list[torch.Tensor | None]:
         """What the update's change is measured against: every tensor, or in a light step the small
-        ones and, when a hint or a condition needs the update norms, the large ones too."""
-        if self._detail or self._needs_norms():
-            return [t.detach().clone() for t in self.loop.tensors]
-        return [t.detach().clone() if t.numel() <= self.max_values else None for t in self.loop.tensors]
+        ones and, when a hint or a condition needs the update norms, the large ones too.
+
+        The copies go into buffers kept from step to step, which the step's summary then turns
+        into the change: no new memory a step (a fresh copy of a large model costs more in page
+        faults than the copy itself). They never hold a checkpoint's tensors.
+        """
+        every = self._detail or self._needs_norms()
+        copies: list[torch.Tensor | None] = []
+        with torch.no_grad():
+            for i, t in enumerate(self.loop.tensors):
+                if not every and t.numel() > self.max_values:
+                    copies.append(None)
+                    continue
+                buffer = self._before_buffers[i]
+                if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
+                    buffer = self._before_buffers[i] = torch.empty_like(t, memory_format=torch.contiguous_format)
+                copies.append(buffer.copy_(t.detach()))
+        return copies
 
     def _needs_norms(self) -> bool:
         """Whether a light step's norms have a reader: the health hints (on with the activation

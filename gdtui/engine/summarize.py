@@ -61,6 +61,7 @@ def _sum(t: torch.Tensor) -> torch.Tensor:
 #: How a large tensor is summarised: everything, its norm (a light step whose norms a hint or a
 #: stop condition reads), or only whether it is finite (a light step no one reads but the NaN check).
 LARGE_SUMMARIES = ("full", "norm", "finite")
+_LARGE = {"full": _stats, "norm": _norm, "finite": _sum}
 
 
 def _bad_counts(t: torch.Tensor) -> tuple[int, int]:
@@ -133,13 +134,16 @@ def unknown_view(t: torch.Tensor) -> TensorView:
     return _view(t, [math.nan] * 5 + [0, 0], None, norm_only=True)
 
 
-def summarize(tensors: Sequence[torch.Tensor | None], max_values: int, large: str = "full") -> list[TensorView | None]:
+def summarize(
+    tensors: Sequence[torch.Tensor | None], max_values: int, large: str | Sequence[str] = "full"
+) -> list[TensorView | None]:
     """Views of ``tensors`` (None stays None), with one host transfer per device.
 
     Tensors of at most ``max_values`` elements carry their values, and their
     statistics are computed on the host from those values; larger ones are
     summarised on their own device and only the statistics travel, all of them
-    or (``large``, see LARGE_SUMMARIES) less: one pass instead of five.
+    or (``large``, see LARGE_SUMMARIES: one for all, or one per tensor) less:
+    one pass instead of five.
     """
     views: list[TensorView | None] = [None] * len(tensors)
     by_device: dict[Any, list[int]] = {}
@@ -168,21 +172,22 @@ def _summarize_batched(
     large_ones: list[int],
     views: list[TensorView | None],
     on_cpu: bool,
-    large: str,
+    large: str | Sequence[str],
 ) -> None:
-    """Views of one device's small tensors (values and all, statistics by numpy) and large ones (statistics only)."""
+    """Views of one device's small tensors (values and all, statistics by numpy) and large ones
+    (statistics only, or less: ``large``, one mode for all or one per tensor)."""
     if not small and not large_ones:
         return
     sizes = [tensors[i].numel() for i in small]
     n_small = sum(sizes)
-    summary = {"full": _stats, "norm": _norm, "finite": _sum}[large]
+    modes = [large if isinstance(large, str) else large[i] for i in large_ones]
+    summaries = [_LARGE[mode](tensors[i].detach()) for i, mode in zip(large_ones, modes)]
     if on_cpu:
         host = _host_values([tensors[i] for i in small]) if small else np.zeros(0)
-        big = torch.cat([summary(tensors[i].detach()) for i in large_ones]).numpy() if large_ones else np.zeros(0)
+        big = torch.cat(summaries).numpy() if summaries else np.zeros(0)
     else:  # one transfer for the values and the statistics together
         parts = [tensors[i].detach().reshape(-1).double() for i in small]
-        parts += [summary(tensors[i].detach()) for i in large_ones]
-        combined = torch.cat(parts).cpu().numpy()
+        combined = torch.cat(parts + summaries).cpu().numpy()
         host, big = combined[:n_small], combined[n_small:]
     values = host.tolist()
     stats = _segment_stats(host, sizes).tolist() if small else []
@@ -190,15 +195,20 @@ def _summarize_batched(
     for i, row, n in zip(small, stats, sizes):
         views[i] = _view(tensors[i], row, values[pos : pos + n])
         pos += n
-    if large != "full":  # a finite norm or sum means no NaN or Inf; a non-finite one may be an overflow: count
-        for i, value in zip(large_ones, big.tolist()):
-            nan, inf = (0, 0) if math.isfinite(value) else _bad_counts(tensors[i].detach())
-            norm = value if large == "norm" else math.nan
-            views[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
-        return
-    for i, row in zip(large_ones, big.reshape(-1, _DEVICE_STATS).tolist()):
-        nan, inf = (0, 0) if math.isfinite(row[2]) and math.isfinite(row[3]) else _bad_counts(tensors[i].detach())
-        views[i] = _view(tensors[i], row + [nan, inf], None)
+    numbers, pos = big.tolist(), 0
+    for i, mode in zip(large_ones, modes):
+        if mode == "full":
+            row = numbers[pos : pos + _DEVICE_STATS]
+            pos += _DEVICE_STATS
+            nan, inf = (0, 0) if math.isfinite(row[2]) and math.isfinite(row[3]) else _bad_counts(tensors[i].detach())
+            views[i] = _view(tensors[i], row + [nan, inf], None)
+            continue
+        # A finite norm or sum means no NaN or Inf; a non-finite one may be an overflow: count.
+        value = numbers[pos]
+        pos += 1
+        nan, inf = (0, 0) if math.isfinite(value) else _bad_counts(tensors[i].detach())
+        norm = value if mode == "norm" else math.nan
+        views[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
 
 
 def summarize_step(
@@ -209,34 +219,30 @@ def summarize_step(
 ) -> tuple[list[TensorView], list[TensorView | None], list[TensorView]]:
     """Views of a finished step: each tensor, its gradient, and its change since ``before``.
 
-    One :func:`summarize` call for all three, large tensors summarised as
-    ``large`` says (see LARGE_SUMMARIES). Short of "full", a large tensor's
-    change is summarised by its norm, taken with ``torch.dist`` without
-    building the difference; a tensor with no ``before`` was not measured
-    (see :func:`unknown_view`).
+    ``befores`` are copies of the tensors from before the update, in buffers
+    this may overwrite: each becomes the change (after minus before), so no
+    new memory is taken for it. One :func:`summarize` call for all three,
+    large tensors summarised as ``large`` says (see LARGE_SUMMARIES); short of
+    "full", a large tensor's change is summarised by its norm. A tensor with
+    no ``before`` was not measured (see :func:`unknown_view`).
     """
     n = len(tensors)
     grads = [t.grad for t in tensors]
+    changes: list[torch.Tensor] = []
+    measured: list[int] = []
+    modes = [large] * (2 * n)
     updates: list[TensorView | None] = [None] * n
-    full: list[int] = []
-    distances: dict[Any, list[int]] = {}
-    for i, (t, before) in enumerate(zip(tensors, befores)):
-        if before is None:
-            updates[i] = unknown_view(t)
-        elif large != "full" and t.numel() > max_values:
-            distances.setdefault("cpu" if t.is_cpu else t.device, []).append(i)
-        else:
-            full.append(i)
     with torch.no_grad():
-        deltas = [tensors[i].detach() - befores[i] for i in full]
-        views = summarize([*tensors, *grads, *deltas], max_values, large=large)
-        for i, view in zip(full, views[2 * n :]):
-            updates[i] = view
-        for indices in distances.values():  # one transfer per device
-            norms = torch.stack([torch.dist(tensors[i].detach(), befores[i]).double() for i in indices]).tolist()
-            for i, norm in zip(indices, norms):
-                nan, inf = (0, 0) if math.isfinite(norm) else _bad_counts(tensors[i].detach() - befores[i])
-                updates[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
+        for i, (t, before) in enumerate(zip(tensors, befores)):
+            if before is None:
+                updates[i] = unknown_view(t)
+                continue
+            changes.append(torch.sub(t.detach(), before, out=before))
+            measured.append(i)
+            modes.append("norm" if large != "full" and t.numel() > max_values else large)
+        views = summarize([*tensors, *grads, *changes], max_values, large=modes)
+    for i, view in zip(measured, views[2 * n :]):
+        updates[i] = view
     return views[:n], views[n : 2 * n], updates  # type: ignore[return-value]
 
 
