@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,8 +61,12 @@ class DeadUnitWatch(TorchFunctionMode):
             a = out.detach()
             if a.dim() == 1:
                 dead, samples = a.eq(0), 1
+            elif a.numel():
+                # A ReLU's output is >= 0 or NaN, so a unit is dead where its largest output is 0
+                # (amax keeps a NaN, which is not dead); one reduction, no copy of the batch.
+                dead, samples = a.amax(dim=(0, *range(2, a.dim()))).eq(0), a.shape[0]
             else:
-                dead, samples = ~a.ne(0).transpose(0, 1).reshape(a.shape[1], -1).any(dim=1), a.shape[0]
+                dead, samples = torch.ones(a.shape[1], dtype=torch.bool, device=a.device), a.shape[0]
             source = args[0] if args else None
             site = self._producer.get(id(source), f"relu #{len(self._sites) + 1}")
             self._sites.append((site, dead, dead.numel(), samples))
@@ -71,11 +76,11 @@ class DeadUnitWatch(TorchFunctionMode):
         """The dead units of the forward just run, with one host transfer."""
         if not self._sites:
             return ()
-        flags = torch.cat([d.reshape(-1).to("cpu", torch.bool) for _, d, _, _ in self._sites]).tolist()
+        flags = torch.cat([d.reshape(-1).to("cpu", torch.bool) for _, d, _, _ in self._sites]).numpy()
         before = {(d.site, u): s for d in previous for u, s in zip(d.units, d.since)}
         found, pos = [], 0
         for site, _, width, samples in self._sites:
-            units = tuple(i for i in range(width) if flags[pos + i])
+            units = tuple(np.flatnonzero(flags[pos : pos + width]).tolist())
             pos += width
             if units:
                 since = tuple(before.get((site, u), step) for u in units)
