@@ -360,3 +360,37 @@ def test_every_update_is_the_plain_loops_after_minus_before(tmp_path):
     assert session.rewind(12) == 12
     assert [session.step(detail=step % 3 == 0) for step in range(12)] == records
 
+
+def test_checkpoints_past_the_budget_are_recycled_and_rewind_still_matches_the_plain_loop(tmp_path):
+    """A budget of a few checkpoints and one every 3 steps: over 60 steps most checkpoints are
+    dropped, and later ones are copied into their tensors instead of new memory. No two kept
+    checkpoints share memory, none shares it with the live tensors, and every step that rewind
+    reaches is replayed to the plain loop's loss and parameters."""
+    path = tmp_path / "adam.py"
+    path.write_text(ADAM_MLP)
+    plain = PlainLoop(path)
+    expected = [plain.step() for _ in range(60)]
+    session = Session(path, checkpoint_every=3, history_mb=0.25, watch_activations=False)
+    seen: list[torch.Tensor] = []  # every checkpoint tensor so far (kept alive, so ids stay unique)
+    recycled = 0
+    for step in range(60):
+        newest = session._history.newest
+        assert session.step().params == session.last.params
+        if session._history.newest is not newest:  # a checkpoint was taken before this step
+            tensors = list(session._history.newest.snapshot.tensors())
+            recycled += sum(any(t is old for old in seen) for t in tensors)
+            seen += tensors
+    assert "rewind reaches the last" in session.history_note
+    assert recycled > 0
+    kept = [t for c in session._history._checkpoints for t in c.snapshot.tensors()]
+    live = [*session.loop.tensors, *(v for s in session.loop.optimizer.state.values() for v in s.values())]
+    pointers = [t.data_ptr() for t in kept + live if isinstance(t, torch.Tensor) and t.numel()]
+    assert len(pointers) == len(set(pointers))
+    depth = session.rewind_depth
+    assert 10 < depth < 60
+    for n in range(depth, 0, -1):
+        assert session.rewind(n) == n
+        for k in range(60 - n, 60):
+            record = session.step()
+            assert record.loss == expected[k]["loss"]
+            assert [view.values for view in record.params.values()] == expected[k]["params"]

@@ -6,6 +6,10 @@ learning rates, gradient source and whether zero_grad ran): restoring the
 checkpoint and running those steps again gives the same numbers bit for bit, so
 a rewind to any step after the oldest checkpoint is exact. Taking a snapshot
 every step would cost more than a small model's step itself.
+
+A checkpoint that leaves the history (past the budget, or undone by a rewind)
+is kept as spare memory for the next snapshot to copy into (see :class:`Spares`),
+so a long run at its budget takes no new memory for its checkpoints.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gdtui.engine.records import GradSource, Mode, StepRecord
-from gdtui.engine.snapshot import Snapshot
+from gdtui.engine.snapshot import NO_SPARES, SNAPSHOT_OVERHEAD, Snapshot, Spares
 
 MB = 2**20
 #: Memory one logged step holds: a pointer in the log (controls are shared between equal steps).
@@ -64,6 +68,8 @@ class History:
         self._controls: deque[StepControls] = deque()
         self._bytes = 0
         self._dropped = False
+        #: The last checkpoint to leave the history, whose tensors the next snapshot may reuse.
+        self._spare: Snapshot | None = None
         self.off: str | None = None if budget > 0 else "rewind is off (--history-mb 0)"
         self.last: StepRecord | None = None
 
@@ -90,21 +96,34 @@ class History:
             self._checkpoints.clear()
             self._controls.clear()
             self._bytes = 0
+            self._spare = None
             return False
         return True
+
+    def spares(self, estimate: int) -> Spares:
+        """Make room for a checkpoint whose tensors take ``estimate`` bytes (drop the oldest past the
+        budget, keeping one) and return the memory it may copy into: the last checkpoint to go."""
+        self._drop_past(self.budget - estimate - SNAPSHOT_OVERHEAD - record_nbytes(self.last))
+        spare, self._spare = self._spare, None
+        return Spares(spare) if spare is not None else NO_SPARES
 
     def push(self, step: int, snapshot: Snapshot) -> None:
         """Add the checkpoint before step ``step + 1``; drop the oldest ones past the budget."""
         nbytes = snapshot.nbytes + record_nbytes(self.last)
         self._checkpoints.append(Checkpoint(step, snapshot, self.last, nbytes))
         self._bytes += nbytes
-        while self._bytes > self.budget and len(self._checkpoints) > 1:
+        self._drop_past(self.budget)
+
+    def _drop_past(self, limit: int) -> None:
+        """Drop the oldest checkpoints while the history holds more than ``limit`` bytes, keeping one."""
+        while self._bytes > limit and len(self._checkpoints) > 1:
             gone = self._checkpoints.popleft()
             self._bytes -= gone.nbytes
             for _ in range(self._checkpoints[0].step - gone.step):
                 self._controls.popleft()
                 self._bytes -= CONTROLS_NBYTES
             self._dropped = True
+            self._spare = gone.snapshot
 
     def log(self, controls: StepControls, record: StepRecord) -> None:
         """Note a finished step (after the oldest checkpoint, if any)."""
@@ -127,7 +146,9 @@ class History:
         ``target``, to run again. ``target`` must be at least ``oldest_step``.
         """
         while self._checkpoints[-1].step > target:
-            self._bytes -= self._checkpoints.pop().nbytes
+            gone = self._checkpoints.pop()
+            self._bytes -= gone.nbytes
+            self._spare = gone.snapshot
         checkpoint = self._checkpoints[-1]
         keep = checkpoint.step - self._checkpoints[0].step
         replay = [self._controls[i] for i in range(keep, keep + target - checkpoint.step)]

@@ -16,7 +16,7 @@ import torch
 
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
-from gdtui.engine.snapshot import BatchStream, RngState, Snapshot
+from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares
 
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
@@ -210,8 +210,8 @@ class Loop:
         """Every RNG this scenario can draw from: the global ones and its DataLoader's generators."""
         return RngState.capture(self.stream.generators if self.stream else ())
 
-    def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None) -> Snapshot:
-        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous)
+    def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None, spares: Spares = NO_SPARES) -> Snapshot:
+        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous, spares)
 
     def restore(self, snap: Snapshot) -> None:
         snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)

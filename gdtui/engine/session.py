@@ -264,9 +264,11 @@ class Session:
         newest = self._history.newest
         if newest is not None and self.step_count - newest.step < self._interval():
             return
-        if self._history.admits(self._snapshot_estimate()):
+        estimate = self._snapshot_estimate()
+        if self._history.admits(estimate):
             start = time.perf_counter()
-            snap = self.loop.snapshot(self._grads_zero, previous=newest.snapshot if newest else None)
+            spares = self._history.spares(estimate)
+            snap = self.loop.snapshot(self._grads_zero, previous=newest.snapshot if newest else None, spares=spares)
             self._snapshot_seconds = time.perf_counter() - start
             self._history.push(self.step_count, snap)
 
