@@ -162,8 +162,12 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         self.busy = False
 
     def _hang_up(self) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        """End the trace and exit: status 2 when the scenario never opened, as headless gives."""
         self._end()
-        self.exit()
+        self.exit(return_code=2 if self.session is None and self.error else 0)
 
     def _end(self) -> None:
         """Stop a run and end the trace (with the load error if the scenario never opened)."""
@@ -341,8 +345,7 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
             self.push_screen(HelpScreen(sc.title, sc.description))
 
     async def action_quit(self) -> None:
-        self._end()
-        self.exit()
+        self._leave()
 
     def _request_chart(self) -> None:
         if not self.busy:

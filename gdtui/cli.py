@@ -178,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = make_app(args.scenario, trace=trace, setup=lambda session: configure(session, args), **options)
         app.run()
         status = app.return_code or 0
+        if status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
+            print(app.error, file=sys.stderr)
         if trace:
             trace.close()
         _leave_now_if_a_step_is_stuck(status)

@@ -44,6 +44,7 @@ async def test_a_scenario_that_does_not_load_is_shown_and_loads_again_once_fixed
         await press(pilot, "space", "c")  # nothing to step: the keys do nothing
         assert app.session is None and app.is_running
 
+        assert app.check_action("quit", ()) and app.check_action("reset", ())
         shutil.copy(NOT_GATE, path)  # the user fixes the file
         await press(pilot, "r")
         assert app.session is not None and panel_text(app) == ""
@@ -88,6 +89,17 @@ async def test_a_scenario_that_fails_at_step_k_shows_it_and_starts_over_on_reset
     assert events[-1]["event"] == "end"
     after_reset = events[max(i for i, e in enumerate(events) if e["event"] == "reset"):]
     assert [e["step"] for e in after_reset if e["event"] == "step"] == [1]
+
+
+async def test_quitting_a_scenario_that_never_loaded_exits_with_status_2(tmp_path):
+    trace_path = tmp_path / "trace.jsonl"
+    app = make_app(BAD / "syntax_error.py", trace=TraceWriter(trace_path))
+    async with opened(app) as pilot:
+        await pilot.press("q")
+    assert app.return_code == 2
+    events = read_trace(trace_path)
+    assert events == [{"event": "end", "steps": 0, "reason": "error", "message": app.error}]
+    assert "syntax_error.py:5: SyntaxError" in app.error
 
 
 async def test_a_scenario_that_blocks_while_loading_keeps_the_screen_live_and_q_quits(tmp_path):
