@@ -93,10 +93,12 @@ class Session:
         self._step_lrs: tuple[float, ...] = ()
         self._replay_lrs: tuple[float, ...] | None = None
         self._replaying = False
-        self._step_seconds = 0.0  # how long a whole step takes, smoothed
+        self._step_seconds = 0.0  # how long a whole step takes, its checkpoint left out, smoothed
+        self._timed_steps = 0
         #: How long the last step() that ran a whole step took, in seconds.
         self.last_step_seconds = 0.0
         self._snapshot_seconds = 0.0  # how long the last checkpoint took
+        self._checkpoint_seconds = 0.0  # how long the step in progress spent on its checkpoint
         self._before: list[torch.Tensor | None] | None = None
         #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
         self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
@@ -214,12 +216,13 @@ class Session:
         start = time.perf_counter()
         if whole:
             self._detail = detail
+            self._checkpoint_seconds = 0.0
         while True:
             record = self.step_phase()
             if record is not None:
                 if whole:
                     took = self.last_step_seconds = time.perf_counter() - start
-                    self._step_seconds = took if not self._step_seconds else 0.9 * self._step_seconds + 0.1 * took
+                    self._note_step_time(took - self._checkpoint_seconds)
                 return record
 
     def step_phase(self) -> StepRecord | None:
@@ -269,7 +272,7 @@ class Session:
             start = time.perf_counter()
             spares = self._history.spares(estimate)
             snap = self.loop.snapshot(self._grads_zero, previous=newest.snapshot if newest else None, spares=spares)
-            self._snapshot_seconds = time.perf_counter() - start
+            self._snapshot_seconds = self._checkpoint_seconds = time.perf_counter() - start
             self._history.push(self.step_count, snap)
 
     def _copies_before_update(self) -> list[torch.Tensor | None]:
@@ -297,6 +300,12 @@ class Session:
         """Whether a light step's norms have a reader: the health hints (on with the activation
         watch) or a stop condition."""
         return self.watch_activations or bool(self.conditions)
+
+    def _note_step_time(self, seconds: float) -> None:
+        """Smooth the time a step takes: the mean of the first ten, so the first step's one-time
+        costs fade fast, then an exponential mean. A checkpoint's time is left out (see _interval)."""
+        self._timed_steps += 1
+        self._step_seconds += max(0.1, 1 / self._timed_steps) * (seconds - self._step_seconds)
 
     def _interval(self) -> int:
         """Steps between checkpoints: snapshots cost about CHECKPOINT_SHARE of the stepping, and
