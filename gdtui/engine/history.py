@@ -14,13 +14,21 @@ so a long run at its budget takes no new memory for its checkpoints.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gdtui.engine.records import GradSource, Mode, StepRecord
 from gdtui.engine.snapshot import NO_SPARES, SNAPSHOT_OVERHEAD, Snapshot, Spares
 
 MB = 2**20
+#: Checkpoints are taken often enough that snapshots cost about this share of the stepping time...
+CHECKPOINT_SHARE = 0.02
+#: ...but at least every this many seconds of stepping, so a rewind replays at most that long.
+REPLAY_SECONDS = 0.5
+MAX_INTERVAL = 64
 #: Memory one logged step holds: a pointer in the log (controls are shared between equal steps).
 CONTROLS_NBYTES = 8
 
@@ -59,10 +67,16 @@ class History:
 
     When the checkpoints outgrow ``budget`` bytes the oldest go; when one
     snapshot alone is larger than the budget, rewind is off and ``note`` says why.
+    A checkpoint is due every ``every`` steps, or, with None, as often as
+    :meth:`interval` finds from the measured step and snapshot times.
     """
 
-    def __init__(self, budget: int):
+    def __init__(self, budget: int, every: int | None = None):
         self.budget = budget
+        self.every = every
+        self._step_seconds = 0.0  # how long a step takes, its checkpoint left out, smoothed
+        self._timed_steps = 0
+        self._snapshot_seconds = 0.0  # how long the last snapshot took
         self._checkpoints: deque[Checkpoint] = deque()
         #: The controls of steps oldest.step + 1 .. the newest finished step, in order.
         self._controls: deque[StepControls] = deque()
@@ -86,6 +100,45 @@ class History:
     def oldest_step(self) -> int | None:
         """The earliest step a rewind can reach, or None when there is no checkpoint."""
         return self._checkpoints[0].step if self._checkpoints else None
+
+    # --- when to take a checkpoint ---------------------------------------------------------
+
+    def note_step(self, seconds: float) -> None:
+        """How long a step took, its checkpoint left out: the mean of the first ten, so the first
+        step's one-time costs fade fast, then an exponential mean."""
+        self._timed_steps += 1
+        self._step_seconds += max(0.1, 1 / self._timed_steps) * (seconds - self._step_seconds)
+
+    def interval(self) -> int:
+        """Steps between checkpoints: snapshots cost about CHECKPOINT_SHARE of the stepping, and
+        a rewind replays at most REPLAY_SECONDS (a step that takes longer gets a checkpoint each)."""
+        if self.every is not None:
+            return self.every
+        step = self._step_seconds
+        if not step:
+            return 1
+        wanted = math.ceil(self._snapshot_seconds / (CHECKPOINT_SHARE * step))
+        return max(1, min(wanted, MAX_INTERVAL, int(REPLAY_SECONDS / step)))
+
+    def due(self, step: int) -> bool:
+        """Whether the state before step ``step + 1`` is to be a checkpoint."""
+        newest = self.newest
+        return newest is None or step - newest.step >= self.interval()
+
+    def take(self, step: int, estimate: int, capture: Callable[[Snapshot | None, Spares], Snapshot]) -> float:
+        """Add the checkpoint before step ``step + 1`` if a snapshot of about ``estimate`` bytes of
+        tensors fits: ``capture(previous, spares)`` takes it (see Snapshot.capture). Returns the
+        seconds it took, 0 when none was taken."""
+        if not self.admits(estimate):
+            return 0.0
+        start = time.perf_counter()
+        newest = self.newest
+        snapshot = capture(newest.snapshot if newest else None, self.spares(estimate))
+        self._snapshot_seconds = time.perf_counter() - start
+        self.push(step, snapshot)
+        return self._snapshot_seconds
+
+    # --- what it holds ---------------------------------------------------------------------
 
     def admits(self, estimate: int) -> bool:
         """Whether a snapshot of ``estimate`` bytes may be taken; turns rewind off when it never fits."""

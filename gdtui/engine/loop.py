@@ -213,6 +213,15 @@ class Loop:
     def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None, spares: Spares = NO_SPARES) -> Snapshot:
         return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous, spares)
 
+    def snapshot_nbytes(self, grads_known_zero: bool) -> int:
+        """About how many bytes of tensors a snapshot now would hold (its RNG states and records aside)."""
+        size = sum(t.numel() * t.element_size() for t in self.tensors + self.buffers)
+        for state in self.optimizer.state.values():
+            size += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+        if not grads_known_zero:
+            size += sum(t.numel() * t.element_size() for t in self.tensors if t.grad is not None)
+        return size
+
     def restore(self, snap: Snapshot) -> None:
         snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)
         self.clear()

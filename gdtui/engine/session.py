@@ -25,11 +25,6 @@ from gdtui.engine.snapshot import Snapshot
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
 
 MB = 2**20
-#: Checkpoints are taken often enough that snapshots cost about this share of the stepping time...
-CHECKPOINT_SHARE = 0.02
-#: ...but at least every this many seconds of stepping, so a rewind replays at most that long.
-REPLAY_SECONDS = 0.5
-MAX_INTERVAL = 64
 
 
 class Session:
@@ -60,7 +55,7 @@ class Session:
         self.max_values = max_values
         self._launch = (mode, lr, grad_source)
         self.watch_activations = watch_activations
-        #: Steps between rewind checkpoints; None picks it from the measured costs (see _interval).
+        #: Steps between rewind checkpoints; None picks it from the measured costs (see History.interval).
         self.checkpoint_every = checkpoint_every
         #: Stop conditions (breakpoints), kept across resets.
         self.conditions: list[Condition] = []
@@ -87,17 +82,14 @@ class Session:
         self._manual_lr = sc.manual_lr
         self.step_count = 0
         self._phase = 0
-        self._history = History(self.history_budget)
+        self._history = History(self.history_budget, every=self.checkpoint_every)
         self._step_mode: Mode = self.mode
         self._step_source: GradSource = self.grad_source
         self._step_lrs: tuple[float, ...] = ()
         self._replay_lrs: tuple[float, ...] | None = None
         self._replaying = False
-        self._step_seconds = 0.0  # how long a whole step takes, its checkpoint left out, smoothed
-        self._timed_steps = 0
         #: How long the last step() that ran a whole step took, in seconds.
         self.last_step_seconds = 0.0
-        self._snapshot_seconds = 0.0  # how long the last checkpoint took
         self._checkpoint_seconds = 0.0  # how long the step in progress spent on its checkpoint
         self._before: list[torch.Tensor | None] | None = None
         #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
@@ -222,7 +214,7 @@ class Session:
             if record is not None:
                 if whole:
                     took = self.last_step_seconds = time.perf_counter() - start
-                    self._note_step_time(took - self._checkpoint_seconds)
+                    self._history.note_step(took - self._checkpoint_seconds)
                 return record
 
     def step_phase(self) -> StepRecord | None:
@@ -264,16 +256,13 @@ class Session:
 
     def _begin_step(self) -> None:
         self._before = None
-        newest = self._history.newest
-        if newest is not None and self.step_count - newest.step < self._interval():
-            return
-        estimate = self._snapshot_estimate()
-        if self._history.admits(estimate):
-            start = time.perf_counter()
-            spares = self._history.spares(estimate)
-            snap = self.loop.snapshot(self._grads_zero, previous=newest.snapshot if newest else None, spares=spares)
-            self._snapshot_seconds = self._checkpoint_seconds = time.perf_counter() - start
-            self._history.push(self.step_count, snap)
+        if self._history.due(self.step_count):
+            loop, zero = self.loop, self._grads_zero
+            self._checkpoint_seconds = self._history.take(
+                self.step_count,
+                loop.snapshot_nbytes(zero),
+                lambda previous, spares: loop.snapshot(zero, previous=previous, spares=spares),
+            )
 
     def _copies_before_update(self) -> list[torch.Tensor | None]:
         """What the update's change is measured against: every tensor, or in a light step the small
@@ -300,32 +289,6 @@ class Session:
         """Whether a light step's norms have a reader: the health hints (on with the activation
         watch) or a stop condition."""
         return self.watch_activations or bool(self.conditions)
-
-    def _note_step_time(self, seconds: float) -> None:
-        """Smooth the time a step takes: the mean of the first ten, so the first step's one-time
-        costs fade fast, then an exponential mean. A checkpoint's time is left out (see _interval)."""
-        self._timed_steps += 1
-        self._step_seconds += max(0.1, 1 / self._timed_steps) * (seconds - self._step_seconds)
-
-    def _interval(self) -> int:
-        """Steps between checkpoints: snapshots cost about CHECKPOINT_SHARE of the stepping, and
-        a rewind replays at most REPLAY_SECONDS (a step that takes longer gets a checkpoint each)."""
-        if self.checkpoint_every is not None:
-            return self.checkpoint_every
-        step = self._step_seconds
-        if not step:
-            return 1
-        wanted = math.ceil(self._snapshot_seconds / (CHECKPOINT_SHARE * step))
-        return max(1, min(wanted, MAX_INTERVAL, int(REPLAY_SECONDS / step)))
-
-    def _snapshot_estimate(self) -> int:
-        loop = self.loop
-        size = sum(t.numel() * t.element_size() for t in loop.tensors + loop.buffers)
-        for state in loop.optimizer.state.values():
-            size += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
-        if not self._grads_zero:
-            size += sum(t.numel() * t.element_size() for t in loop.tensors if t.grad is not None)
-        return size
 
     def _finish_step(self) -> StepRecord:
         loop = self.loop
