@@ -273,16 +273,16 @@ class Session:
         faults than the copy itself). They never hold a checkpoint's tensors.
         """
         every = self._detail or self._needs_norms()
+        buffers = self._before_buffers
         copies: list[torch.Tensor | None] = []
-        with torch.no_grad():
-            for i, t in enumerate(self.loop.tensors):
-                if not every and t.numel() > self.max_values:
-                    copies.append(None)
-                    continue
-                buffer = self._before_buffers[i]
-                if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
-                    buffer = self._before_buffers[i] = torch.empty_like(t, memory_format=torch.contiguous_format)
-                copies.append(buffer.copy_(t.detach()))
+        for i, t in enumerate(self.loop.tensors):  # detached into buffers that need no grad: nothing is recorded
+            if not every and t.numel() > self.max_values:
+                copies.append(None)
+                continue
+            buffer = buffers[i]
+            if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
+                buffer = buffers[i] = torch.empty_like(t, memory_format=torch.contiguous_format)
+            copies.append(buffer.copy_(t.detach()))
         return copies
 
     def _needs_norms(self) -> bool:

@@ -232,15 +232,14 @@ def summarize_step(
     measured: list[int] = []
     modes = [large] * (2 * n)
     updates: list[TensorView | None] = [None] * n
-    with torch.no_grad():
-        for i, (t, before) in enumerate(zip(tensors, befores)):
-            if before is None:
-                updates[i] = unknown_view(t)
-                continue
-            changes.append(torch.sub(t.detach(), before, out=before))
-            measured.append(i)
-            modes.append("norm" if large != "full" and t.numel() > max_values else large)
-        views = summarize([*tensors, *grads, *changes], max_values, large=modes)
+    for i, (t, before) in enumerate(zip(tensors, befores)):
+        if before is None:
+            updates[i] = unknown_view(t)
+            continue
+        changes.append(torch.sub(t.detach(), before, out=before))  # detached: nothing is recorded
+        measured.append(i)
+        modes.append("norm" if large != "full" and t.numel() > max_values else large)
+    views = summarize([*tensors, *grads, *changes], max_values, large=modes)
     for i, view in zip(measured, views[2 * n :]):
         updates[i] = view
     return views[:n], views[n : 2 * n], updates  # type: ignore[return-value]
