@@ -196,9 +196,10 @@ class StepRecord:
     #: True when large tensors were summarised by their norms only (see TensorView.norm_only).
     light: bool = False
 
-    @property
+    @_once
     def grad_norm(self) -> float:
-        """The global gradient norm, over every trained tensor."""
+        """The global gradient norm, over every trained tensor (the hints and the stop conditions
+        read it several times a step: computed once)."""
         return math.sqrt(sum(g.norm**2 for g in self.grads.values() if g is not None))
 
     def update_ratio(self, name: str) -> float:
