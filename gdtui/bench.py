@@ -16,7 +16,7 @@ rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
   light (large tensors summarised by their norms), and a shown step is
   summarised in full and its state (every 200 ms with the loss chart's data)
   handed to a post that does nothing. Frames are paced by
-  :class:`gdtui.engine.pacing.FramePacer`: at most every 50 ms, and rarely
+  :class:`gdtui.engine.pacing.FramePacer`: at most every 100 ms, and rarely
   enough that showing costs about 5% of the time.
 
 Every way runs in optim mode (``optimizer.step()``), so all three do the same

@@ -16,10 +16,13 @@ if TYPE_CHECKING:
     from gdtui.engine.records import StepRecord
     from gdtui.engine.session import Session
 
-#: A run shows at most one state per this many seconds (about 20 frames a second)...
-RUN_POST_INTERVAL = 0.05
+#: A run shows at most one state per this many seconds (10 frames a second)...
+#: The screen's thread draws each frame, and while it draws the worker waits for the
+#: interpreter lock: at 20 frames a second the drawing took half of it (not_gate, 80x24),
+#: and a run stepped about 20% slower than at 10.
+RUN_POST_INTERVAL = 0.1
 #: ...and the chart's data at most every this many seconds.
-RUN_CHART_INTERVAL = 0.2
+RUN_CHART_INTERVAL = 0.5
 #: Showing a step may cost about this share of a run's time.
 SHOW_SHARE = 0.05
 
