@@ -144,12 +144,12 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
     from gdtui.engine import StepError
     from gdtui.engine.charts import loss_series
     from gdtui.engine.pacing import FramePacer
-    from gdtui.engine.trace import TraceWriter
+    from gdtui.engine.trace import EXPORT_LOG_MAX_ELEMENTS, TraceWriter
 
     session = _session(path, device, history_mb, watch_activations=True)
     fd, name = tempfile.mkstemp(prefix="gdtui-bench-", suffix=".jsonl")
     os.close(fd)
-    trace = TraceWriter(name, session.max_values)
+    trace = TraceWriter(name, min(session.max_values, EXPORT_LOG_MAX_ELEMENTS))
     atexit.register(lambda: (trace.close(), os.unlink(name)))
 
     def post(*_message: object) -> None:

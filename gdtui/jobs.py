@@ -28,7 +28,7 @@ from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
-from gdtui.engine.trace import TraceWriter
+from gdtui.engine.trace import EXPORT_LOG_MAX_ELEMENTS, TraceWriter
 from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
 
 #: The detail view lists up to this many values; a larger tensor gets histograms.
@@ -39,7 +39,8 @@ class TraceLog:
     """The app's trace: start on mount, every step as it finishes, rewinds and resets, end on quit.
 
     Always kept, so the steps so far can be exported: to the user's --trace file,
-    else to a temporary file in the system's temp folder, removed on quit. Written
+    else to a temporary file in the system's temp folder, removed on quit, where
+    tensors over EXPORT_LOG_MAX_ELEMENTS elements are written as their summary. Written
     from the worker and the UI thread, so under a lock; nothing after the end line.
     """
 
@@ -52,7 +53,7 @@ class TraceLog:
             try:
                 fd, name = tempfile.mkstemp(prefix="gdtui-trace-", suffix=".jsonl")
                 os.close(fd)
-                trace, self._own = TraceWriter(name, max_elements), Path(name)
+                trace, self._own = TraceWriter(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS)), Path(name)
             except OSError:
                 trace = None  # no temp folder to write to: the app runs, export says why it cannot
         self.trace = trace

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 from textual.widgets import Input, OptionList
 
@@ -236,3 +237,26 @@ async def test_step_presses_during_a_step_queue_up():
         assert "step 3" in status(app) and "queued" not in status(app)
         shown = table_text(app)
         assert "2.5405" in shown and "1.6587" in shown
+
+
+async def test_the_export_log_keeps_small_tensors_whole_and_summarises_large_ones(tmp_path):
+    plain = PlainLoop(OWN / "big_tensor.py")  # weight 64x64 (4096 elements), bias 64
+    steps = [plain.step() for _ in range(2)]
+    app = make_app(OWN / "big_tensor.py")
+    async with opened(app) as pilot:
+        await press(pilot, "space", "space", "e")
+        await submit(pilot, str(tmp_path / "steps.jsonl"))
+        await press(pilot, "e")
+        await submit(pilot, str(tmp_path / "steps.csv"))
+        await pilot.press("q")
+    events = [json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    last = [e for e in events if e["event"] == "step"][-1]
+    names = list(last["params"])
+    weight, bias = last["params"][names[0]], last["params"][names[1]]
+    assert bias == steps[-1]["params"][1]  # 64 elements: every value, as tolist() gives it
+    assert isinstance(weight, dict) and weight["shape"] == [64, 64]  # 4096: the summary
+    expected_norm = torch.tensor(steps[-1]["params"][0]).norm().item()
+    assert weight["norm"] == pytest.approx(expected_norm, rel=1e-6)
+    rows = list(csv.DictReader((tmp_path / "steps.csv").open()))
+    grad_norm = torch.tensor(steps[-1]["grads"][0]).norm().item()
+    assert float(rows[-1][f"grad_norm[{names[0]}]"]) == pytest.approx(grad_norm, rel=1e-6)
