@@ -58,18 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure(session, args: argparse.Namespace) -> None:
-    """Apply the stop conditions and toggles of the command line to a new session."""
+    """Apply the stop conditions and toggles of the command line to a new session.
+
+    Every valid one is applied; then a ConditionError names the ones that are not.
+    """
     from gdtui.engine.conditions import ConditionError, RisingLoss
 
+    problems = []
     for text, kind in [(args.until, "until")] + [(b, "break") for b in args.breaks]:
         if text is not None:
             try:
                 session.add_condition(text, kind)
             except ConditionError as exc:
-                raise ConditionError(f"--{kind} {exc}") from None
+                problems.append(f"--{kind} {exc}")
     if args.stop_on_rise:
         session.rising = RisingLoss(args.stop_on_rise)
     session.skip_zero_grad = args.no_zero_grad
+    if problems:
+        raise ConditionError("; ".join(problems))
 
 
 def _leave_now_if_a_step_is_stuck(status: int) -> None:

@@ -86,7 +86,7 @@ class TraceLog:
 
     def end(self, session: Session | None, error: str | None = None) -> None:
         """``steps`` when the scenario's own step count was reached, else ``interrupted``;
-        ``error`` (with the message) when the scenario never opened.
+        ``error`` (with the message) when the scenario failed to open.
 
         The temporary trace (no --trace given) is closed and removed.
         """
@@ -94,8 +94,8 @@ class TraceLog:
             if self.trace is None or self._ended:
                 return
             self._ended = True
-            if session is None:
-                self.trace.end(0, "error", error)
+            if session is None:  # it never opened: it failed to, or the user quit while it was opening
+                self.trace.end(0, "error" if error else "interrupted", error)
             else:
                 steps, target = session.step_count, session.scenario.steps
                 self.trace.end(steps, "steps" if target and steps >= target else "interrupted")

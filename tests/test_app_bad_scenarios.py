@@ -105,12 +105,14 @@ async def test_quitting_a_scenario_that_never_loaded_exits_with_status_2(tmp_pat
 async def test_a_scenario_that_blocks_while_loading_keeps_the_screen_live_and_q_quits(tmp_path):
     path = tmp_path / "slow_to_load.py"
     path.write_text("import threading\nthreading.Event().wait(30)\n")
-    app = make_app(path)
+    trace_path = tmp_path / "trace.jsonl"
+    app = make_app(path, trace=TraceWriter(trace_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         assert f"opening {path}" in status(app) and not app.opened.is_set()
         await pilot.press("q")
-    assert not app.is_running
+    assert not app.is_running and app.return_code == 0  # the user quit; nothing failed
+    assert read_trace(trace_path) == [{"event": "end", "steps": 0, "reason": "interrupted"}]
 
 
 async def test_steps_pressed_while_the_scenario_opens_run_once_it_is_open():
@@ -125,14 +127,17 @@ async def test_steps_pressed_while_the_scenario_opens_run_once_it_is_open():
         assert app.session.step_count == 2
 
 
-async def test_a_breakpoint_naming_no_tensor_is_shown_and_the_scenario_opens_without_it():
-    def setup(session):
-        session.add_condition('grad_norm["nope"] < 1')
+async def test_a_breakpoint_naming_no_tensor_is_shown_and_the_other_options_still_apply():
+    from gdtui.cli import build_parser, configure
 
-    app = make_app(OWN / "momentum.py", setup=setup)
+    args = build_parser().parse_args([str(NOT_GATE), "--until", 'grad_norm["nope"] < 1', "--break", "loss < 0.1",
+                                      "--stop-on-rise", "3", "--no-zero-grad"])
+    app = make_app(NOT_GATE, setup=lambda session: configure(session, args))
     async with opened(app):
-        assert app.session is not None and app.session.conditions == []
-        assert "no trained tensor 'nope'" in panel_text(app)
+        s = app.session
+        assert [c.text for c in s.conditions] == ["loss < 0.1"]
+        assert s.rising is not None and s.rising.k == 3 and s.skip_zero_grad
+        assert "--until" in panel_text(app) and "no trained tensor 'nope'" in panel_text(app)
 
 
 @pytest.mark.parametrize(("args", "words"), [
