@@ -420,3 +420,15 @@ async def test_reset_frees_the_old_scenarios_tensors():
         assert old() is None
 
 
+
+
+async def test_the_grad_norm_column_comes_back_once_the_wide_cells_are_gone():
+    app = make_app(OWN / "diverges.py")
+    async with opened(app) as pilot:
+        table = app.query_one(ParamTable)
+        while not (app.state.last and app.state.last.nonfinite):
+            await press(pilot, "space")
+        # "μnan σnan ⚠nan…" is too wide for 80 columns with every column: ‖grad‖ goes first
+        assert "gnorm" not in [str(k.value) for k in table.columns]
+        await press(pilot, "b")
+        assert "gnorm" in [str(k.value) for k in table.columns]

@@ -75,14 +75,15 @@ class ParamTable(DataTable, inherit_bindings=False):
         self._cells: dict[tuple[str, str], object] = {}  # what each cell shows now
         self._shown: tuple[SessionState, dict] | None = None  # the state shown, and its gradients
         self._stale: set[str] = set()  # rows out of sight that still show an older state
+        self._widths: dict[str, list[int]] = {}  # each row's cell widths, as last formatted
 
     def columns_shown(self, rows: dict[str, tuple]) -> tuple[tuple[str, str], ...]:
         """Every column when they fit. Else ‖grad‖ goes first: at 80 columns the grad cell
         already shows the gradient's norm for a tensor of several elements. ``rows`` may be
-        some of the rows only: the columns are as wide as the widest cell seen so far."""
-        seen = {str(k.value): c.content_width for k, c in self.columns.items()}
-        widths = [max([len(label), seen.get(key, 0)] + [len(str(r[i])) for r in rows.values()]) + 2
-                  for i, (key, label) in enumerate(COLUMNS)]
+        some of the rows only: the others count as they were last formatted."""
+        for name, cells in rows.items():
+            self._widths[name] = [len(str(c)) for c in cells]
+        widths = [max([len(label)] + [w[i] for w in self._widths.values()]) + 2 for i, (_, label) in enumerate(COLUMNS)]
         if self.wide or sum(widths) <= max(self.size.width, 80) - 2:
             return COLUMNS
         return tuple(c for c in COLUMNS if c[0] != "gnorm")
@@ -136,6 +137,7 @@ class ParamTable(DataTable, inherit_bindings=False):
 
     def _rebuild(self, full: dict[str, tuple]) -> None:
         """New rows (a new scenario, a reset) or new columns: build the table again, every row."""
+        self._widths = {}
         columns = self.columns_shown(full)
         rows = {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in full.items()}
         cursor = self.cursor_row
