@@ -40,11 +40,18 @@ def test_histogram_counts_equal_numpys():
 
 def test_histogram_counts_past_float32s_exact_integers():
     # float32 holds every integer only up to 2**24; a 1e8-element tensor has bins far fuller
-    t = torch.zeros(2**24 + 3)
+    t = torch.zeros(2**24 + 20)
     t[:3] = 1.0
     h = charts.histogram(t, bins=10)
-    assert h.counts == (2**24,) + (0,) * 8 + (3,)
+    assert h.counts == (2**24 + 17,) + (0,) * 8 + (3,)  # a float32 count stops at 2**24
     assert charts.histogram(torch.full((5,), 2.0), bins=5).counts == (0, 0, 5, 0, 0)
+
+
+def test_histogram_of_values_at_float32s_limits():
+    huge = torch.tensor([-3e38, 0.0, 3e38])  # hi - lo overflows float32
+    assert charts.histogram(huge, bins=3).counts == (1, 1, 1)
+    tiny = torch.tensor([0.0, 1e-45, 2e-45, 3e-45])  # subnormals: hi - lo is below float32's tiny
+    assert sum(charts.histogram(tiny, bins=3).counts) == 4 and charts.histogram(tiny, bins=3).counts[0] == 1
 
 
 def test_quadratic_landscape_is_the_parabola_and_leaves_the_session_alone():

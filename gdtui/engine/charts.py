@@ -362,10 +362,14 @@ def histogram(t: torch.Tensor, bins: int = 30) -> Histogram:
         if good.numel() == 0:
             return Histogram(0.0, 0.0, (), bad)
         lo, hi = good.amin(), good.amax()
-        scale = bins / (hi - lo).clamp_min(torch.finfo(good.dtype).tiny)
+        # The bins in float64 (MPS has none): hi - lo of float32 values may overflow float32 or
+        # fall below its smallest normal number.
+        wide = torch.float32 if good.device.type == "mps" else torch.float64
+        low = lo.to(wide)
+        scale = bins / (hi.to(wide) - low).clamp_min(torch.finfo(wide).tiny)
         counts = torch.zeros(bins, dtype=torch.int64, device=good.device)
         for chunk in good.split(HISTOGRAM_CHUNK):
-            counts += torch.bincount(((chunk - lo) * scale).long().clamp_(0, bins - 1), minlength=bins)
+            counts += torch.bincount(((chunk.to(wide) - low) * scale).long().clamp_(0, bins - 1), minlength=bins)
         host = torch.cat([torch.stack([lo, hi]).double(), counts.double()]).tolist()
     lo, hi, counts = host[0], host[1], [int(c) for c in host[2:]]
     if lo == hi:  # one value: its bin is the middle one
