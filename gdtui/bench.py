@@ -14,7 +14,7 @@ rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
   worker (gdtui.jobs) drives it: ``session.step()`` in a loop with activations
   watched and every step written to a trace; the steps between two frames are
   light (large tensors summarised by their norms), and a shown step is
-  summarised in full and its state (every 200 ms with the loss chart's data)
+  summarised in full and its state (every 500 ms with the loss chart's data)
   handed to a post that does nothing. Frames are paced by
   :class:`gdtui.engine.pacing.FramePacer`: at most every 100 ms, and rarely
   enough that showing costs about 5% of the time.
