@@ -69,7 +69,7 @@ def first_frame_and_latency(scenario: str, width: int, height: int, program: str
         for n in range(1, presses + 1):
             start = time.perf_counter()
             app.send("Space")
-            shown = app.wait_for(rf"step {n} [│|]", poll=0.0005)
+            shown = app.wait_for(rf"step {n}( epoch \d+ batch \d+)? [│|]", poll=0.0005)
             lags.append(time.perf_counter() - start)
             charts.append(chart_after(app, shown, start))
             time.sleep(0.1)  # measure each key from a quiet screen
