@@ -198,3 +198,15 @@ def test_headless_compare_is_zero_for_plain_sgd(capsys):
     out = capsys.readouterr().out
     assert "largest difference: 0" in out
     assert "plain SGD keeps no state" in out
+
+
+def test_the_activation_watch_ends_after_a_forward_that_calls_no_relu():
+    sigmoid = Session(SCENARIOS / "not_gate.py", watch_activations=True)
+    sigmoid.step()
+    assert sigmoid.loop.watch is None  # no ReLU, no unit to die: every torch call is no longer seen
+    relu = Session(SCENARIOS / "dead_relu.py", watch_activations=True)
+    relu.step()
+    relu.step()
+    assert relu.loop.watch is not None and relu.last.dead_units
+    relu.reset()
+    assert relu.loop.watch is not None

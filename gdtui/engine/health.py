@@ -39,10 +39,22 @@ class DeadUnitWatch(TorchFunctionMode):
         super().__init__()
         self._producer: dict[int, str] = {}
         self._sites: list[tuple[str, torch.Tensor, int, int]] = []
+        self._hooks = []
         if isinstance(model, nn.Module):
             for name, module in model.named_modules():
                 if name and not isinstance(module, nn.ReLU):
-                    module.register_forward_hook(self._note_producer(name))
+                    self._hooks.append(module.register_forward_hook(self._note_producer(name)))
+
+    @property
+    def saw_relu(self) -> bool:
+        """Whether the forward since ``start`` called a ReLU."""
+        return bool(self._sites)
+
+    def close(self) -> None:
+        """Take the module hooks off: the watch is done with this model."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
 
     def _note_producer(self, name: str):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
