@@ -55,8 +55,9 @@ class Session:
         self.max_values = max_values
         self._launch = (mode, lr, grad_source)
         self.watch_activations = watch_activations
-        #: Steps between rewind checkpoints; None picks it from the measured costs (see History.interval).
-        self.checkpoint_every = checkpoint_every
+        # Steps between rewind checkpoints, for each History it installs (a reset keeps it);
+        # None picks it from the measured costs (see History.interval).
+        self._checkpoint_every = checkpoint_every
         #: Stop conditions (breakpoints), kept across resets.
         self.conditions: list[Condition] = []
         #: The built-in "loss rose k steps in a row" condition; None when off.
@@ -82,7 +83,7 @@ class Session:
         self._manual_lr = sc.manual_lr
         self.step_count = 0
         self._phase = 0
-        self._history = History(self.history_budget, every=self.checkpoint_every)
+        self._history = History(self.history_budget, every=self._checkpoint_every)
         self._step_mode: Mode = self.mode
         self._step_source: GradSource = self.grad_source
         self._step_lrs: tuple[float, ...] = ()
