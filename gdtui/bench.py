@@ -138,19 +138,15 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
     """``run(n)``: the run worker of the step-debugger, posting to nowhere (activations watched, as in
     the app, and every step written to a temporary trace, as the app's export log is)."""
     import atexit
-    import os
-    import tempfile
 
     from gdtui.engine import StepError
     from gdtui.engine.charts import loss_series
     from gdtui.engine.pacing import FramePacer
-    from gdtui.engine.trace import EXPORT_LOG_MAX_ELEMENTS, TraceWriter
+    from gdtui.engine.trace import TraceWriter
 
     session = _session(path, device, history_mb, watch_activations=True)
-    fd, name = tempfile.mkstemp(prefix="gdtui-bench-", suffix=".jsonl")
-    os.close(fd)
-    trace = TraceWriter(name, min(session.max_values, EXPORT_LOG_MAX_ELEMENTS))
-    atexit.register(lambda: (trace.close(), os.unlink(name)))
+    trace = TraceWriter.export_log(session.max_values, prefix="gdtui-bench-")
+    atexit.register(lambda: (trace.close(), trace.path.unlink(missing_ok=True)))
 
     def post(*_message: object) -> None:
         """The app's post_message; here the state goes nowhere."""

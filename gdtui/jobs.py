@@ -9,8 +9,6 @@ Nothing here touches a widget: the screen only ever sees frozen records.
 from __future__ import annotations
 
 import gc
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +26,7 @@ from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
-from gdtui.engine.trace import EXPORT_LOG_MAX_ELEMENTS, TraceWriter
+from gdtui.engine.trace import TraceWriter
 from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
 
 #: The detail view lists up to this many values; a larger tensor gets histograms.
@@ -51,9 +49,8 @@ class TraceLog:
         self._own: Path | None = None
         if trace is None:
             try:
-                fd, name = tempfile.mkstemp(prefix="gdtui-trace-", suffix=".jsonl")
-                os.close(fd)
-                trace, self._own = TraceWriter(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS)), Path(name)
+                trace = TraceWriter.export_log(max_elements)
+                self._own = trace.path
             except OSError:
                 trace = None  # no temp folder to write to: the app runs, export says why it cannot
         self.trace = trace

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,6 +49,15 @@ class TraceWriter:
         #: Step lines written so far: what an end line written after Ctrl-C must count.
         self.steps = 0
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    @classmethod
+    def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-") -> TraceWriter:
+        """The step-debugger's own trace, in a new file in the system's temp folder (the caller
+        removes it): tensors over EXPORT_LOG_MAX_ELEMENTS (or ``max_elements``, when fewer) are
+        written as their summary. Raises OSError when the temp folder is not writable."""
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl")
+        os.close(fd)
+        return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS))
 
     def _write(self, event: dict[str, Any]) -> None:
         if self._file is None:
