@@ -16,7 +16,7 @@ import torch
 
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
-from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares
+from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
 
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
@@ -221,11 +221,9 @@ class Loop:
 
     def snapshot_nbytes(self, grads_known_zero: bool) -> int:
         """About how many bytes of tensors a snapshot now would hold (its RNG states and records aside)."""
-        size = sum(t.numel() * t.element_size() for t in self.tensors + self.buffers)
-        for state in self.optimizer.state.values():
-            size += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+        size = tensor_nbytes(self.tensors + self.buffers) + tensor_nbytes(list(self.optimizer.state.values()))
         if not grads_known_zero:
-            size += sum(t.numel() * t.element_size() for t in self.tensors if t.grad is not None)
+            size += tensor_nbytes([t.grad for t in self.tensors])
         return size
 
     def restore(self, snap: Snapshot) -> None:

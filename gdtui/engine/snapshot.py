@@ -68,15 +68,15 @@ class RngState:
         """Memory this state holds that ``other`` does not share."""
         size = 0
         if other is None or self.torch_cpu is not other.torch_cpu:
-            size += _nbytes(self.torch_cpu)
+            size += tensor_nbytes(self.torch_cpu)
         if other is None or self.torch_cuda is not other.torch_cuda:
-            size += _nbytes(list(self.torch_cuda))
+            size += tensor_nbytes(list(self.torch_cuda))
         if other is None or self.numpy is not other.numpy:
             size += self.numpy[1].nbytes + 200
         if other is None or self.python is not other.python:
             size += 36 * len(self.python[1]) + 200  # a tuple of Python ints
         if other is None or self.extra is not other.extra:
-            size += _nbytes([t for _, t in self.extra])
+            size += tensor_nbytes([t for _, t in self.extra])
         return size
 
     def restore(self) -> None:
@@ -199,13 +199,14 @@ def _copy_state_dict(sd: dict[str, Any], spares: Spares = NO_SPARES) -> dict[str
     }
 
 
-def _nbytes(obj: Any) -> int:
+def tensor_nbytes(obj: Any) -> int:
+    """Bytes of the tensors in ``obj``: a tensor, or dicts, lists and tuples holding some."""
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
     if isinstance(obj, dict):
-        return sum(_nbytes(v) for v in obj.values())
+        return sum(tensor_nbytes(v) for v in obj.values())
     if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v) for v in obj)
+        return sum(tensor_nbytes(v) for v in obj)
     return 0
 
 
@@ -246,10 +247,10 @@ class Snapshot:
                 grads = [None if p.grad is None else spares.copy(p.grad) for p in params]
             opt_state = _copy_state_dict(optimizer.state_dict(), spares)
         rng = RngState.capture(stream.generators if stream else (), like=previous.rng if previous else None)
-        nbytes = _nbytes(saved_params) + _nbytes(saved_buffers) + _nbytes(opt_state["state"])
+        nbytes = tensor_nbytes(saved_params) + tensor_nbytes(saved_buffers) + tensor_nbytes(opt_state["state"])
         nbytes += rng.nbytes_beyond(previous.rng if previous else None) + SNAPSHOT_OVERHEAD
         if isinstance(grads, list):
-            nbytes += _nbytes(grads)
+            nbytes += tensor_nbytes(grads)
         return cls(saved_params, saved_buffers, grads, opt_state, rng, stream.position() if stream else None, nbytes)
 
     def tensors(self) -> Iterator[torch.Tensor]:
