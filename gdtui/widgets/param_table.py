@@ -52,6 +52,11 @@ def cell(view: TensorView | None, wide: bool, kind: str = "value") -> str:
         return "?"
 
 
+def _only(rows: dict[str, tuple], columns: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
+    """The cells of ``columns`` in each row of every column's cells."""
+    return {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in rows.items()}
+
+
 class ParamTable(DataTable, inherit_bindings=False):
     """name, shape, value, grad, Δ, ‖grad‖ and ‖Δ‖/‖p‖ for every trained tensor.
 
@@ -73,7 +78,7 @@ class ParamTable(DataTable, inherit_bindings=False):
         self.wide = False
         self._start: dict[str, TensorView] = {}
         self._cells: dict[tuple[str, str], object] = {}  # what each cell shows now
-        self._shown: tuple[SessionState, dict] | None = None  # the state shown, and its gradients
+        self._shown: SessionState | None = None
         self._stale: set[str] = set()  # rows out of sight that still show an older state
         self._widths: dict[str, list[int]] = {}  # each row's cell widths, as last formatted
 
@@ -101,19 +106,16 @@ class ParamTable(DataTable, inherit_bindings=False):
     def show(self, state: SessionState) -> None:
         """Show ``state``. Only the rows in sight are formatted and updated (a model may have
         hundreds of tensors); the others catch up when they scroll into sight."""
-        last = state.last
-        boundary = state.next_phase == "forward"
-        if boundary:
+        if state.next_phase == "forward":
             self._start = dict(state.params)
-        grads = last.grads if (boundary and last is not None) else state.grads
-        self._shown = (state, grads)
+        self._shown = state
         names = list(state.params)
         if names != self.names:
-            self._rebuild(self._rows(state, grads, names))
+            self._rebuild(self._rows(state, names))
             return
         visible = self._visible(names)
         self._stale = set(names).difference(visible)
-        self._update(self._rows(state, grads, visible))
+        self._update(self._rows(state, visible))
 
     def _visible(self, names: list[str]) -> list[str]:
         top = int(self.scroll_y)
@@ -129,17 +131,16 @@ class ParamTable(DataTable, inherit_bindings=False):
     def _catch_up(self) -> None:
         """Rows that came into sight show the state the others show."""
         if self._stale and self._shown is not None:
-            state, grads = self._shown
             catch_up = [n for n in self._visible(self.names) if n in self._stale]
             if catch_up:
                 self._stale.difference_update(catch_up)
-                self._update(self._rows(state, grads, catch_up))
+                self._update(self._rows(self._shown, catch_up))
 
     def _rebuild(self, full: dict[str, tuple]) -> None:
         """New rows (a new scenario, a reset) or new columns: build the table again, every row."""
         self._widths = {}
         columns = self.columns_shown(full)
-        rows = {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in full.items()}
+        rows = _only(full, columns)
         cursor = self.cursor_row
         self.clear(columns=True)
         for key, label in columns:
@@ -155,10 +156,9 @@ class ParamTable(DataTable, inherit_bindings=False):
         """Update the cells of these rows that changed; a row that no longer fits the columns rebuilds."""
         columns = self.columns_shown(full)
         if tuple(str(k.value) for k in self.columns) != tuple(k for k, _ in columns):
-            state, grads = self._shown
-            self._rebuild(self._rows(state, grads, list(state.params)))
+            self._rebuild(self._rows(self._shown, list(self._shown.params)))
             return
-        rows = {name: tuple(v for c, v in zip(COLUMNS, cells) if c in columns) for name, cells in full.items()}
+        rows = _only(full, columns)
         for name, cells in rows.items():
             for (key, _), value in zip(columns, cells):
                 if self._cells.get((name, key)) == _same_key(value):
@@ -168,9 +168,11 @@ class ParamTable(DataTable, inherit_bindings=False):
                 grow = len(str(value)) > self.columns[key].content_width
                 self.update_cell(name, key, value, update_width=grow)
 
-    def _rows(self, state: SessionState, grads, names: list[str]) -> dict[str, tuple]:
+    def _rows(self, state: SessionState, names: list[str]) -> dict[str, tuple]:
+        """Every column's cell of these rows."""
         last = state.last
         boundary = state.next_phase == "forward"
+        grads = last.grads if (boundary and last is not None) else state.grads
         at_last = last is not None and boundary and last.step == state.step
         rows = {}
         for name in names:
