@@ -34,7 +34,7 @@ from gdtui.engine.records import SessionState
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
-from gdtui.jobs import SessionJobs, TraceLog
+from gdtui.jobs import SessionJobs, TraceLog, failure_line, open_session
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
 from gdtui.diagnostics_keys import DiagnosticsKeys
 from gdtui.messages import ChartReady, DetailData, OpenFailed, SessionOpened, SessionUpdate
@@ -113,7 +113,7 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
             # a closed terminal (SIGHUP) or a kill (SIGTERM) still ends the trace and removes the temporary one
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
                 for sig in (signal.SIGHUP, signal.SIGTERM):
-                    asyncio.get_running_loop().add_signal_handler(sig, self._hang_up)
+                    asyncio.get_running_loop().add_signal_handler(sig, self._leave)
 
     def _open(self) -> None:
         """Open the scenario in the worker; the status line says so meanwhile."""
@@ -124,17 +124,7 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
 
     @work(thread=True, group="session", exit_on_error=False)
     def _open_job(self) -> None:
-        try:
-            session, warning = self._load()
-        except ScenarioError as exc:
-            self.post_message(OpenFailed(str(exc)))
-            return
-        except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
-            self.post_message(OpenFailed(f"gdtui: {type(exc).__name__}: {exc}"))
-            return
-        jobs = SessionJobs(session, self.trace, self.post_message)
-        views, state = jobs.describe()
-        self.post_message(SessionOpened(session, jobs, views, state, warning))
+        open_session(self._load, self.trace, self.post_message)
 
     def on_session_opened(self, message: SessionOpened) -> None:
         self.session, self.jobs, self.views, self.state = message.session, message.jobs, message.views, message.state
@@ -160,9 +150,6 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         self.error_panel.show_error(message.error, advice="fix the file, then r loads it again; q quits")
         self.opened.set()
         self.busy = False
-
-    def _hang_up(self) -> None:
-        self._leave()
 
     def _leave(self) -> None:
         """End the trace and exit: status 2 when the scenario never opened, as headless gives."""
@@ -367,7 +354,7 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         try:
             getattr(self.jobs, job)(*args)
         except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
-            self.post_message(SessionUpdate(self.session.state(), error=f"gdtui: {type(exc).__name__}: {exc}"))
+            self.post_message(SessionUpdate(self.session.state(), error=failure_line(exc)))
 
     # --- messages from the worker --------------------------------------------------------
 

@@ -27,7 +27,7 @@ from gdtui.engine.records import SessionState, StepRecord
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
-from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, SessionUpdate
+from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate
 
 #: The detail view lists up to this many values; a larger tensor gets histograms.
 DETAIL_LIST_MAX = 100
@@ -99,6 +99,27 @@ class TraceLog:
             if self._own is not None:
                 self.trace.close()
                 self._own.unlink(missing_ok=True)
+
+
+def failure_line(exc: Exception) -> str:
+    """An engine failure (not the scenario's: those are ScenarioError and StepError) as one line."""
+    return f"gdtui: {type(exc).__name__}: {exc}"
+
+
+def open_session(load: Callable[[], tuple[Session, str | None]], trace: TraceLog, post: Callable[[Message], object]) -> None:
+    """Open the scenario: post SessionOpened (the session, its jobs, views and state, and the
+    set-up ``load`` could not apply), or OpenFailed with the one-line error."""
+    try:
+        session, warning = load()
+    except ScenarioError as exc:
+        post(OpenFailed(str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+        post(OpenFailed(failure_line(exc)))
+        return
+    jobs = SessionJobs(session, trace, post)
+    views, state = jobs.describe()
+    post(SessionOpened(session, jobs, views, state, warning))
 
 
 class SessionJobs:

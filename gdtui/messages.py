@@ -1,15 +1,17 @@
 """Every message the step-debugger's worker thread sends to the screen.
 
 They carry frozen engine records and plain data only, never a live tensor, so
-the screen can read them while the worker goes on stepping.
+the screen can read them while the worker goes on stepping. SessionOpened is
+the one exception: it hands the app the session the worker opened, which the
+app then gives only to its jobs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from textual.message import Message
-
 from typing import TYPE_CHECKING
+
+from textual.message import Message
 
 from gdtui.engine.charts import ChartFrame, Histogram
 from gdtui.engine.records import SessionState, TensorView

@@ -24,7 +24,6 @@ class StatusLine(Static):
             self._shown = key
             self.update(text, layout=False)
 
-
     def show_opening(self, what: str) -> None:
         """Before the session exists: the scenario is opening, or why it could not."""
         text = Text(what, style="bold")
