@@ -45,14 +45,19 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+async def until_open(pilot) -> None:
+    """Wait for the worker to open the scenario (or fail to), draw the first chart, and the screen to show it."""
+    await pilot.app.opened.wait()
+    while pilot.app.busy:  # the first chart is drawn in the worker too
+        await settle(pilot)
+    await settle(pilot)
+
+
 @contextlib.asynccontextmanager
 async def opened(app, size=SIZE):
-    """The app at ``size``, once its worker has opened the scenario (or failed to) and the screen shows it."""
+    """The app at ``size``, once it is open (see until_open)."""
     async with app.run_test(size=size) as pilot:
-        await app.opened.wait()
-        while app.busy:  # the first chart is drawn in the worker too
-            await settle(pilot)
-        await settle(pilot)
+        await until_open(pilot)
         yield pilot
 
 

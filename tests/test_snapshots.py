@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gdtui.app import make_app
+from test_app import until_open
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (80, 24)
@@ -34,10 +35,7 @@ def keys(*presses: str):
     """A run_before that presses keys one at a time, each after the last one's step has finished."""
 
     async def run(pilot) -> None:
-        await pilot.app.opened.wait()
-        while pilot.app.busy:  # the first chart is drawn in the worker too
-            await pilot.app.workers.wait_for_complete()
-            await pilot.pause()
+        await until_open(pilot)
         for key in presses:
             await pilot.press(key)
             await pilot.app.workers.wait_for_complete()
