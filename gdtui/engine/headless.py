@@ -58,11 +58,29 @@ def run_headless(
     detail = trace is not None or not quiet  # quiet and untraced: no one sees a step's mean, std, min or max
     done = 0
     record: StepRecord | None = None
+
+    def stop_nonfinite(record: StepRecord) -> int:
+        if quiet:
+            print(step_line(record, batches), file=out)
+        print(
+            f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; "
+            "lower the learning rate (--lr) or check the data",
+            file=err,
+        )
+        if trace:
+            trace.end(done, "nonfinite", record.nonfinite)
+        return EXIT_NONFINITE
+
     try:
         for _ in range(steps):
             try:
-                record = session.step(detail=detail)
+                # A quiet run checks large tensors for NaN/Inf at each checkpoint, not each step; before
+                # it stops for any other reason, check_deferred finds the first step that went NaN/Inf.
+                record = session.step(detail=detail, defer_checks=True)
             except StepError as exc:
+                bad = session.check_deferred()
+                if bad:
+                    return stop_nonfinite(bad)
                 print(exc, file=err)
                 if trace:
                     trace.end(done, "error", str(exc))
@@ -76,18 +94,12 @@ def run_headless(
                     for hint in record.hints:
                         print(f"       ! {hint.message}", file=out)
             if record.nonfinite:
-                if quiet:
-                    print(step_line(record, batches), file=out)
-                print(
-                    f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; "
-                    "lower the learning rate (--lr) or check the data",
-                    file=err,
-                )
-                if trace:
-                    trace.end(done, "nonfinite", record.nonfinite)
-                return EXIT_NONFINITE
+                return stop_nonfinite(session.check_deferred() or record)
             hits = session.triggered(record)
             if hits:
+                bad = session.check_deferred()
+                if bad:
+                    return stop_nonfinite(bad)
                 if quiet:
                     print(step_line(record, batches), file=out)
                 print(f"stopped after step {record.step}: {hits[0].text}", file=out)
@@ -99,6 +111,9 @@ def run_headless(
         if trace:
             trace.end(trace.steps, "interrupted")  # Ctrl-C may land between a step and its line
         return EXIT_INTERRUPTED
+    bad = session.check_deferred()
+    if bad:
+        return stop_nonfinite(bad)
     if quiet:
         print(step_line(record, batches) if record else "0 steps", file=out)
     if trace:

@@ -59,8 +59,9 @@ def _sum(t: torch.Tensor) -> torch.Tensor:
 
 
 #: How a large tensor is summarised: everything, its norm (a light step whose norms a hint or a
-#: stop condition reads), or only whether it is finite (a light step no one reads but the NaN check).
-LARGE_SUMMARIES = ("full", "norm", "finite")
+#: stop condition reads), only whether it is finite (a light step no one reads but the NaN check),
+#: or not at all (a light step whose NaN check is deferred; see Session.step).
+LARGE_SUMMARIES = ("full", "norm", "finite", "unchecked")
 _LARGE = {"full": _stats, "norm": _norm, "finite": _sum}
 
 
@@ -154,7 +155,12 @@ def summarize(
         small, big = [], []
         for i in indices:
             t = tensors[i]
-            (small if 0 < t.numel() <= max_values and not t.is_complex() else big).append(i)
+            if 0 < t.numel() <= max_values and not t.is_complex():
+                small.append(i)
+            elif (large if isinstance(large, str) else large[i]) == "unchecked":
+                views[i] = unknown_view(t)
+            else:
+                big.append(i)
         with torch.no_grad():
             if device == "cpu" and sum(tensors[i].numel() for i in small) <= _PYTHON_STATS:
                 # A few small tensors: Python beats numpy's and torch's call overheads,
