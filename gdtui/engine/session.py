@@ -311,20 +311,18 @@ class Session:
             )
 
     def _copies_before_update(self) -> list[torch.Tensor | None]:
-        """What the update's change is measured against: every tensor, or in a light step the small
-        ones and, when a hint or a condition needs the update norms, the large ones too.
+        """What the update's change is measured against: every tensor, or none in a light step
+        whose update norms no hint or condition reads (the trace has no updates).
 
         The copies go into buffers kept from step to step, which the step's summary then turns
         into the change: no new memory a step (a fresh copy of a large model costs more in page
         faults than the copy itself). They never hold a checkpoint's tensors.
         """
-        every = self._detail or self._needs_norms()
+        if not (self._detail or self._needs_norms()):
+            return [None] * len(self.loop.tensors)
         buffers = self._before_buffers
         copies: list[torch.Tensor | None] = []
         for i, t in enumerate(self.loop.tensors):  # detached into buffers that need no grad: nothing is recorded
-            if not every and t.numel() > self._light_values:
-                copies.append(None)
-                continue
             buffer = buffers[i]
             if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
                 buffer = buffers[i] = torch.empty_like(t, memory_format=torch.contiguous_format)
@@ -340,7 +338,8 @@ class Session:
         loop = self.loop
         tensors, names = loop.tensors, loop.names
         light = not self._detail
-        large = "full" if not light else ("norm" if self._needs_norms() else "finite")
+        read = not light or self._needs_norms()  # whether anyone reads this step's norms and hints
+        large = "full" if not light else ("norm" if read else "finite")
         if large == "finite" and self._defer and self._has_large:
             large = "unchecked"
             if self._unchecked_from is None:
@@ -360,7 +359,7 @@ class Session:
         unchanged = {
             name: ((previous.unchanged.get(name, 0) if previous else 0) + 1 if view.norm == 0 else 0)
             for name, view in updates.items()
-        }
+        } if read else {}
         record = StepRecord(
             step=self.step_count,
             epoch=loop.epoch,
@@ -380,10 +379,11 @@ class Session:
             light=light and self._has_large,
         )
         self.losses.append(loss)
-        hints = step_hints(
-            record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
-        )
-        object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
+        if read:  # a light step that no hint or condition reads (a quiet headless run) gets none
+            hints = step_hints(
+                record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
+            )
+            object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
         self._history.log(StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped), record)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in params.values() for v in view.flat))
@@ -561,6 +561,8 @@ class Session:
 
     def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
         """The stop conditions that hold after ``record``'s step."""
+        if not self.conditions and self.rising is None:
+            return []
         previous = self.losses[-2] if len(self.losses) >= 2 else None
         env = record_env(record, previous)
         hits: list[Condition | RisingLoss] = [c for c in self.conditions if c.holds(env)]
