@@ -75,6 +75,12 @@ class TraceLog:
             if self.trace is not None and not self._ended:
                 self.trace.step(record)
 
+    def flush(self) -> None:
+        """Every line so far to the file, for a reader."""
+        with self._lock:
+            if self.trace is not None:
+                self.trace.flush()
+
     def rewind(self, step: int) -> None:
         """The steps after ``step`` no longer count."""
         with self._lock:
@@ -287,6 +293,7 @@ class SessionJobs:
         if Path(out).expanduser().resolve() == self.trace.path.resolve():
             self.post(ExportDone(f"{out} is the trace log being written; choose another path", ok=False))
             return
+        self.trace.flush()
         try:
             n = export_trace(self.trace.path, out)
         except ExportError as exc:
