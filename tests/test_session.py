@@ -374,11 +374,13 @@ def first_nonfinite_step(path) -> tuple[int, list[float]]:
 @pytest.mark.parametrize("check", ["pass", "assert torch.isfinite(pred).all(), 'pred is not finite'"])
 @pytest.mark.parametrize("every", [1, 3, 5, 100])
 @pytest.mark.parametrize("extra", [0, 5])
-def test_a_quiet_run_checks_at_checkpoints_and_still_stops_at_the_first_nonfinite_step(tmp_path, check, every, extra):
+@pytest.mark.parametrize("history_mb", [256, 0.0001])
+def test_a_quiet_run_checks_at_checkpoints_and_still_stops_at_the_first_nonfinite_step(tmp_path, check, every, extra, history_mb):
     """A quiet headless run defers the NaN/Inf check of its large tensors to the checkpoints. Whether
     the overflow is found at a checkpoint, at the end of the run, or only after the scenario's own
     assert fails on the next step (check), the run stops at the plain loop's first bad step, as a
-    run that checks every step does, and the session holds the plain loop's w."""
+    run that checks every step does, and the session holds the plain loop's w. With a budget below
+    one snapshot (rewind turns off at the first checkpoint) every step is checked."""
     import io
 
     from gdtui.engine.headless import run_headless
@@ -389,12 +391,31 @@ def test_a_quiet_run_checks_at_checkpoints_and_still_stops_at_the_first_nonfinit
     assert k == 7 and w[0] == -math.inf
     seen = {}
     for quiet in (True, False):
-        session = Session(path, checkpoint_every=every, watch_activations=False)
+        session = Session(path, checkpoint_every=every, watch_activations=False, history_mb=history_mb)
         out, err = io.StringIO(), io.StringIO()
         assert run_headless(session, k + extra, quiet=quiet, out=out, err=err) == 3
         seen[quiet] = err.getvalue()
         assert session.step_count == k and session.loop.tensors[0].tolist() == w
     assert seen[True] == seen[False] == f"{path}: step {k}: w became NaN/Inf; lower the learning rate (--lr) or check the data\n"
+
+
+@pytest.mark.parametrize("history_mb", [256, 0.0001])
+def test_a_quiet_run_stops_at_step_1_when_the_first_update_overflows(tmp_path, history_mb):
+    """w[0] starts at -3e38, so the first update takes it to -inf while step 1's loss is finite:
+    step 1 is where the run stops, with rewind on and with a budget that turns rewind off at
+    the first checkpoint (the step that found it off had been deferred already)."""
+    import io
+
+    from gdtui.engine.headless import run_headless
+
+    path = tmp_path / "overflows_at_once.py"
+    path.write_text(OVERFLOWS.format(check="pass").replace("x[0] = 1.0", "x[0] = 1.0\nwith torch.no_grad():\n    w[0] = -3e38"))
+    out = PlainLoop(path).step()
+    assert math.isfinite(out["loss"]) and out["params"][0][0] == -math.inf
+    session = Session(path, watch_activations=False, history_mb=history_mb)
+    err = io.StringIO()
+    assert run_headless(session, 5, quiet=True, out=io.StringIO(), err=err) == 3
+    assert err.getvalue().startswith(f"{path}: step 1: w became NaN/Inf")
 
 
 def test_deferred_steps_leave_large_tensors_unread_until_check_deferred(tmp_path):

@@ -229,7 +229,7 @@ class Session:
         start = time.perf_counter()
         if whole:
             self._detail = detail
-            self._defer = defer_checks and not detail and self._history.off is None
+            self._defer = defer_checks and not detail
             self._checkpoint_seconds = 0.0
         while True:
             record = self.step_phase()
@@ -340,7 +340,8 @@ class Session:
         light = not self._detail
         read = not light or self._needs_norms()  # whether anyone reads this step's norms and hints
         large = "full" if not light else ("norm" if read else "finite")
-        if large == "finite" and self._defer and self._has_large:
+        if large == "finite" and self._defer and self._has_large and self._history.off is None:
+            # (asked now, not when the step began: rewind may have turned off at its checkpoint)
             large = "unchecked"
             if self._unchecked_from is None:
                 self._unchecked_from = self.step_count
