@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -87,11 +88,33 @@ class ParamTable(DataTable, inherit_bindings=False):
         already shows the gradient's norm for a tensor of several elements. ``rows`` may be
         some of the rows only: the others count as they were last formatted."""
         for name, cells in rows.items():
-            self._widths[name] = [len(str(c)) for c in cells]
-        widths = [max([len(label)] + [w[i] for w in self._widths.values()]) + 2 for i, (_, label) in enumerate(COLUMNS)]
-        if self.wide or sum(widths) <= max(self.size.width, 80) - 2:
+            self._widths[name] = [cell_len(str(c)) for c in cells]
+        padded = sum(w + 2 * self.cell_padding for w in self._content_widths().values())
+        if self.wide or padded <= max(self.size.width, 80) - 2:
             return COLUMNS
         return tuple(c for c in COLUMNS if c[0] != "gnorm")
+
+    def _content_widths(self) -> dict[str, int]:
+        """Each column's width: its label or its widest cell, as last formatted."""
+        return {key: max([cell_len(label)] + [w[i] for w in self._widths.values()])
+                for i, (key, label) in enumerate(COLUMNS)}
+
+    def _widen(self, columns: tuple[tuple[str, str], ...]) -> set[str]:
+        """Widen the columns that the cells just formatted outgrew; return their keys.
+
+        DataTable would measure auto-width columns later, in its idle handler, and that
+        pass leaves its render caches alone (their keys hold a change count that
+        update_cell and add_row bump, not the widths). A frame painted in between (the
+        screen's update timer can fire there) is then cached at the old widths and
+        stays on screen: 2.8265 shows as 2.826. So every column has a fixed width set
+        here, before the update_cell that invalidates those caches. DataTable has no
+        public setter for a width after add_column, hence ``Column.width``.
+        """
+        widths = self._content_widths()
+        grown = {key for key, _ in columns if widths[key] > self.columns[key].width}
+        for key in grown:
+            self.columns[key].width = widths[key]
+        return grown
 
     @property
     def names(self) -> list[str]:
@@ -143,8 +166,9 @@ class ParamTable(DataTable, inherit_bindings=False):
         rows = _only(full, columns)
         cursor = self.cursor_row
         self.clear(columns=True)
+        widths = self._content_widths()  # set now, not measured when idle: see _widen
         for key, label in columns:
-            self.add_column(label, key=key)
+            self.add_column(label, key=key, width=widths[key])
         self._cells = {(name, key): _same_key(v) for name, cells in rows.items() for (key, _), v in zip(columns, cells)}
         self._stale = set()
         for name, cells in rows.items():
@@ -159,14 +183,15 @@ class ParamTable(DataTable, inherit_bindings=False):
             self._rebuild(self._rows(self._shown, list(self._shown.params)))
             return
         rows = _only(full, columns)
+        grown = self._widen(columns)
         for name, cells in rows.items():
             for (key, _), value in zip(columns, cells):
                 if self._cells.get((name, key)) == _same_key(value):
                     continue  # unchanged: no cache invalidation, no repaint
                 self._cells[name, key] = _same_key(value)
-                # Widen a column only when the text outgrows it: a layout pass also redraws the chart.
-                grow = len(str(value)) > self.columns[key].content_width
-                self.update_cell(name, key, value, update_width=grow)
+                # update_width only when the column grew, for the scrollable width: a layout pass
+                # also redraws the chart.
+                self.update_cell(name, key, value, update_width=key in grown)
 
     def _rows(self, state: SessionState, names: list[str]) -> dict[str, tuple]:
         """Every column's cell of these rows."""
