@@ -71,20 +71,30 @@ def run_headless(
             trace.end(done, "nonfinite", record.nonfinite)
         return EXIT_NONFINITE
 
+    def stop_error(exc: StepError) -> int:
+        print(exc, file=err)
+        if trace:
+            trace.end(done, "error", str(exc))
+        return EXIT_ERROR
+
+    def settle() -> int | None:
+        """Before the run stops for any reason: the exit status when a step that a quiet run left
+        unchecked went NaN/Inf (Session.check_deferred), else None."""
+        try:
+            bad = session.check_deferred()
+        except StepError as exc:
+            return stop_error(exc)
+        return stop_nonfinite(bad) if bad else None
+
     try:
         for _ in range(steps):
             try:
-                # A quiet run checks large tensors for NaN/Inf at each checkpoint, not each step; before
-                # it stops for any other reason, check_deferred finds the first step that went NaN/Inf.
+                # A quiet run checks large tensors for NaN/Inf at each checkpoint, not each step (see
+                # Session.step); before it stops for any other reason, settle finds the first bad step.
                 record = session.step(detail=detail, defer_checks=True)
             except StepError as exc:
-                bad = session.check_deferred()
-                if bad:
-                    return stop_nonfinite(bad)
-                print(exc, file=err)
-                if trace:
-                    trace.end(done, "error", str(exc))
-                return EXIT_ERROR
+                stopped = settle()
+                return stop_error(exc) if stopped is None else stopped
             done += 1
             if trace:
                 trace.step(record)
@@ -94,26 +104,33 @@ def run_headless(
                     for hint in record.hints:
                         print(f"       ! {hint.message}", file=out)
             if record.nonfinite:
-                return stop_nonfinite(session.check_deferred() or record)
+                stopped = settle()
+                return stop_nonfinite(record) if stopped is None else stopped
             hits = session.triggered(record)
             if hits:
-                bad = session.check_deferred()
-                if bad:
-                    return stop_nonfinite(bad)
+                stopped = settle()
+                if stopped is not None:
+                    return stopped
                 if quiet:
                     print(step_line(record, batches), file=out)
                 print(f"stopped after step {record.step}: {hits[0].text}", file=out)
                 if trace:
                     trace.end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
                 return EXIT_OK
+        stopped = settle()
+        if stopped is not None:
+            return stopped
     except KeyboardInterrupt:
+        try:
+            stopped = settle()  # between two steps: a checked run would have stopped at the NaN already
+        except KeyboardInterrupt:
+            stopped = None
+        if stopped is not None:
+            return stopped
         print(f"interrupted after {done} steps", file=err)
         if trace:
             trace.end(trace.steps, "interrupted")  # Ctrl-C may land between a step and its line
         return EXIT_INTERRUPTED
-    bad = session.check_deferred()
-    if bad:
-        return stop_nonfinite(bad)
     if quiet:
         print(step_line(record, batches) if record else "0 steps", file=out)
     if trace:

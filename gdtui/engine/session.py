@@ -27,8 +27,8 @@ from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_st
 MB = 2**20
 #: A light step (see Session.step) keeps the values of tensors of at most this many elements (or
 #: ``max_values``, if less); larger ones get norms. 64 is also where the app's own trace, which
-#: light steps go to, stops keeping values (see TraceWriter.export_log): values taken in a light
-#: step past it would never be read. A 1024-element bias costs about 0.1 ms a step in full.
+#: light steps go to, stops keeping values (see TraceWriter.export_log): past it, that log holds a
+#: light step's tensor as its shape and norm. A 1024-element bias costs about 0.1 ms a step in full.
 LIGHT_VALUES = 64
 
 
@@ -242,26 +242,34 @@ class Session:
                 return record
 
     def check_deferred(self) -> StepRecord | None:
-        """Check the tensors the steps since the last check left unchecked (see :meth:`step`).
+        """Check what the steps since the last check left unchecked (see :meth:`step`).
 
-        Returns None when they are finite; else the record of the first step
-        that went NaN/Inf, found by running the steps since the last check again
-        from its checkpoint, and the session is then just after that step.
+        The parameters, the gradients and the optimizer's state are checked now:
+        a NaN or an Inf that a step's gradient held lives on in one of them (in
+        the state for an optimizer such as Rprop that keeps its parameters
+        finite). When they are all finite, or when running the steps since the
+        last check again, checked, finds no step that went NaN/Inf (a state
+        that overflowed on its own, which a step's check does not look at),
+        returns None. Else returns the record of the first step that went
+        NaN/Inf, and the session is then just after it. Raises StepError when a
+        step fails as it runs again (the scenario is not deterministic).
         """
         start = self._unchecked_from
         if start is None or self._phase:
             return None
         self._unchecked_from = None
-        tensors = self.loop.tensors
-        if all(v is None or v.finite for v in summarize(tensors + [t.grad for t in tensors], 0, large="finite")):
+        loop = self.loop
+        state = [v for entry in loop.optimizer.state.values() for v in entry.values() if isinstance(v, torch.Tensor)]
+        views = summarize(loop.tensors + [t.grad for t in loop.tensors] + state, 0, large="finite")
+        if all(v is None or v.finite for v in views):
             return None
         steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]
         self._go_to(start, detail=False)
         for controls in steps:
-            self._replay([controls], detail=False)
+            self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
             if self.last.nonfinite:
-                break
-        return self.last
+                return self.last
+        return None
 
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
@@ -461,7 +469,7 @@ class Session:
         if detail and self.last is not None and self.last.light:
             self.detail_last()
 
-    def _replay(self, steps: list[StepControls], detail: bool = True) -> None:
+    def _replay(self, steps: list[StepControls], detail: bool = True, purpose: str = "to rewind") -> None:
         """Run ``steps`` again as they ran the first time; the user's own controls stay as they are.
 
         A step that fails now (the scenario is not deterministic) leaves the
@@ -480,7 +488,7 @@ class Session:
             self._go_to(self._history.newest.step, detail=False)  # no second replay that could fail too
             e = exc.error
             raise StepError(ScenarioError(
-                f"{e.message} (while running it again to rewind; the scenario is not deterministic); "
+                f"{e.message} (while running it again {purpose}; the scenario is not deterministic); "
                 f"back at step {self.step_count}",
                 e.path,
                 e.line,

@@ -65,6 +65,19 @@ LARGE_SUMMARIES = ("full", "norm", "finite", "unchecked")
 _LARGE = {"full": _stats, "norm": _norm, "finite": _sum}
 
 
+def _stats64(t: torch.Tensor) -> list[float]:
+    """Mean, std, min, max and norm accumulated in float64: for a finite tensor whose float32
+    statistics overflowed (values past about 1e19 square to inf). Rare, so no faster path."""
+    t = _floating(t)
+    n = t.numel()
+    lo, hi = torch.aminmax(t)
+    total = t.sum(dtype=torch.float64)
+    norm = torch.linalg.vector_norm(t, dtype=torch.float64)
+    mean = (total / n).item()
+    std = math.sqrt(max(norm.item() ** 2 / n - mean * mean, 0.0)) if math.isfinite(norm.item()) else math.inf
+    return [mean, std, float(lo), float(hi), norm.item()]
+
+
 def _bad_counts(t: torch.Tensor) -> tuple[int, int]:
     t = _floating(t)
     counts = torch.stack([torch.isnan(t).sum(), torch.isinf(t).sum()]).tolist()
@@ -207,12 +220,16 @@ def _summarize_batched(
             row = numbers[pos : pos + _DEVICE_STATS]
             pos += _DEVICE_STATS
             nan, inf = (0, 0) if math.isfinite(row[2]) and math.isfinite(row[3]) else _bad_counts(tensors[i].detach())
+            if not (nan or inf or all(map(math.isfinite, row))):
+                row = _stats64(tensors[i].detach())  # finite values whose float32 statistics overflowed
             views[i] = _view(tensors[i], row + [nan, inf], None)
             continue
         # A finite norm or sum means no NaN or Inf; a non-finite one may be an overflow: count.
         value = numbers[pos]
         pos += 1
         nan, inf = (0, 0) if math.isfinite(value) else _bad_counts(tensors[i].detach())
+        if mode == "norm" and not (nan or inf or math.isfinite(value)):
+            value = torch.linalg.vector_norm(_floating(tensors[i].detach()), dtype=torch.float64).item()
         norm = value if mode == "norm" else math.nan
         views[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
 
