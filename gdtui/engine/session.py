@@ -2,7 +2,8 @@
 
 A :class:`Session` owns one loaded scenario (a :class:`Loop`) and the user's
 controls. Every finished step returns a frozen :class:`StepRecord`; the screen
-asks for a :class:`SessionState` when it wants to draw.
+asks for a :class:`SessionState` when it wants to draw. Going back (rewind,
+detail_last, the quiet run's deferred check) is :class:`gdtui.engine.rewind.Rewind`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from gdtui.engine.health import first_nonfinite, step_hints, untracked_hints, un
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
+from gdtui.engine.rewind import Rewind
 from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
-from gdtui.engine.snapshot import Snapshot
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
 
 MB = 2**20
@@ -32,7 +33,7 @@ MB = 2**20
 LIGHT_VALUES = 64
 
 
-class Session:
+class Session(Rewind):
     """Step a scenario phase by phase, switch modes, rewind and reset.
 
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
@@ -241,36 +242,6 @@ class Session:
                     record = self.check_deferred() or record  # before the checkpoint that replaces the last one
                 return record
 
-    def check_deferred(self) -> StepRecord | None:
-        """Check what the steps since the last check left unchecked (see :meth:`step`).
-
-        The parameters, the gradients and the optimizer's state are checked now:
-        a NaN or an Inf that a step's gradient held lives on in one of them (in
-        the state for an optimizer such as Rprop that keeps its parameters
-        finite). When they are all finite, or when running the steps since the
-        last check again, checked, finds no step that went NaN/Inf (a state
-        that overflowed on its own, which a step's check does not look at),
-        returns None. Else returns the record of the first step that went
-        NaN/Inf, and the session is then just after it. Raises StepError when a
-        step fails as it runs again (the scenario is not deterministic).
-        """
-        start = self._unchecked_from
-        if start is None or self._phase:
-            return None
-        self._unchecked_from = None
-        loop = self.loop
-        state = [v for entry in loop.optimizer.state.values() for v in entry.values() if isinstance(v, torch.Tensor)]
-        views = summarize(loop.tensors + [t.grad for t in loop.tensors] + state, 0, large="finite")
-        if all(v is None or v.finite for v in views):
-            return None
-        steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]
-        self._go_to(start, detail=False)
-        for controls in steps:
-            self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
-            if self.last.nonfinite:
-                return self.last
-        return None
-
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
 
@@ -408,99 +379,6 @@ class Session:
             self._go_to(self.step_count)
         else:
             self.loop.clear()
-
-    # --- rewind -------------------------------------------------------------------------
-
-    @property
-    def rewind_depth(self) -> int:
-        """How many finished steps rewind can undo."""
-        oldest = self._history.oldest_step
-        return 0 if oldest is None else self.step_count - oldest
-
-    def rewind(self, n: int = 1) -> int:
-        """Go back to the state before the last ``n`` steps; return how many were undone.
-
-        Mid-step, the step in progress counts as one. Parameters, buffers,
-        optimizer state, every RNG and the data position are restored, so stepping
-        again gives the same numbers bit for bit.
-        """
-        if n < 1 or self._history.oldest_step is None:
-            return 0
-        undone = 0
-        if self._phase:
-            undone, n = 1, n - 1
-        k = min(n, self.rewind_depth)
-        if undone + k:
-            self._phase = 0
-            self._before = None
-            self._go_to(self.step_count - k)
-        return undone + k
-
-    def detail_last(self) -> StepRecord | None:
-        """The last step's record with every tensor summarised in full.
-
-        A light record (see :meth:`step`) is made whole by running its step
-        again from the checkpoint before it; None when there is no record.
-        """
-        last = self.last
-        if last is None or not last.light or self._phase:
-            return last
-        oldest = self._history.oldest_step
-        if oldest is None or oldest >= self.step_count:
-            return last  # its step is out of rewind's reach
-        controls = self._history.controls_of(self.step_count)
-        self._go_to(self.step_count - 1, detail=False)
-        self._replay([controls])
-        return self.last
-
-    def _go_to(self, target: int, detail: bool = True) -> None:
-        """Restore the newest checkpoint at or before step ``target``, then run the steps up to it
-        again (the last one in detail, unless ``detail`` is False)."""
-        if self._unchecked_from is not None and target <= self._unchecked_from:
-            self._unchecked_from = None  # every step left was checked
-        checkpoint, replay = self._history.go_back(target)
-        self._restore(checkpoint.snapshot)
-        self.step_count = checkpoint.step
-        del self.losses[self.step_count :]
-        if self.scalar_path is not None:
-            del self.scalar_path[self.step_count + 1 :]
-        if replay:
-            self._replay(replay, detail=detail)
-        if detail and self.last is not None and self.last.light:
-            self.detail_last()
-
-    def _replay(self, steps: list[StepControls], detail: bool = True, purpose: str = "to rewind") -> None:
-        """Run ``steps`` again as they ran the first time; the user's own controls stay as they are.
-
-        A step that fails now (the scenario is not deterministic) leaves the
-        session at the checkpoint, and the error says so.
-        """
-        user = (self.mode, self.grad_source, self.skip_zero_grad)
-        self._replaying = True
-        try:
-            for i, controls in enumerate(steps, 1):
-                self.mode, self.grad_source, self.skip_zero_grad = controls.mode, controls.grad_source, not controls.zero_grad
-                self._replay_lrs = controls.lrs
-                self.step(detail=detail and i == len(steps))
-        except StepError as exc:
-            self._phase = 0
-            self._before = None
-            self._go_to(self._history.newest.step, detail=False)  # no second replay that could fail too
-            e = exc.error
-            raise StepError(ScenarioError(
-                f"{e.message} (while running it again {purpose}; the scenario is not deterministic); "
-                f"back at step {self.step_count}",
-                e.path,
-                e.line,
-            )) from None
-        finally:
-            self.mode, self.grad_source, self.skip_zero_grad = user
-            self._replay_lrs = None
-            self._replaying = False
-
-    def _restore(self, snap: Snapshot) -> None:
-        self._grads_zero = snap.grads is None or snap.grads == "zeros"
-        self.loop.restore(snap)
 
     # --- views --------------------------------------------------------------------------
 
