@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -162,12 +162,12 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
             self.jobs.stop.set()
         self.trace.end(self.session, self.error)
 
-    def on_resize(self) -> None:
-        self._apply_width()
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_width(event.size.width)  # self.size may still be the old one here
 
-    def _apply_width(self) -> None:
+    def _apply_width(self, width: int | None = None) -> None:
         table = self.table
-        wide = self.size.width >= WIDE
+        wide = (width or self.size.width) >= WIDE
         if wide != table.wide:
             table.wide = wide
             self.screen.set_class(wide, "-wide")

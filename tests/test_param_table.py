@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import BAD, SCENARIOS
 from gdtui.app import make_app
 from gdtui.engine.summarize import format_number
 from gdtui.widgets.param_table import ParamTable
@@ -61,3 +62,26 @@ async def test_the_columns_fit_the_step_1_values_when_the_screen_paints_before_t
         assert under(w, "value", "grad") == "2.8265" and under(b, "value", "grad") == "1.3553"
         assert under(w, "Δ last", "‖grad‖") == format_number(2.8265495 - 3, 4)  # -0.1735
         assert under(b, "Δ last", "‖grad‖") == format_number(1.3553205 - 1, 4)  # 0.3553
+
+
+async def test_a_nan_gradient_shows_in_wide_mode():
+    """nan_at_step_2: log(x * w) is NaN at step 2, so w's gradient is [nan]. At 200 columns the
+    grad cell shows the values in brackets, which DataTable would read as markup in a plain str."""
+    app = make_app(BAD / "nan_at_step_2.py")
+    async with opened(app, size=(200, 60)) as pilot:
+        await press(pilot, "space", "space")
+        table = app.query_one(ParamTable)
+        header, w = painted(table)[:2]
+        assert w[header.index("grad"): header.index("Δ last")].strip().startswith("[nan] ⚠ nan=1 inf=0")
+
+
+async def test_going_back_to_80_columns_shows_every_narrow_column_again():
+    """crop_yields at 200 columns (full summaries), then 80: the table is built again for the
+    narrow cells, so the ratio column is back on screen."""
+    app = make_app(SCENARIOS / "crop_yields.py")
+    async with opened(app, size=(200, 60)) as pilot:
+        await press(pilot, "space")
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        header = painted(app.query_one(ParamTable))[0]
+        assert "‖Δ‖/‖p‖" in header and len(header.rstrip()) <= 80

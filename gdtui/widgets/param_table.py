@@ -82,6 +82,7 @@ class ParamTable(DataTable, inherit_bindings=False):
         self._shown: SessionState | None = None
         self._stale: set[str] = set()  # rows out of sight that still show an older state
         self._widths: dict[str, list[int]] = {}  # each row's cell widths, as last formatted
+        self._built_wide = False  # the mode the columns were last built for
 
     def columns_shown(self, rows: dict[str, tuple]) -> tuple[tuple[str, str], ...]:
         """Every column when they fit. Else ‖grad‖ goes first: at 80 columns the grad cell
@@ -133,7 +134,7 @@ class ParamTable(DataTable, inherit_bindings=False):
             self._start = dict(state.params)
         self._shown = state
         names = list(state.params)
-        if names != self.names:
+        if names != self.names or self.wide != self._built_wide:  # new rows, or cells of another width
             self._rebuild(self._rows(state, names))
             return
         visible = self._visible(names)
@@ -162,6 +163,7 @@ class ParamTable(DataTable, inherit_bindings=False):
     def _rebuild(self, full: dict[str, tuple]) -> None:
         """New rows (a new scenario, a reset) or new columns: build the table again, every row."""
         self._widths = {}
+        self._built_wide = self.wide
         columns = self.columns_shown(full)
         rows = _only(full, columns)
         cursor = self.cursor_row
@@ -215,7 +217,7 @@ class ParamTable(DataTable, inherit_bindings=False):
                 Text(name, style="bold"),
                 format_shape(view.shape),
                 value,
-                cell(grad, self.wide, "grad"),
+                Text(cell(grad, self.wide, "grad")),  # Text, not str: a str cell is read as markup ("[nan]")
                 Text(cell(delta, self.wide, "delta"), style=CHANGED if at_last and changed else ""),
                 format_number(grad.norm, 3) if grad is not None else "—",
                 ratio,
