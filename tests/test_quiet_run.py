@@ -1,8 +1,8 @@
 """A quiet headless run (``--headless --quiet``, no trace, hints or conditions) checks its large
 tensors for NaN/Inf before each rewind checkpoint instead of every step, and finds the first bad
-step by running the steps since the last check again. Every test here compares it with a run
-that checks every step, and with the plain PyTorch loop: same step, message, exit status, final
-line and parameters."""
+step by running the steps since the last check again. The tests compare it with a run that
+checks every step (same step, message, exit status, final line and parameters) and with the plain
+PyTorch loop's first bad step and parameters."""
 
 from __future__ import annotations
 

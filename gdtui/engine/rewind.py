@@ -19,8 +19,13 @@ from gdtui.engine.summarize import summarize
 
 
 class Rewind:
-    """Session's rewind, detail_last and check_deferred. Uses the Session's loop, step, history
-    (``_history``), step count, phase, losses and scalar path, and its replay flags."""
+    """Session's rewind, detail_last and check_deferred (see Session.step for the deferred checks).
+
+    A part of :class:`gdtui.engine.session.Session`, which provides what it uses: ``loop``,
+    ``step``, ``last``, ``step_count``, ``losses``, ``scalar_path``, the controls ``mode``,
+    ``grad_source`` and ``skip_zero_grad``, and ``_history``, ``_phase``, ``_before``,
+    ``_grads_zero``, ``_replaying``, ``_replay_lrs`` and ``_unchecked_from``.
+    """
 
     @property
     def rewind_depth(self) -> int:
@@ -50,7 +55,7 @@ class Rewind:
     def detail_last(self) -> StepRecord | None:
         """The last step's record with every tensor summarised in full.
 
-        A light record (see :meth:`step`) is made whole by running its step
+        A light record (see Session.step) is made whole by running its step
         again from the checkpoint before it; None when there is no record.
         """
         last = self.last
@@ -114,7 +119,7 @@ class Rewind:
         self.loop.restore(snap)
 
     def check_deferred(self) -> StepRecord | None:
-        """Check what the steps since the last check left unchecked (see :meth:`step`).
+        """Check what the steps since the last check left unchecked (see Session.step).
 
         The parameters, the gradients and the optimizer's state are checked now:
         a NaN or an Inf that a step's gradient held lives on in one of them (in

@@ -210,10 +210,11 @@ class Session(Rewind):
 
         ``detail=False`` is for steps no one will look at (a continuous run
         between two frames, a quiet headless run): tensors of more than
-        LIGHT_VALUES elements are summarised by their norms only (the norms of their
-        updates too) when a hint or a stop condition reads them, else only
-        checked for NaN and Inf. The record says ``light``; :meth:`detail_last`
-        makes the last one whole again.
+        LIGHT_VALUES elements (or max_values, if less) are summarised by their
+        norms only (the norms of their updates too) when a hint or a stop
+        condition reads them, else only checked for NaN and Inf; and a step
+        that no hint or condition reads gets no hints and no update at all.
+        The record says ``light``; :meth:`detail_last` makes the last one whole again.
 
         ``defer_checks`` is for a run that reads nothing of a light step but
         its loss and whether it went NaN/Inf (a quiet headless run): when no
@@ -356,7 +357,7 @@ class Session(Rewind):
             zero_grad=not skipped,
             dead_units=dead,
             unchanged=frozen_map(unchanged),
-            light=light and self._has_large,
+            light=light and (self._has_large or not read),  # an unread step has no updates either
         )
         self.losses.append(loss)
         if read:  # a light step that no hint or condition reads (a quiet headless run) gets none

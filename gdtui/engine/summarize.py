@@ -69,13 +69,12 @@ def _stats64(t: torch.Tensor) -> list[float]:
     """Mean, std, min, max and norm accumulated in float64: for a finite tensor whose float32
     statistics overflowed (values past about 1e19 square to inf). Rare, so no faster path."""
     t = _floating(t)
-    n = t.numel()
     lo, hi = torch.aminmax(t)
-    total = t.sum(dtype=torch.float64)
-    norm = torch.linalg.vector_norm(t, dtype=torch.float64)
-    mean = (total / n).item()
-    std = math.sqrt(max(norm.item() ** 2 / n - mean * mean, 0.0)) if math.isfinite(norm.item()) else math.inf
-    return [mean, std, float(lo), float(hi), norm.item()]
+    mean = (t.sum(dtype=torch.float64) / t.numel()).item()
+    norm = torch.linalg.vector_norm(t, dtype=torch.float64).item()
+    scale = max(abs(lo.item()), abs(hi.item()))  # > 0: the float32 statistics overflowed
+    std = (t / scale).std(correction=0).item() * scale  # scaled into range: no cancellation
+    return [mean, std, lo.item(), hi.item(), norm]
 
 
 def _bad_counts(t: torch.Tensor) -> tuple[int, int]:

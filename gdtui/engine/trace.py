@@ -74,6 +74,7 @@ class TraceWriter:
             self._file.flush()
 
     def flush(self) -> None:
+        """Every line written so far to the file, for a reader."""
         if self._file is not None:
             self._file.flush()
 
