@@ -232,3 +232,18 @@ def test_ctrl_c_after_an_unchecked_overflow_reports_the_overflow(tmp_path):
         err = io.StringIO()
         seen[quiet] = (run_headless(session, 20, quiet=quiet, out=io.StringIO(), err=err), session.step_count, err.getvalue())
     assert seen[True] == seen[False] and seen[True][:2] == (3, 7)
+
+
+def test_the_quiet_cli_run_defers_and_runs_the_steps_since_its_last_check_again(tmp_path):
+    """What the README warns of, and the sign that the headless runner defers at all: with one
+    checkpoint (step 0), the quiet run finds w's overflow only when the loss goes -inf at step 8,
+    then runs steps 1-7 again; a run that checks every step calls loss_fn once a step up to 7.
+    (The session's own check of the scenario calls it once more, before step 1.)"""
+    path = tmp_path / "counted.py"
+    path.write_text(OVERFLOWS.format(check="calls.append(1)").replace("import torch\n", "import torch\ncalls = []\n", 1))
+    counts = {}
+    for quiet in (False, True):
+        session = Session(path, watch_activations=False, checkpoint_every=100)
+        assert run_headless(session, 20, quiet=quiet, out=io.StringIO(), err=io.StringIO()) == 3
+        counts[quiet] = len(session.scenario.namespace["calls"])
+    assert counts == {False: 1 + 7, True: 1 + 8 + 7}
