@@ -38,7 +38,8 @@ class TraceLog:
 
     Always kept, so the steps so far can be exported: to the user's --trace file,
     else to a temporary file in the system's temp folder, removed on quit, where
-    tensors over EXPORT_LOG_MAX_ELEMENTS elements are written as their summary. Written
+    tensors over EXPORT_LOG_MAX_ELEMENTS elements are written as their summary, and no tensors
+    once it holds EXPORT_LOG_TENSOR_BYTES. Written
     from the worker and the UI thread, so under a lock; nothing after the end line.
     """
 
@@ -60,6 +61,14 @@ class TraceLog:
     @property
     def path(self) -> Path | None:
         return self.trace.path if self.trace is not None else None
+
+    def tensors_left_out(self) -> str | None:
+        """Why the log's later steps have no tensors (the temporary log grew past its size), or None."""
+        trace = self.trace
+        if trace is None or trace.tensors_left_out_from is None:
+            return None
+        return (f"the log kept no tensors from step {trace.tensors_left_out_from} on (it passed "
+                f"{trace.tensor_bytes / 2**20:g} MB): start gdtui with --trace FILE to keep every step's")
 
     def start(self, state: SessionState, *, reset: bool = False) -> None:
         """The start line; after a reset, a reset line first, so no earlier step counts."""
@@ -299,7 +308,9 @@ class SessionJobs:
         except ExportError as exc:
             self.post(ExportDone(str(exc), ok=False))
             return
-        self.post(ExportDone(f"wrote {n} step{'' if n == 1 else 's'} to {out}", ok=True))
+        text = f"wrote {n} step{'' if n == 1 else 's'} to {out}"
+        left_out = self.trace.tensors_left_out()
+        self.post(ExportDone(f"{text}; {left_out}" if left_out else text, ok=True))
 
 
 def nonfinite_notice(record: StepRecord | None) -> str | None:

@@ -260,3 +260,18 @@ async def test_the_export_log_keeps_small_tensors_whole_and_summarises_large_one
     rows = list(csv.DictReader((tmp_path / "steps.csv").open()))
     grad_norm = torch.tensor(steps[-1]["grads"][0]).norm().item()
     assert float(rows[-1][f"grad_norm[{names[0]}]"]) == pytest.approx(grad_norm, rel=1e-6)
+
+
+async def test_an_export_says_when_the_log_left_tensors_out(tmp_path, monkeypatch):
+    """The app's own log capped at 1500 bytes (512 MB in use): ten steps of not_gate pass it, and
+    the export says from which step on it has no tensors and how to keep them; every loss is there."""
+    monkeypatch.setattr("gdtui.engine.trace.EXPORT_LOG_TENSOR_BYTES", 1500)
+    plain = PlainLoop(NOT_GATE)
+    losses = [plain.step()["loss"] for _ in range(10)]
+    app = make_app(NOT_GATE)
+    async with opened(app) as pilot:
+        await press(pilot, *["space"] * 10, "e")
+        await submit(pilot, str(tmp_path / "steps.csv"))
+        panel = str(app.query_one(ErrorPanel).render())
+        assert "wrote 10 steps" in panel and "kept no tensors from step" in panel and "--trace FILE" in panel
+    assert [float(r["loss"]) for r in csv.DictReader((tmp_path / "steps.csv").open())] == losses

@@ -79,3 +79,23 @@ def test_a_failed_write_says_why_and_loses_nothing(tmp_path, monkeypatch):
         export_trace(live, target)
     assert target.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv", "live.jsonl"]
+
+
+def test_a_log_past_its_size_keeps_every_step_but_leaves_the_tensors_out(tmp_path):
+    """A writer capped at 2 kB (the app's own log: 512 MB): later step lines have no tensors, the
+    export still has every step with the plain loop's loss, and norms only where tensors were kept."""
+    path = SCENARIOS / "not_gate.py"
+    plain = PlainLoop(path)
+    outs = [plain.step() for _ in range(30)]
+    session = Session(path)
+    with TraceWriter(tmp_path / "live.jsonl", tensor_bytes=2000) as trace:
+        for _ in range(30):
+            trace.step(session.step())
+    kept = [e for e in read_trace(tmp_path / "live.jsonl") if "params" in e]
+    assert 0 < len(kept) < 30 and trace.tensors_left_out_from == len(kept) + 1
+    assert export_trace(tmp_path / "live.jsonl", tmp_path / "out.csv") == 30
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert [float(r["loss"]) for r in rows] == [o["loss"] for o in outs]
+    w_norm = [float(r["param_norm[w]"]) for r in rows]
+    assert w_norm[0] == pytest.approx(abs(outs[0]["params"][0][0][0]), rel=1e-6)
+    assert all(math.isnan(x) for x in w_norm[len(kept):])

@@ -38,16 +38,26 @@ def _finite(obj: Any) -> Any:
 #: tensor whole up to this many elements, else its summary. Every value of every tensor,
 #: every step, cost a 500-tensor model 120-350 ms and 2.6 MB a step; --trace keeps them.
 EXPORT_LOG_MAX_ELEMENTS = 64
+#: ...and once it holds this many bytes, its step lines leave the tensors out (step, loss, lr
+#: and metrics stay), so a long run of a large model cannot fill the temp folder: a step of a
+#: 500-tensor model wrote 245 kB, a step line without tensors about 200 bytes.
+EXPORT_LOG_TENSOR_BYTES = 512 * 2**20
 
 
 class TraceWriter:
     """Writes a trace to ``path``; a line per event, flushed at once unless ``flush_each`` is False
     (then :meth:`flush` before reading it)."""
 
-    def __init__(self, path: str | Path, max_elements: int = 4096, flush_each: bool = True):
+    def __init__(self, path: str | Path, max_elements: int = 4096, flush_each: bool = True,
+                 tensor_bytes: int | None = None):
         self.path = Path(path)
         self.max_elements = max_elements
         self.flush_each = flush_each
+        #: Past this many bytes written, step lines carry no tensors (None: always).
+        self.tensor_bytes = tensor_bytes
+        #: The first step written without its tensors, once the log has reached ``tensor_bytes``.
+        self.tensors_left_out_from: int | None = None
+        self._bytes = 0
         #: Step lines written so far: what an end line written after Ctrl-C must count.
         self.steps = 0
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
@@ -56,11 +66,13 @@ class TraceWriter:
     def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-") -> TraceWriter:
         """The step-debugger's own trace, in a new file in the system's temp folder (the caller
         removes it): tensors over EXPORT_LOG_MAX_ELEMENTS (or ``max_elements``, when fewer) are
-        written as their summary, and lines are flushed when the log is read (a flush costs a
+        written as their summary, step lines leave the tensors out once the log holds
+        EXPORT_LOG_TENSOR_BYTES, and lines are flushed when the log is read (a flush costs a
         step of not_gate about 2%). Raises OSError when the temp folder is not writable."""
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl")
         os.close(fd)
-        return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS), flush_each=False)
+        return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS), flush_each=False,
+                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES)
 
     def _write(self, event: dict[str, Any]) -> None:
         if self._file is None:
@@ -70,6 +82,7 @@ class TraceWriter:
         except ValueError:  # a NaN or an Inf: JSON has none, so they go as strings
             line = json.dumps(_finite(event), allow_nan=False)
         self._file.write(line + "\n")
+        self._bytes += len(line) + 1
         if self.flush_each:
             self._file.flush()
 
@@ -96,21 +109,23 @@ class TraceWriter:
         )
 
     def step(self, r: StepRecord) -> None:
-        self._write(
-            {
-                "event": "step",
-                "step": r.step,
-                "epoch": r.epoch,
-                "batch": r.batch,
-                "mode": r.mode,
-                "grad_source": r.grad_source,
-                "lr": r.lr,
-                "loss": r.loss,
-                "params": {k: self._tensor(v) for k, v in r.params.items()},
-                "grads": {k: self._tensor(v) for k, v in r.grads.items()},
-                "metrics": dict(r.metrics),
-            }
-        )
+        event: dict[str, Any] = {
+            "event": "step",
+            "step": r.step,
+            "epoch": r.epoch,
+            "batch": r.batch,
+            "mode": r.mode,
+            "grad_source": r.grad_source,
+            "lr": r.lr,
+            "loss": r.loss,
+        }
+        if self.tensor_bytes is None or self._bytes < self.tensor_bytes:
+            event["params"] = {k: self._tensor(v) for k, v in r.params.items()}
+            event["grads"] = {k: self._tensor(v) for k, v in r.grads.items()}
+        elif self.tensors_left_out_from is None:
+            self.tensors_left_out_from = r.step
+        event["metrics"] = dict(r.metrics)
+        self._write(event)
         self.steps += 1
 
     def rewind(self, step: int) -> None:
