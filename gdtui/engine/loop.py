@@ -17,6 +17,7 @@ import torch
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
+from gdtui.engine.summarize import summarize
 
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
@@ -225,6 +226,13 @@ class Loop:
         if not grads_known_zero:
             size += tensor_nbytes([t.grad for t in self.tensors])
         return size
+
+    def finite(self) -> bool:
+        """Whether the parameters, their gradients and the optimizer's state hold no NaN or Inf:
+        one pass over each (a step's own check reads the parameters and gradients only)."""
+        state = [v for entry in self.optimizer.state.values() for v in entry.values() if isinstance(v, torch.Tensor)]
+        views = summarize(self.tensors + [t.grad for t in self.tensors] + state, 0, large="finite")
+        return all(v is None or v.finite for v in views)
 
     def restore(self, snap: Snapshot) -> None:
         snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)

@@ -8,14 +8,11 @@ for bit in a deterministic scenario. :class:`Rewind` is the part of
 
 from __future__ import annotations
 
-import torch
-
 from gdtui.engine.history import StepControls
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import StepRecord
 from gdtui.engine.scenario import ScenarioError
 from gdtui.engine.snapshot import Snapshot
-from gdtui.engine.summarize import summarize
 
 
 class Rewind:
@@ -135,10 +132,7 @@ class Rewind:
         if start is None or self._phase:
             return None
         self._unchecked_from = None
-        loop = self.loop
-        state = [v for entry in loop.optimizer.state.values() for v in entry.values() if isinstance(v, torch.Tensor)]
-        views = summarize(loop.tensors + [t.grad for t in loop.tensors] + state, 0, large="finite")
-        if all(v is None or v.finite for v in views):
+        if self.loop.finite():
             return None
         steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]
         self._go_to(start, detail=False)

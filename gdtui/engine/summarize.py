@@ -65,13 +65,18 @@ LARGE_SUMMARIES = ("full", "norm", "finite", "unchecked")
 _LARGE = {"full": _stats, "norm": _norm, "finite": _sum}
 
 
+def _norm64(t: torch.Tensor) -> float:
+    """The 2-norm accumulated in float64: for a finite tensor whose float32 norm overflowed
+    (values past about 1e19 square to inf). Rare, so no faster path."""
+    return torch.linalg.vector_norm(_floating(t), dtype=torch.float64).item()
+
+
 def _stats64(t: torch.Tensor) -> list[float]:
-    """Mean, std, min, max and norm accumulated in float64: for a finite tensor whose float32
-    statistics overflowed (values past about 1e19 square to inf). Rare, so no faster path."""
+    """Mean, std, min, max and norm, for a finite tensor whose float32 statistics overflowed."""
     t = _floating(t)
     lo, hi = torch.aminmax(t)
     mean = (t.sum(dtype=torch.float64) / t.numel()).item()
-    norm = torch.linalg.vector_norm(t, dtype=torch.float64).item()
+    norm = _norm64(t)
     scale = max(abs(lo.item()), abs(hi.item()))  # > 0: the float32 statistics overflowed
     std = (t / scale).std(correction=0).item() * scale  # scaled into range: no cancellation
     return [mean, std, lo.item(), hi.item(), norm]
@@ -228,7 +233,7 @@ def _summarize_batched(
         pos += 1
         nan, inf = (0, 0) if math.isfinite(value) else _bad_counts(tensors[i].detach())
         if mode == "norm" and not (nan or inf or math.isfinite(value)):
-            value = torch.linalg.vector_norm(_floating(tensors[i].detach()), dtype=torch.float64).item()
+            value = _norm64(tensors[i].detach())
         norm = value if mode == "norm" else math.nan
         views[i] = _view(tensors[i], [math.nan] * 4 + [norm, nan, inf], None, norm_only=True)
 
