@@ -31,7 +31,7 @@ from textual.widgets import DataTable, Footer
 from gdtui.engine.charts import ChartFrame
 from gdtui.engine.conditions import ConditionError
 from gdtui.engine.records import SessionState
-from gdtui.engine.scenario import ScenarioError
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog, failure_line, open_session

@@ -78,7 +78,8 @@ def prepare_plain(path: Path, device: str, **_options) -> Run:
     """Load the scenario and return ``run(n)``: n steps of the loop a user would write."""
     import torch
 
-    from gdtui.engine.scenario import error_from, load_scenario
+    from gdtui.engine.errors import error_from
+    from gdtui.engine.scenario import load_scenario
 
     sc = load_scenario(path, device=device)
     model, loss_fn, objective, optimizer = sc.model, sc.loss_fn, sc.objective, sc.optimizer

@@ -24,7 +24,7 @@ from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
-from gdtui.engine.scenario import ScenarioError
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate

@@ -1,8 +1,9 @@
 """The gdtui engine: scenarios, the session, summaries and traces. It never imports textual."""
 
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import PHASES, SessionState, StepRecord, TensorView
-from gdtui.engine.scenario import Scenario, ScenarioError, load_scenario
+from gdtui.engine.scenario import Scenario, load_scenario
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 

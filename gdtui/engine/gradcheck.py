@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gdtui.engine.scenario import MODULE_NAME, Scenario, ScenarioError, error_from, load_scenario
+from gdtui.engine.errors import ScenarioError, error_from
+from gdtui.engine.scenario import MODULE_NAME, Scenario, load_scenario
 from gdtui.engine.snapshot import RngState
 from gdtui.engine.summarize import format_number
 

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from gdtui.engine.health import DeadUnitWatch
-from gdtui.engine.scenario import Scenario, ScenarioError, a_type, error_from
+from gdtui.engine.errors import ScenarioError, a_type, error_from
+from gdtui.engine.scenario import Scenario
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
 from gdtui.engine.summarize import summarize
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from gdtui.engine.history import StepControls
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import StepRecord
-from gdtui.engine.scenario import ScenarioError
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.snapshot import Snapshot
 
 

@@ -3,7 +3,8 @@
 A scenario is a plain Python file. gdtui seeds every RNG, executes the file in a
 fresh module under the requested default device, then reads its module-level
 names (see the README's "Scenario contract"). Every problem found here is a
-:class:`ScenarioError` whose message is one line: ``path:line: what; how to fix``.
+:class:`gdtui.engine.errors.ScenarioError` whose message is one line:
+``path:line: what; how to fix``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import ast
 import builtins
 import random
 import sys
-import traceback
 import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,58 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from gdtui.engine.errors import ScenarioError, a_type, error_from, one_line
+
 MODULE_NAME = "__gdtui_scenario__"
-
-
-class ScenarioError(Exception):
-    """A problem with the user's scenario or arguments, told in one line."""
-
-    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
-        self.message = message
-        self.path = str(path) if path is not None else None
-        self.line = line
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        if self.path is None:
-            return self.message
-        if self.line is None:
-            return f"{self.path}: {self.message}"
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-def a_type(obj: object) -> str:
-    """``a float``, ``an int``: the type of ``obj`` with its article."""
-    name = type(obj).__name__
-    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def locate(exc: BaseException, path: Path) -> int | None:
-    """The line of the innermost frame of ``exc``'s traceback that is in ``path``."""
-    target = str(path)
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == target:
-            line = frame.lineno
-    if line is None and isinstance(exc, SyntaxError) and exc.filename == target:
-        line = exc.lineno
-    return line
-
-
-def error_from(exc: BaseException, path: Path, doing: str = "", fallback_line: int | None = None) -> ScenarioError:
-    """A one-line ScenarioError that names the scenario line ``exc`` came from."""
-    if isinstance(exc, ScenarioError):
-        return exc
-    what = f"{type(exc).__name__}: {one_line(exc)}" if str(exc) else type(exc).__name__
-    if doing:
-        what = f"{doing} raised {what}"
-    line = locate(exc, path) or fallback_line
-    return ScenarioError(what, path, line)
 
 
 def seed_everything(seed: int) -> None:

@@ -22,7 +22,8 @@ from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.rewind import Rewind
-from gdtui.engine.scenario import MODULE_NAME, ScenarioError, load_scenario
+from gdtui.engine.errors import ScenarioError
+from gdtui.engine.scenario import MODULE_NAME, load_scenario
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
 
 MB = 2**20
