@@ -2,13 +2,14 @@
 
 A :class:`Session` owns one loaded scenario (a :class:`Loop`) and the user's
 controls. Every finished step returns a frozen :class:`StepRecord`; the screen
-asks for a :class:`SessionState` when it wants to draw. Going back (rewind,
-detail_last, the quiet run's deferred check) is :class:`gdtui.engine.rewind.Rewind`.
+asks for a :class:`SessionState` when it wants to draw. The controls (learning
+rate, modes, stop conditions) are :class:`gdtui.engine.controls.Controls`; going
+back (rewind, detail_last, the quiet run's deferred check) is
+:class:`gdtui.engine.rewind.Rewind`.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from array import array
@@ -16,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env
+from gdtui.engine.conditions import Condition, RisingLoss
+from gdtui.engine.controls import Controls
 from gdtui.engine.health import first_nonfinite, step_hints, untracked_hints, untracked_tensors
 from gdtui.engine.history import History, StepControls
-from gdtui.engine.loop import Loop, StepError, manual_mode_note
+from gdtui.engine.loop import Loop, StepError
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
 from gdtui.engine.rewind import Rewind
-from gdtui.engine.errors import ScenarioError
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
 
@@ -34,7 +35,7 @@ MB = 2**20
 LIGHT_VALUES = 64
 
 
-class Session(Rewind):
+class Session(Controls, Rewind):
     """Step a scenario phase by phase, switch modes, rewind and reset.
 
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
@@ -147,62 +148,6 @@ class Session(Rewind):
     @property
     def next_phase(self) -> str:
         return PHASES[self._phase]
-
-    @property
-    def lr(self) -> float:
-        """The learning rate the next update will use (first param group's)."""
-        return self.lrs_for(self.mode)[0]
-
-    def lrs_for(self, mode: Mode) -> list[float]:
-        """The learning rate of each param group that an update in ``mode`` would use."""
-        if mode == "manual" and self._manual_lr is not None:
-            return [self._manual_lr] * len(self._group_lrs)
-        return list(self._group_lrs)
-
-    def set_lr(self, lr: float) -> None:
-        """Use ``lr`` for every param group, in both modes, from the next update."""
-        lr = float(lr)
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"learning rate {lr!r}: give a positive number such as 0.01")
-        self._group_lrs = [lr] * len(self._group_lrs)
-        self._manual_lr = lr if self._manual_lr is not None else None
-
-    def scale_lr(self, factor: float) -> None:
-        """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
-        if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(f"scale factor {factor!r} must be positive")
-        self._group_lrs = [lr * factor for lr in self._group_lrs]
-        if self._manual_lr is not None:
-            self._manual_lr *= factor
-
-    def set_mode(self, mode: Mode) -> None:
-        if mode not in ("manual", "optim"):
-            raise ValueError(f"mode {mode!r}: use 'manual' or 'optim'")
-        self.mode = mode
-
-    def toggle_mode(self) -> Mode:
-        self.set_mode("optim" if self.mode == "manual" else "manual")
-        return self.mode
-
-    def set_grad_source(self, source: GradSource) -> None:
-        if source not in ("autograd", "grad_fn"):
-            raise ValueError(f"gradient source {source!r}: use 'autograd' or 'grad_fn'")
-        if source == "grad_fn" and self.scenario.grad_fn is None:
-            raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient", self.path)
-        self.grad_source = source
-
-    def toggle_grad_source(self) -> GradSource:
-        self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
-        return self.grad_source
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        notes = []
-        if self.mode == "manual":
-            note = manual_mode_note(self.loop.optimizer)
-            if note:
-                notes.append(note)
-        return tuple(notes)
 
     # --- stepping -----------------------------------------------------------------------
 
@@ -433,29 +378,3 @@ class Session(Rewind):
             skip_zero_grad=self.skip_zero_grad,
             conditions=tuple(c.text for c in self.conditions) + ((self.rising.text,) if self.rising else ()),
         )
-
-    # --- stop conditions ----------------------------------------------------------------
-
-    def add_condition(self, text: str, kind: str = "break") -> Condition:
-        """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
-        condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
-        self.conditions = [*self.conditions, condition]  # a new list: a running worker may be reading the old one
-        return condition
-
-    def remove_condition(self, text: str) -> bool:
-        kept = [c for c in self.conditions if c.text != text.strip()]
-        removed = len(kept) < len(self.conditions)
-        self.conditions = kept  # a new list, as in add_condition
-        return removed
-
-    def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
-        """The stop conditions that hold after ``record``'s step."""
-        if not self.conditions and self.rising is None:
-            return []
-        previous = self.losses[-2] if len(self.losses) >= 2 else None
-        env = record_env(record, previous)
-        hits: list[Condition | RisingLoss] = [c for c in self.conditions if c.holds(env)]
-        if self.rising is not None and self.rising.holds_for(self.losses):
-            hits.append(self.rising)
-        return hits
-
