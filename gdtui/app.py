@@ -342,9 +342,8 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
     def _controls_changed(self) -> None:
         """Mode, lr or gradient source changed: they apply from the next step; show them now."""
         s = self.session
-        conditions = tuple(c.text for c in s.conditions) + ((s.rising.text,) if s.rising else ())
         self.state = replace(self.state, mode=s.mode, lr=s.lr, grad_source=s.grad_source, notes=s.notes,
-                             skip_zero_grad=s.skip_zero_grad, conditions=conditions)
+                             skip_zero_grad=s.skip_zero_grad, conditions=s.condition_texts)
         self._show_state(self.state)
 
     # --- the worker ----------------------------------------------------------------------

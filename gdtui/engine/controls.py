@@ -78,6 +78,11 @@ class Controls:
 
     # --- stop conditions ----------------------------------------------------------------
 
+    @property
+    def condition_texts(self) -> tuple[str, ...]:
+        """The stop conditions in force as the user typed them, the built-in rising one last."""
+        return tuple(c.text for c in self.conditions) + ((self.rising.text,) if self.rising else ())
+
     def add_condition(self, text: str, kind: str = "break") -> Condition:
         """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
         condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)

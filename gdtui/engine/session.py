@@ -376,5 +376,5 @@ class Session(Controls, Rewind):
             notes=self.notes,
             hints=last.hints if last else untracked_hints(self.untracked),
             skip_zero_grad=self.skip_zero_grad,
-            conditions=tuple(c.text for c in self.conditions) + ((self.rising.text,) if self.rising else ()),
+            conditions=self.condition_texts,
         )
