@@ -7,7 +7,8 @@ to load it again. The screen gets frozen records through messages
 (gdtui.messages) and does no numeric work, diagnostics included. One job runs at a time,
 guarded by the ``busy`` reactive and ``check_action``; a step key pressed
 while a job runs is counted (``pending``) and those steps run next. The
-diagnostics keys (k z h G M o e) are in gdtui.diagnostics_keys.
+control and view keys (mode, lr, chart view, detail, help) are in
+gdtui.control_keys, the diagnostics keys (k z h G M o e) in gdtui.diagnostics_keys.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import gc
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 from textual import events, work
@@ -26,25 +26,23 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 
 from gdtui.engine.charts import ChartFrame
 from gdtui.engine.conditions import ConditionError
 from gdtui.engine.records import SessionState
-from gdtui.engine.errors import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog, failure_line, open_session
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
+from gdtui.control_keys import ControlKeys
 from gdtui.diagnostics_keys import DiagnosticsKeys
 from gdtui.messages import ChartReady, DetailData, OpenFailed, SessionOpened, SessionUpdate
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import DEFAULT_PATH
-from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.loop_panel import LoopPanel
-from gdtui.widgets.lr_prompt import LrPrompt
 from gdtui.widgets.param_table import ParamTable
 from gdtui.widgets.status_line import StatusLine
 
@@ -52,7 +50,7 @@ WIDE = 160  # columns from which the table shows full summaries
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 
 
-class GdtuiApp(DiagnosticsKeys, App[None]):
+class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     """Step a scenario's training loop one key at a time."""
 
     CSS_PATH = "gdtui.tcss"
@@ -280,57 +278,6 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
             self.running = True
             self._begin("run")
 
-    def action_mode(self) -> None:
-        self.session.toggle_mode()
-        self._controls_changed()
-
-    def action_grad_source(self) -> None:
-        try:
-            self.session.toggle_grad_source()
-        except ScenarioError as exc:
-            self.notify(str(exc), severity="warning")
-        self._controls_changed()
-
-    def action_lr_up(self) -> None:
-        self.session.scale_lr(2.0)
-        self._controls_changed()
-
-    def action_lr_down(self) -> None:
-        self.session.scale_lr(0.5)
-        self._controls_changed()
-
-    def action_lr_prompt(self) -> None:
-        def done(lr: float | None) -> None:
-            if lr is not None:
-                self.session.set_lr(lr)
-                self._controls_changed()
-
-        self.push_screen(LrPrompt(self.session.lr), done)
-
-    def action_next_view(self) -> None:
-        i = self.views.index(self.jobs.chart_view) if self.jobs.chart_view in self.views else -1
-        self.jobs.chart_view = self.views[(i + 1) % len(self.views)]
-        self._request_chart()
-
-    def action_log_axis(self) -> None:
-        self.chart.toggle_log()
-
-    def action_detail(self) -> None:
-        name = self.table.selected_name()
-        if name is not None and not self.busy:
-            self._begin("detail", name)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_detail()
-
-    def action_help(self) -> None:
-        if self.session is None:
-            self.push_screen(HelpScreen(self.scenario_path, ""))
-        else:
-            sc = self.session.scenario
-            self.push_screen(HelpScreen(sc.title, sc.description))
-
     async def action_quit(self) -> None:
         self._leave()
 
@@ -338,13 +285,6 @@ class GdtuiApp(DiagnosticsKeys, App[None]):
         if not self.busy:
             self._begin("chart")
         # while a run is going, the worker picks the new view up with its next post
-
-    def _controls_changed(self) -> None:
-        """Mode, lr or gradient source changed: they apply from the next step; show them now."""
-        s = self.session
-        self.state = replace(self.state, mode=s.mode, lr=s.lr, grad_source=s.grad_source, notes=s.notes,
-                             skip_zero_grad=s.skip_zero_grad, conditions=s.condition_texts)
-        self._show_state(self.state)
 
     # --- the worker ----------------------------------------------------------------------
 
