@@ -13,7 +13,8 @@ rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
 * **run**: the step-debugger's run mode without a screen, as the app's run
   worker (gdtui.jobs) drives it: ``session.step()`` in a loop with activations
   watched and every step written to a trace; the steps between two frames are
-  light (large tensors summarised by their norms), and a shown step is
+  light (large tensors only checked for NaN and Inf, no hints, except the few
+  before a frame, which measure the norms its hints compare with), and a shown step is
   summarised in full and its state (every 500 ms with the loss chart's data)
   handed to a post that does nothing. Frames are paced by
   :class:`gdtui.engine.pacing.FramePacer`: at most every 100 ms, and rarely
@@ -154,17 +155,22 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
 
     def run(n: int) -> None:
         pacer = FramePacer()
+        bad = None
         for i in range(n):
             try:
-                record, shown = pacer.step(session, last=i == n - 1)
+                record, shown = pacer.step(session, left=n - i)
             except StepError as exc:
                 raise BenchError(str(exc)) from None
             trace.step(record)
             session.triggered(record)  # the worker checks the stop conditions after every step
             if record.nonfinite:
-                raise BenchError(f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; lower the learning rate", 3)
+                bad = record
+                break
             if shown:
                 pacer.show(lambda chart, rate: post(session.state(), loss_series(session.losses, CHART_WIDTH) if chart else None, rate))
+        bad = session.check_deferred() or bad  # the checks the run left to later, as the app's makes them
+        if bad is not None:
+            raise BenchError(f"{session.path}: step {bad.step}: {bad.nonfinite} became NaN/Inf; lower the learning rate", 3)
         session.detail_last()
         post(session.state(), loss_series(session.losses, CHART_WIDTH), pacer.rate)
 

@@ -250,17 +250,21 @@ class SessionJobs:
         session, stop = self.session, self.stop
         pacer = FramePacer()
         done = 0
+        traced = session.step_count  # the last step the trace has
         error = notice = None
         while not stop.is_set() and (limit is None or done < limit):
             # Steps between two frames are light (see Session.step); the last one is made whole below.
             try:
                 record, shown = pacer.step(
-                    session, last=limit is not None and done + 1 == limit, detail=self.trace.detailed
+                    session, left=None if limit is None else limit - done, detail=self.trace.detailed
                 )
             except StepError as exc:
                 error = str(exc)
                 break
+            if record.step <= traced:  # a check found an earlier step went NaN/Inf
+                self.trace.rewind(record.step - 1)
             self.trace.step(record)
+            traced = record.step
             done += 1
             notice = nonfinite_notice(record) or (break_notice(session, record) if limit is None else None)
             if notice:
@@ -269,6 +273,13 @@ class SessionJobs:
                 pacer.show(lambda chart, rate: self.update(final=False, chart=chart, steps_per_s=rate))
                 self.steps_per_s = pacer.rate
         try:
+            # The steps between frames left their NaN/Inf checks to later (see FramePacer): make them
+            # now, and stop at the first step that went NaN/Inf, as a run that checked each one would.
+            bad = session.check_deferred()
+            if bad is not None:
+                self.trace.rewind(bad.step - 1)
+                self.trace.step(bad)
+                error, notice = None, nonfinite_notice(bad)
             session.detail_last()
         except StepError as exc:
             error = error or str(exc)

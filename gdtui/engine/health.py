@@ -28,6 +28,10 @@ EXPLODING = 10.0
 RATIO_LOW, RATIO_HIGH = 1e-5, 1e-1
 RISING_STEPS = 3
 FROZEN_STEPS = 3
+#: How many steps before a step its hints read besides the loss: the step before ("exploding"
+#: compares the gradient norms), and FROZEN_STEPS - 1 more unchanged steps ("frozen"). A
+#: continuous run measures these before each step it shows (see FramePacer).
+HINT_LOOKBACK = FROZEN_STEPS - 1
 
 _RELU = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 

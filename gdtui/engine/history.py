@@ -192,6 +192,10 @@ class History:
         """The controls step ``step`` ran with; it must be after the oldest checkpoint."""
         return self._controls[step - self._checkpoints[0].step - 1]
 
+    def checkpoint_at(self, step: int) -> Checkpoint:
+        """The newest checkpoint at or before ``step``, which must be at least ``oldest_step``."""
+        return next(c for c in reversed(self._checkpoints) if c.step <= step)
+
     def go_back(self, target: int) -> tuple[Checkpoint, list[StepControls]]:
         """Forget every step after the newest checkpoint at or before ``target``.
 

@@ -81,7 +81,8 @@ class TensorView:
     ``norm_only``: a large tensor of a step no one looks at (between two frames
     of a continuous run) is summarised by its norm and NaN/Inf counts alone;
     mean, std, min and max are NaN then. A norm of NaN with no NaN count means
-    the norm was not computed either (an update no hint or condition needed).
+    the norm was not computed either (``unmeasured``: a tensor only checked for NaN
+    and Inf, or an update that no hint or stop condition needed).
     """
 
     shape: tuple[int, ...]
@@ -119,6 +120,11 @@ class TensorView:
         return math.sqrt(sum(x * x for x in self.flat))
 
     @property
+    def unmeasured(self) -> bool:
+        """Whether not even the norm was computed (see ``norm_only``)."""
+        return self.norm_only and math.isnan(self.norm) and not (self.nan or self.inf)
+
+    @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
@@ -130,6 +136,8 @@ class TensorView:
 
     def summary(self) -> dict[str, Any]:
         if self.norm_only:
+            if self.unmeasured:  # a NaN norm here would read as a tensor that went NaN
+                return {"shape": list(self.shape)}
             return {"shape": list(self.shape), "norm": self.norm}
         return {
             "shape": list(self.shape),

@@ -8,6 +8,7 @@ for bit in a deterministic scenario. :class:`Rewind` is the part of
 
 from __future__ import annotations
 
+from gdtui.engine.health import HINT_LOOKBACK
 from gdtui.engine.history import StepControls
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import StepRecord
@@ -61,26 +62,41 @@ class Rewind:
         oldest = self._history.oldest_step
         if oldest is None or oldest >= self.step_count:
             return last  # its step is out of rewind's reach
-        controls = self._history.controls_of(self.step_count)
-        self._go_to(self.step_count - 1, detail=False)
-        self._replay([controls])
+        self._go_to(self.step_count)
         return self.last
 
     def _go_to(self, target: int, detail: bool = True) -> None:
-        """Restore the newest checkpoint at or before step ``target``, then run the steps up to it
-        again (the last one in detail, unless ``detail`` is False)."""
+        """Restore a checkpoint at or before step ``target``, then run the steps up to it again.
+
+        With ``detail``, step ``target``'s record ends whole, hints and all: when
+        its checkpoint holds a light record, it runs again too, and so do the
+        HINT_LOOKBACK steps before it when they were not measured (a continuous
+        run's steps between frames), since its hints compare with them.
+        """
         if self._unchecked_from is not None and target <= self._unchecked_from:
             self._unchecked_from = None  # every step left was checked
-        checkpoint, replay = self._history.go_back(target)
+        start = self._rerun_from(target) if detail else target
+        later = [self._history.controls_of(k) for k in range(start + 1, target + 1)]
+        checkpoint, replay = self._history.go_back(start)
         self._restore(checkpoint.snapshot)
         self.step_count = checkpoint.step
         del self.losses[self.step_count :]
         if self.scalar_path is not None:
             del self.scalar_path[self.step_count + 1 :]
-        if replay:
-            self._replay(replay, detail=detail)
-        if detail and self.last is not None and self.last.light:
-            self.detail_last()
+        if replay or later:
+            self._replay(replay + later, detail=detail)
+
+    def _rerun_from(self, target: int) -> int:
+        """The step from which ``_go_to(target)`` runs steps again (see there)."""
+        history = self._history
+        oldest = history.oldest_step
+        at = history.checkpoint_at(target)
+        if target <= oldest or (at.step == target and (at.record is None or not at.record.light)):
+            return target
+        before = history.checkpoint_at(target - 1)
+        if before.step >= target - HINT_LOOKBACK and before.record is not None and not before.record.unchanged:
+            return max(target - 1 - HINT_LOOKBACK, oldest)  # its record was not measured: nor the steps near it
+        return target - 1
 
     def _replay(self, steps: list[StepControls], detail: bool = True, purpose: str = "to rewind") -> None:
         """Run ``steps`` again as they ran the first time; the user's own controls stay as they are.

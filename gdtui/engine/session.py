@@ -103,7 +103,7 @@ class Session(Controls, Rewind):
         self._before: list[torch.Tensor | None] | None = None
         #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
         self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
-        self._detail = True
+        self._detail = self._hints = True
         self._defer = False  # whether the step in progress may leave its NaN/Inf check to later
         #: With steps whose NaN/Inf check was deferred: the step count before the first of them.
         self._unchecked_from: int | None = None
@@ -151,7 +151,7 @@ class Session(Controls, Rewind):
 
     # --- stepping -----------------------------------------------------------------------
 
-    def step(self, detail: bool = True, defer_checks: bool = False) -> StepRecord:
+    def step(self, detail: bool = True, defer_checks: bool = False, hints: bool = True) -> StepRecord:
         """Run the remaining phases of the current step; return its record.
 
         ``detail=False`` is for steps no one will look at (a continuous run
@@ -161,6 +161,12 @@ class Session(Controls, Rewind):
         condition reads them, else only checked for NaN and Inf; and a step
         that no hint or condition reads gets no hints and no update at all.
         The record says ``light``; :meth:`detail_last` makes the last one whole again.
+
+        ``hints=False`` is for a light step whose hints no one will see (a
+        continuous run's steps between frames; FramePacer measures the
+        HINT_LOOKBACK steps before each one it shows, so that step's hints are
+        whole): unless a stop condition reads its norms, it measures no update
+        and gets no hints, and its large tensors are only checked for NaN and Inf.
 
         ``defer_checks`` is for a run that reads nothing of a light step but
         its loss and whether it went NaN/Inf (a quiet headless run): when no
@@ -177,6 +183,7 @@ class Session(Controls, Rewind):
         start = time.perf_counter()
         if whole:
             self._detail = detail
+            self._hints = hints
             self._defer = defer_checks and not detail
             self._checkpoint_seconds = 0.0
         while True:
@@ -244,7 +251,7 @@ class Session(Controls, Rewind):
         into the change: no new memory a step (a fresh copy of a large model costs more in page
         faults than the copy itself). They never hold a checkpoint's tensors.
         """
-        if not (self._detail or self._needs_norms()):
+        if not (self._detail or self._reads_norms()):
             return [None] * len(self.loop.tensors)
         buffers = self._before_buffers
         copies: list[torch.Tensor | None] = []
@@ -255,16 +262,16 @@ class Session(Controls, Rewind):
             copies.append(buffer.copy_(t.detach()))
         return copies
 
-    def _needs_norms(self) -> bool:
-        """Whether a light step's norms have a reader: the health hints (on with the activation
-        watch) or a stop condition."""
-        return self.watch_activations or bool(self.conditions)
+    def _reads_norms(self) -> bool:
+        """Whether the light step in progress has a reader of its norms: a stop condition, or the
+        health hints (on with the activation watch) unless the step said no one will see them."""
+        return bool(self.conditions) or (self.watch_activations and self._hints)
 
     def _finish_step(self) -> StepRecord:
         loop = self.loop
         tensors, names = loop.tensors, loop.names
         light = not self._detail
-        read = not light or self._needs_norms()  # whether anyone reads this step's norms and hints
+        read = not light or self._reads_norms()  # whether anyone reads this step's norms and hints
         large = "full" if not light else ("norm" if read else "finite")
         if large == "finite" and self._defer and self._has_large and self._history.off is None:
             # (asked now, not when the step began: rewind may have turned off at its checkpoint)

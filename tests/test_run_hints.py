@@ -1,0 +1,236 @@
+"""A continuous run measures nothing for the hints between frames, yet its shown steps get whole hints.
+
+The steps between two frames of a run skip the copy before the update and the
+norms (see FramePacer); the HINT_LOOKBACK steps before a shown one measure
+them. These tests check that a shown step, a paused run's last step and a
+rewind's target carry the hints of a run that measured every step, with the
+numbers of a plain PyTorch loop, and that the steps left unmeasured say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import PlainLoop, read_trace
+from gdtui.engine import Session
+from gdtui.engine import pacing
+from gdtui.engine.health import FROZEN_STEPS, HINT_LOOKBACK
+from gdtui.engine.pacing import FramePacer
+from gdtui.engine.trace import TraceWriter
+from gdtui.jobs import SessionJobs, TraceLog
+
+#: A ReLU net with an lr low enough for update-ratio hints, and a tensor that gets a gradient of 0
+#: (so it is frozen). Its weights have over 64 values: light steps treat them apart.
+SCENARIO = '''
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(100, 80), nn.ReLU(), nn.Linear(80, 1))
+        self.unused = nn.Parameter(torch.randn(200))
+
+    def forward(self, x):
+        return self.body(x) + 0.0 * self.unused.sum()
+
+
+x = torch.randn(32, 100)
+y = torch.randn(32, 1)
+model = Net()
+loss_fn = nn.MSELoss()
+data = (x, y)
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-5)
+'''
+STEPS = 30
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    path = tmp_path / "frozen_net.py"
+    path.write_text(SCENARIO)
+    return path
+
+
+def whole_run(path, steps=STEPS):
+    """Every step measured and whole: the reference the run's shown steps must equal."""
+    session = Session(path)
+    return [session.step() for _ in range(steps)]
+
+
+def same_hints(got, want, step, count=None):
+    """The same hints, word for word, but for a frozen tensor's count of unchanged steps: the steps
+    measured in a row up to ``step`` (``count``, or from FROZEN_STEPS to ``step`` when None), where a
+    run that measured every step has ``step``."""
+    assert [h.kind for h in got] == [h.kind for h in want]
+    for g, w in zip(got, want):
+        if g.kind == "frozen":
+            n = int(re.search(r"for (\d+) steps", g.message).group(1))
+            assert n == count if count is not None else FROZEN_STEPS <= n <= step
+            assert g.message.replace(f"for {n} steps", f"for {step} steps") == w.message
+        else:
+            assert g.message == w.message
+
+
+class FakeClock:
+    """The pacer's clock: a frame is due every ``every`` steps; the session keeps the real one."""
+
+    def __init__(self, every: float):
+        self.t = 0.0
+        self.every = every
+
+    def perf_counter(self) -> float:
+        return self.t
+
+
+def test_a_runs_shown_steps_have_the_hints_of_a_run_that_measured_every_step(scenario, monkeypatch):
+    clock = FakeClock(every=7)
+    monkeypatch.setattr(pacing, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    session = Session(scenario)
+    pacer = FramePacer(interval=6.5)
+    records, shown_steps = [], []
+    for i in range(STEPS):
+        clock.t = float(i)
+        record, shown = pacer.step(session, left=STEPS - i)
+        records.append(record)
+        if shown:
+            shown_steps.append(record.step)
+            pacer.show(lambda chart, rate: None)
+    assert shown_steps == [10, 19, 28]  # due at steps 8, 17, 26; shown once HINT_LOOKBACK steps measured
+    want = whole_run(scenario)
+    plain = PlainLoop(scenario)
+    w = dict(plain.ns["model"].named_parameters())["body.0.weight"]
+    for record in records:
+        before = w.detach().clone()
+        out = plain.step()
+        assert record.loss == out["loss"]
+        measured = bool(record.unchanged)
+        # measured: the shown steps, the HINT_LOOKBACK before each, and those before the run's last
+        assert measured == any(s - HINT_LOOKBACK <= record.step <= s for s in [*shown_steps, STEPS])
+        if not measured:
+            assert record.light and record.hints == () and math.isnan(record.updates["body.0.weight"].norm)
+            continue
+        assert record.updates["body.0.weight"].norm == torch.dist(w.detach(), before).double().item()
+        assert record.update_ratio("unused") == 0.0
+    for step, count in zip([*shown_steps, STEPS], [3, 3, 3, 5]):  # the last five steps are measured
+        got = records[step - 1]
+        assert not got.light
+        assert "frozen" in [h.kind for h in got.hints] and "update_ratio" in [h.kind for h in got.hints]
+        same_hints(got.hints, want[step - 1].hints, step, count)
+
+
+def test_a_paused_runs_last_step_is_made_whole_with_its_hints(scenario):
+    """The run stopped between frames (a key press): detail_last runs the step again, and the
+    HINT_LOOKBACK steps before it, which the run did not measure. Checkpoints every step, so the
+    step before has its own: without that lead, "frozen" would be missing."""
+    session = Session(scenario, checkpoint_every=1)
+    for _ in range(12):
+        record = session.step(detail=False, hints=False)
+    assert record.light and not record.unchanged and record.hints == ()
+    got = session.detail_last()
+    want = whole_run(scenario, 12)[-1]
+    assert not got.light and got.loss == want.loss and got.params == want.params
+    assert session.step_count == 12
+    same_hints(got.hints, want.hints, 12)
+    assert dict(got.unchanged) == {**{n: 0 for n in got.params}, "unused": FROZEN_STEPS}
+
+
+@pytest.mark.parametrize("every", [1, 4, None])
+def test_a_rewind_into_an_unmeasured_stretch_shows_whole_hints(scenario, every):
+    session = Session(scenario, checkpoint_every=every)
+    for _ in range(20):
+        session.step(detail=False, hints=False)
+    assert session.rewind(6) == 6
+    got = session.last
+    want = whole_run(scenario, 14)[-1]
+    assert got.step == 14 and not got.light and got.params == want.params
+    same_hints(got.hints, want.hints, 14)
+    after, want = session.step(), whole_run(scenario, 15)[-1]  # and it steps on as a whole run does
+    assert after.params == want.params and after.loss == want.loss
+    same_hints(after.hints, want.hints, 15)
+
+
+def test_a_stop_condition_still_measures_every_step(scenario):
+    session = Session(scenario)
+    session.add_condition('update_ratio["body.0.weight"] > 10')
+    record = session.step(detail=False, hints=False)
+    assert record.unchanged and not math.isnan(record.updates["body.0.weight"].norm)
+
+
+def test_the_logs_line_of_an_unmeasured_step_gives_shapes_not_nan_norms(scenario, tmp_path):
+    session = Session(scenario)
+    measured = session.step(detail=False)
+    unmeasured = session.step(detail=False, hints=False)
+    with TraceWriter.export_log(session.max_values, prefix="gdtui-test-") as trace:
+        trace.step(measured)
+        trace.step(unmeasured)
+        trace.flush()
+        lines = trace.path.read_text().splitlines()
+    trace.path.unlink()
+    first, second = (json.loads(line) for line in lines)
+    assert first["params"]["body.0.weight"] == {"shape": [80, 100], "norm": measured.params["body.0.weight"].norm}
+    assert second["params"]["body.0.weight"] == {"shape": [80, 100]}
+    assert second["grads"]["unused"] == {"shape": [200]} and second["params"]["body.0.bias"] == {"shape": [80]}
+    assert second["params"]["body.2.bias"] == unmeasured.params["body.2.bias"].values  # a small tensor stays whole
+    plain = PlainLoop(scenario)
+    assert [first["loss"], second["loss"]] == [plain.step()["loss"], plain.step()["loss"]]
+
+
+# --- the NaN/Inf checks a run leaves to later --------------------------------------------------
+
+#: w[0] overflows to -inf at step 7 (each step moves it by -5e37; float32 ends at 3.4e38), and
+#: nan_to_num keeps the loss finite, so only a check of w itself sees a step go bad.
+HIDDEN_OVERFLOW = """
+import torch
+w = torch.zeros(100, requires_grad=True)
+model = lambda x: x * w
+loss_fn = lambda pred, y: torch.nan_to_num(pred).sum()
+x = torch.zeros(100)
+x[0] = 1.0
+data = (x, torch.zeros(100))
+optimizer = torch.optim.SGD([w], lr=5e37)
+"""
+
+
+def timeline(events):
+    """The step lines that still count after the trace's rewind lines."""
+    steps = []
+    for e in events:
+        if e["event"] == "rewind":
+            steps = [s for s in steps if s["step"] <= e["step"]]
+        elif e["event"] == "step":
+            steps.append(e)
+    return steps
+
+
+@pytest.mark.parametrize(("every", "limit"), [(1, None), (3, None), (100, 20)])
+def test_a_run_stops_at_the_first_step_that_went_nonfinite_though_it_checked_later(tmp_path, every, limit):
+    """The run worker of the app, with its own log. The overflow is found at the checkpoint after
+    step 7 (every=1); at the one after step 9, which takes the session and the log back to step 7
+    (every=3); or by the check before the run stops (20 queued steps, and no checkpoint after 0)."""
+    path = tmp_path / "hidden_overflow.py"
+    path.write_text(HIDDEN_OVERFLOW)
+    plain = PlainLoop(path)
+    outs = [plain.step() for _ in range(7)]
+    assert all(map(math.isfinite, outs[5]["params"][0])) and outs[6]["params"][0][0] == -math.inf
+    session = Session(path, checkpoint_every=every)
+    posted = []
+    jobs = SessionJobs(session, TraceLog(None, seed=0), posted.append)
+    jobs.run(limit)
+    assert posted[-1].notice == "w went non-finite (NaN or Inf) at step 7; b rewinds, - lowers the lr"
+    assert session.step_count == 7 and session.last.nonfinite == "w" and not session.last.light
+    assert session.loop.tensors[0].tolist() == outs[6]["params"][0]
+    jobs.trace.flush()
+    steps = timeline(read_trace(jobs.trace.path))
+    jobs.trace.end(session)
+    assert [s["step"] for s in steps] == list(range(1, 8))
+    assert [s["loss"] for s in steps] == [o["loss"] for o in outs]
