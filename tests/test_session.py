@@ -448,3 +448,20 @@ def test_checkpoints_past_the_budget_are_recycled_and_rewind_still_matches_the_p
             record = session.step()
             assert record.loss == expected[k]["loss"]
             assert [view.values for view in record.params.values()] == expected[k]["params"]
+
+
+def test_the_deferred_nan_check_counts_with_the_snapshot_in_the_checkpoint_interval(monkeypatch):
+    """A quiet run's NaN/Inf check before a checkpoint reads about as much as the snapshot copies:
+    checkpoints come about half as often when it costs as much, so both stay near CHECKPOINT_SHARE."""
+    from types import SimpleNamespace
+
+    from gdtui.engine import history as module
+
+    clock = iter([0.0, 0.002])  # the snapshot takes 2 ms
+    monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    history = module.History(2**30)
+    history.note_step(0.01)  # a 10 ms step: a 2 ms snapshot every 10 steps is 2% of the time
+    history.take(0, 0, lambda previous, spares: SimpleNamespace(nbytes=0))
+    assert module.CHECKPOINT_SHARE == 0.02 and history.interval() == 10
+    history.note_check(0.002)
+    assert history.interval() == 20

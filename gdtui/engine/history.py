@@ -77,6 +77,7 @@ class History:
         self._step_seconds = 0.0  # how long a step takes, its checkpoint left out, smoothed
         self._timed_steps = 0
         self._snapshot_seconds = 0.0  # how long the last snapshot took
+        self._check_seconds = 0.0  # how long the last deferred NaN/Inf check before a checkpoint took
         self._checkpoints: deque[Checkpoint] = deque()
         #: The controls of steps oldest.step + 1 .. the newest finished step, in order.
         self._controls: deque[StepControls] = deque()
@@ -109,15 +110,21 @@ class History:
         self._timed_steps += 1
         self._step_seconds += max(0.1, 1 / self._timed_steps) * (seconds - self._step_seconds)
 
+    def note_check(self, seconds: float) -> None:
+        """How long the NaN/Inf check that a run deferred to this checkpoint took (Session.step's
+        ``defer_checks``): it reads about as much as the snapshot copies, and counts with it."""
+        self._check_seconds = seconds
+
     def interval(self) -> int:
-        """Steps between checkpoints: snapshots cost about CHECKPOINT_SHARE of the stepping, and
-        a rewind replays at most REPLAY_SECONDS (a step that takes longer gets a checkpoint each)."""
+        """Steps between checkpoints: snapshots (with the checks before them) cost about
+        CHECKPOINT_SHARE of the stepping, and a rewind replays at most REPLAY_SECONDS (a step that
+        takes longer gets a checkpoint each)."""
         if self.every is not None:
             return self.every
         step = self._step_seconds
         if not step:
             return 1
-        wanted = math.ceil(self._snapshot_seconds / (CHECKPOINT_SHARE * step))
+        wanted = math.ceil((self._snapshot_seconds + self._check_seconds) / (CHECKPOINT_SHARE * step))
         return max(1, min(wanted, MAX_INTERVAL, int(REPLAY_SECONDS / step)))
 
     def due(self, step: int) -> bool:

@@ -193,7 +193,11 @@ class Session(Controls, Rewind):
                     took = self.last_step_seconds = time.perf_counter() - start
                     self._history.note_step(took - self._checkpoint_seconds)
                 if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
-                    record = self.check_deferred() or record  # before the checkpoint that replaces the last one
+                    checked = time.perf_counter()
+                    bad = self.check_deferred()  # before the checkpoint that replaces the last one
+                    if bad is None:  # (a replay's time is not the check's)
+                        self._history.note_check(time.perf_counter() - checked)
+                    record = bad or record
                 return record
 
     def step_phase(self) -> StepRecord | None:
