@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import PlainLoop, read_trace
+from conftest import SCENARIOS, PlainLoop, read_trace
 from gdtui.engine import Session
 from gdtui.engine import pacing
 from gdtui.engine.health import FROZEN_STEPS, HINT_LOOKBACK
@@ -114,8 +114,10 @@ def test_a_runs_shown_steps_have_the_hints_of_a_run_that_measured_every_step(sce
         out = plain.step()
         assert record.loss == out["loss"]
         measured = bool(record.unchanged)
-        # measured: the shown steps, the HINT_LOOKBACK before each, and those before the run's last
-        assert measured == any(s - HINT_LOOKBACK <= record.step <= s for s in [*shown_steps, STEPS])
+        # measured: the shown steps, the HINT_LOOKBACK before each, and those before the run's last;
+        # and the first HINT_LOOKBACK, which rewind could not run again with the steps before them
+        windows = [*shown_steps, STEPS, HINT_LOOKBACK]
+        assert measured == any(s - HINT_LOOKBACK <= record.step <= s for s in windows)
         if not measured:
             assert record.light and record.hints == () and math.isnan(record.updates["body.0.weight"].norm)
             continue
@@ -168,6 +170,10 @@ def test_a_stop_condition_still_measures_every_step(scenario):
 
 def test_the_logs_line_of_an_unmeasured_step_gives_shapes_not_nan_norms(scenario, tmp_path):
     session = Session(scenario)
+    plain = PlainLoop(scenario)
+    for _ in range(HINT_LOOKBACK):  # (the first steps measure: see above)
+        session.step(detail=False)
+        plain.step()
     measured = session.step(detail=False)
     unmeasured = session.step(detail=False, hints=False)
     with TraceWriter.export_log(session.max_values, prefix="gdtui-test-") as trace:
@@ -181,7 +187,6 @@ def test_the_logs_line_of_an_unmeasured_step_gives_shapes_not_nan_norms(scenario
     assert second["params"]["body.0.weight"] == {"shape": [80, 100]}
     assert second["grads"]["unused"] == {"shape": [200]} and second["params"]["body.0.bias"] == {"shape": [80]}
     assert second["params"]["body.2.bias"] == unmeasured.params["body.2.bias"].values  # a small tensor stays whole
-    plain = PlainLoop(scenario)
     assert [first["loss"], second["loss"]] == [plain.step()["loss"], plain.step()["loss"]]
 
 
@@ -234,3 +239,113 @@ def test_a_run_stops_at_the_first_step_that_went_nonfinite_though_it_checked_lat
     jobs.trace.end(session)
     assert [s["step"] for s in steps] == list(range(1, 8))
     assert [s["loss"] for s in steps] == [o["loss"] for o in outs]
+
+
+# --- where the steps before a step were not all measured ------------------------------------------
+
+
+def kinds(hints):
+    return [h.kind for h in hints]
+
+
+def run_pattern(session, unmeasured, measured):
+    """The pacer's pattern: steps that measure nothing, then the ones before a frame that do."""
+    for _ in range(unmeasured):
+        session.step(detail=False, hints=False, defer_checks=True)
+    for _ in range(measured):
+        session.step(detail=False, defer_checks=True)
+
+
+@pytest.mark.parametrize("every", [1, 2, None])
+def test_a_pause_right_after_a_measured_step_still_runs_the_steps_before_it_again(scenario, every):
+    """The step paused on measured, but the one before it did not (so its count of unchanged steps
+    is 2, not 3): it is made whole with the steps before it, from a checkpoint far enough back."""
+    session = Session(scenario, checkpoint_every=every)
+    run_pattern(session, 10, 2)
+    assert not session.last.hints_whole
+    got = session.detail_last()
+    assert got.hints_whole and not got.light
+    same_hints(got.hints, whole_run(scenario, 12)[-1].hints, 12)
+
+
+def test_a_rewind_from_a_shown_step_onto_the_measured_one_before_it(scenario):
+    session = Session(scenario, checkpoint_every=1)
+    run_pattern(session, 10, 2)
+    assert session.step().hints_whole  # the shown step: the 2 before it measured
+    assert session.rewind(1) == 1
+    same_hints(session.last.hints, whole_run(scenario, 12)[-1].hints, 12)
+
+
+def test_a_model_of_small_tensors_only_reruns_a_measured_step_whose_hints_are_not_whole():
+    """dead_relu.py: every tensor is small, so a measured light step has every value (light=False);
+    its hints still compare with steps that measured nothing."""
+    path = SCENARIOS / "dead_relu.py"
+    session = Session(path, checkpoint_every=1)
+    run_pattern(session, 11, 1)
+    last = session.last
+    assert not last.light and not last.hints_whole
+    got = session.detail_last()
+    want = whole_run(path, 12)[-1]
+    assert got.params == want.params and kinds(got.hints) == kinds(want.hints) and "frozen" in kinds(want.hints)
+
+
+@pytest.mark.parametrize(("history_mb", "every"), [(0, None), (0.07, 1), (0.07, 2)])
+def test_a_run_measures_every_step_when_rewind_cannot_reach_the_steps_before_it(scenario, history_mb, every):
+    """With rewind off, or a budget that keeps one checkpoint, a paused run's last step could not
+    be run again with the steps before it: the run measures each step, as before it was paused."""
+    session = Session(scenario, history_mb=history_mb, checkpoint_every=every)
+    run_pattern(session, 12, 0)
+    got = session.detail_last()
+    want = whole_run(scenario, 12)[-1]
+    assert got.loss == want.loss and got.hints_whole and math.isfinite(got.update_ratio("body.0.weight"))
+    same_hints(got.hints, want.hints, 12)
+
+
+def test_the_phase_keys_steps_after_a_run_are_whole(scenario):
+    session = Session(scenario, history_mb=0)  # a run's last step stays light: nothing to rerun it from
+    run_pattern(session, 12, 0)
+    for _ in range(3):
+        for _ in range(5):
+            record = session.step_phase()
+    want = whole_run(scenario, 15)[-1]
+    assert record.step == 15 and not record.light and record.params == want.params
+    same_hints(record.hints, want.hints, 15)
+
+
+#: Adam's second moment overflows to inf (gradients of 1e25, finite) while the parameters, the
+#: gradients and the loss stay finite: a run that checks every step never stops.
+STATE_OVERFLOW = """
+import torch
+w = torch.zeros(100, requires_grad=True)
+model = lambda x: x * w
+loss_fn = lambda pred, y: (pred * 1e25).sum()
+x = torch.ones(100)
+data = (x, torch.zeros(100))
+optimizer = torch.optim.Adam([w], lr=1e-3)
+"""
+
+
+def test_a_state_that_overflows_on_its_own_is_looked_for_once(tmp_path):
+    """The first deferred check runs the steps since the last one again and finds no bad step; the
+    run then checks each step, instead of running each stretch twice, and a whole step stays whole."""
+    path = tmp_path / "state_overflow.py"
+    path.write_text(STATE_OVERFLOW)
+    session = Session(path, checkpoint_every=3)
+    forwards = 0
+    forward = session.loop.forward
+
+    def counted(step):
+        nonlocal forwards
+        forwards += 1
+        forward(step)
+
+    session.loop.forward = counted
+    run_pattern(session, 2, 0)
+    shown = session.step(defer_checks=True)  # a shown step, checked at the checkpoint after it
+    assert not shown.light and shown.nonfinite is None and not session.loop.finite()
+    assert session.last is shown and session.state().last is shown
+    run_pattern(session, 57, 0)
+    assert forwards == 63  # 60 steps, and the 3 before the first check once more
+    plain = PlainLoop(path)
+    losses = [plain.step()["loss"] for _ in range(60)]
+    assert list(session.losses) == losses

@@ -203,6 +203,10 @@ class StepRecord:
     hints: tuple[Hint, ...] = ()
     #: True when large tensors were summarised by their norms only (see TensorView.norm_only).
     light: bool = False
+    #: False when the step, or one of the HINT_LOOKBACK steps before it that its hints compare
+    #: with, did not measure what the hints read (a continuous run's steps between frames): its
+    #: hints may miss a finding; Session.detail_last makes it whole.
+    hints_whole: bool = True
 
     @_once
     def grad_norm(self) -> float:

@@ -22,7 +22,8 @@ class Rewind:
     A part of :class:`gdtui.engine.session.Session`, which provides what it uses: ``loop``,
     ``step``, ``last``, ``step_count``, ``losses``, ``scalar_path``, the controls ``mode``,
     ``grad_source`` and ``skip_zero_grad``, and ``_history``, ``_phase``, ``_before``,
-    ``_grads_zero``, ``_replaying``, ``_replay_lrs`` and ``_unchecked_from``.
+    ``_grads_zero``, ``_replaying``, ``_replay_lrs``, ``_unchecked_from``, ``_may_defer`` and
+    ``_measured_streak``.
     """
 
     @property
@@ -57,7 +58,7 @@ class Rewind:
         again from the checkpoint before it; None when there is no record.
         """
         last = self.last
-        if last is None or not last.light or self._phase:
+        if last is None or (not last.light and last.hints_whole) or self._phase:
             return last
         oldest = self._history.oldest_step
         if oldest is None or oldest >= self.step_count:
@@ -80,6 +81,8 @@ class Rewind:
         checkpoint, replay = self._history.go_back(start)
         self._restore(checkpoint.snapshot)
         self.step_count = checkpoint.step
+        whole = checkpoint.record is None or checkpoint.record.hints_whole
+        self._measured_streak = HINT_LOOKBACK if whole else 0
         del self.losses[self.step_count :]
         if self.scalar_path is not None:
             del self.scalar_path[self.step_count + 1 :]
@@ -91,11 +94,11 @@ class Rewind:
         history = self._history
         oldest = history.oldest_step
         at = history.checkpoint_at(target)
-        if target <= oldest or (at.step == target and (at.record is None or not at.record.light)):
+        if target <= oldest or (at.step == target and (at.record is None or (not at.record.light and at.record.hints_whole))):
             return target
         before = history.checkpoint_at(target - 1)
-        if before.step >= target - HINT_LOOKBACK and before.record is not None and not before.record.unchanged:
-            return max(target - 1 - HINT_LOOKBACK, oldest)  # its record was not measured: nor the steps near it
+        if before.step >= target - HINT_LOOKBACK and before.record is not None and not before.record.hints_whole:
+            return max(target - 1 - HINT_LOOKBACK, oldest)  # the steps before it were not all measured
         return target - 1
 
     def _replay(self, steps: list[StepControls], detail: bool = True, purpose: str = "to rewind") -> None:
@@ -140,7 +143,7 @@ class Rewind:
         finite). When they are all finite, or when running the steps since the
         last check again, checked, finds no step that went NaN/Inf (a state
         that overflowed on its own, which a step's check does not look at),
-        returns None. Else returns the record of the first step that went
+        returns None; after the latter, every later step is checked as it runs. Else returns the record of the first step that went
         NaN/Inf, and the session is then just after it. Raises StepError when a
         step fails as it runs again (the scenario is not deterministic).
         """
@@ -151,9 +154,14 @@ class Rewind:
         if self.loop.finite():
             return None
         steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]
+        last = self.last
         self._go_to(start, detail=False)
         for controls in steps:
             self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
             if self.last.nonfinite:
                 return self.last
+        # The optimizer's state overflowed on its own: every later check would run its steps again
+        # to find nothing. Check each step from now on, and keep the last record as it was (whole).
+        self._may_defer = False
+        self._history.last = last
         return None

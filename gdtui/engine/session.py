@@ -19,7 +19,7 @@ import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss
 from gdtui.engine.controls import Controls
-from gdtui.engine.health import first_nonfinite, step_hints, untracked_hints, untracked_tensors
+from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_hints, untracked_tensors
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
@@ -105,6 +105,12 @@ class Session(Controls, Rewind):
         self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
         self._detail = self._hints = True
         self._defer = False  # whether the step in progress may leave its NaN/Inf check to later
+        #: False once a deferred check found the optimizer's state non-finite though no step went
+        #: NaN/Inf: every later check would run its steps again, so each step is checked instead.
+        self._may_defer = True
+        #: How many steps in a row, up to the last, measured what the hints read (see
+        #: StepRecord.hints_whole); the first step has nothing before it to compare with.
+        self._measured_streak = HINT_LOOKBACK
         #: With steps whose NaN/Inf check was deferred: the step count before the first of them.
         self._unchecked_from: int | None = None
         self._grads_zero = all(p.grad is None for p in loop.tensors)
@@ -184,21 +190,25 @@ class Session(Controls, Rewind):
         if whole:
             self._detail = detail
             self._hints = hints
-            self._defer = defer_checks and not detail
+            self._defer = defer_checks and not detail and self._may_defer
             self._checkpoint_seconds = 0.0
-        while True:
-            record = self.step_phase()
-            if record is not None:
-                if whole:
-                    took = self.last_step_seconds = time.perf_counter() - start
-                    self._history.note_step(took - self._checkpoint_seconds)
-                if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
-                    checked = time.perf_counter()
-                    bad = self.check_deferred()  # before the checkpoint that replaces the last one
-                    if bad is None:  # (a replay's time is not the check's)
-                        self._history.note_check(time.perf_counter() - checked)
-                    record = bad or record
-                return record
+        try:
+            record = None
+            while record is None:
+                record = self.step_phase()
+        finally:  # the steps of the phase key are whole
+            self._detail = self._hints = True
+            self._defer = False
+        if whole:
+            took = self.last_step_seconds = time.perf_counter() - start
+            self._history.note_step(took - self._checkpoint_seconds)
+        if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
+            checked = time.perf_counter()
+            bad = self.check_deferred()  # before the checkpoint that replaces the last one
+            if bad is None:  # (a replay's time is not the check's)
+                self._history.note_check(time.perf_counter() - checked)
+            record = bad or record
+        return record
 
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
@@ -268,8 +278,15 @@ class Session(Controls, Rewind):
 
     def _reads_norms(self) -> bool:
         """Whether the light step in progress has a reader of its norms: a stop condition, or the
-        health hints (on with the activation watch) unless the step said no one will see them."""
-        return bool(self.conditions) or (self.watch_activations and self._hints)
+        health hints (on with the activation watch) unless the step said no one will see them and
+        detail_last could measure it again, with the HINT_LOOKBACK steps before it."""
+        return bool(self.conditions) or (self.watch_activations and (self._hints or not self._can_remeasure()))
+
+    def _can_remeasure(self) -> bool:
+        """Whether rewind reaches the checkpoint that running the step in progress again, with the
+        HINT_LOOKBACK steps before it, would start from (see Rewind._rerun_from)."""
+        oldest = self._history.oldest_step
+        return self._history.off is None and oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
 
     def _finish_step(self) -> StepRecord:
         loop = self.loop
@@ -289,6 +306,8 @@ class Session(Controls, Rewind):
         numbers = scalars([loop.loss, *loop.metric_values])
         loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
         previous = self.last
+        hints_whole = read and self._measured_streak >= HINT_LOOKBACK
+        self._measured_streak = self._measured_streak + 1 if read else 0
         skipped = self.skip_zero_grad
         loop.zero_grad(self._step_mode, skip=skipped)
         self._grads_zero = not skipped
@@ -315,6 +334,7 @@ class Session(Controls, Rewind):
             dead_units=dead,
             unchanged=frozen_map(unchanged),
             light=light and (self._has_large or not read),  # an unread step has no updates either
+            hints_whole=hints_whole,
         )
         self.losses.append(loss)
         if read:  # a light step that no hint or condition reads (a quiet headless run) gets none
