@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 RUN_POST_INTERVAL = 0.1
 #: ...and the chart's data at most every this many seconds.
 RUN_CHART_INTERVAL = 0.5
-#: Showing a step (it and the HINT_LOOKBACK steps before it measure more) may cost about this share of a run's time.
+#: Showing a step (the whole step and the HINT_LOOKBACK measured before it) may cost about this
+#: share of a run's time.
 SHOW_SHARE = 0.05
 
 

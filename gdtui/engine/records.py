@@ -208,6 +208,11 @@ class StepRecord:
     #: hints may miss a finding; Session.detail_last makes it whole.
     hints_whole: bool = True
 
+    @property
+    def whole(self) -> bool:
+        """Every tensor summarised in full and the hints whole: nothing for detail_last to redo."""
+        return not self.light and self.hints_whole
+
     @_once
     def grad_norm(self) -> float:
         """The global gradient norm, over every trained tensor (the hints and the stop conditions

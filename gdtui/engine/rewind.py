@@ -58,7 +58,7 @@ class Rewind:
         again from the checkpoint before it; None when there is no record.
         """
         last = self.last
-        if last is None or (not last.light and last.hints_whole) or self._phase:
+        if last is None or last.whole or self._phase:
             return last
         oldest = self._history.oldest_step
         if oldest is None or oldest >= self.step_count:
@@ -94,7 +94,7 @@ class Rewind:
         history = self._history
         oldest = history.oldest_step
         at = history.checkpoint_at(target)
-        if target <= oldest or (at.step == target and (at.record is None or (not at.record.light and at.record.hints_whole))):
+        if target <= oldest or (at.step == target and (at.record is None or at.record.whole)):
             return target
         before = history.checkpoint_at(target - 1)
         if before.step >= target - HINT_LOOKBACK and before.record is not None and not before.record.hints_whole:
@@ -143,8 +143,9 @@ class Rewind:
         finite). When they are all finite, or when running the steps since the
         last check again, checked, finds no step that went NaN/Inf (a state
         that overflowed on its own, which a step's check does not look at),
-        returns None; after the latter, every later step is checked as it runs. Else returns the record of the first step that went
-        NaN/Inf, and the session is then just after it. Raises StepError when a
+        returns None; after the latter, every later step is checked as it runs
+        instead. Else returns the record of the first step that went NaN/Inf,
+        and the session is then just after it. Raises StepError when a
         step fails as it runs again (the scenario is not deterministic).
         """
         start = self._unchecked_from

@@ -175,7 +175,8 @@ class Session(Controls, Rewind):
         and gets no hints, and its large tensors are only checked for NaN and Inf.
 
         ``defer_checks`` is for a run that reads nothing of a light step but
-        its loss and whether it went NaN/Inf (a quiet headless run): when no
+        its loss and whether it went NaN/Inf (a quiet headless run, a
+        continuous run's steps between frames): when no
         hint or condition reads the norms, the large tensors are not read at
         all (that check is one pass over the parameters and gradients, about 5%
         of an Adam step). They are checked once before each rewind checkpoint
