@@ -82,18 +82,17 @@ def same_hints(got, want, step, count=None):
 
 
 class FakeClock:
-    """The pacer's clock: a frame is due every ``every`` steps; the session keeps the real one."""
+    """The pacer's clock, set by the test; the session keeps the real one."""
 
-    def __init__(self, every: float):
+    def __init__(self):
         self.t = 0.0
-        self.every = every
 
     def perf_counter(self) -> float:
         return self.t
 
 
 def test_a_runs_shown_steps_have_the_hints_of_a_run_that_measured_every_step(scenario, monkeypatch):
-    clock = FakeClock(every=7)
+    clock = FakeClock()
     monkeypatch.setattr(pacing, "time", SimpleNamespace(perf_counter=clock.perf_counter))
     session = Session(scenario)
     pacer = FramePacer(interval=6.5)
@@ -349,3 +348,30 @@ def test_a_state_that_overflows_on_its_own_is_looked_for_once(tmp_path):
     plain = PlainLoop(path)
     losses = [plain.step()["loss"] for _ in range(60)]
     assert list(session.losses) == losses
+
+
+class TimedSession:
+    """A stand-in for Session that only takes time: ``seconds(i)`` for its i-th step, on ``clock``."""
+
+    def __init__(self, clock, seconds):
+        self.clock, self.seconds, self.measured = clock, seconds, []
+        self.last_step_seconds = 0.0
+
+    def step(self, detail, defer_checks, hints):
+        took = self.last_step_seconds = self.seconds(len(self.measured))
+        self.measured.append(hints)
+        self.clock.t += took
+        return SimpleNamespace(step=len(self.measured), nonfinite=None)
+
+
+@pytest.mark.parametrize("slow", [None, 0, 500], ids=["steady", "slow-first", "slow-midway"])
+def test_one_slow_step_does_not_make_a_run_measure_every_later_step(monkeypatch, slow):
+    """5 ms steps, one of them 0.6 s: afterwards at most about 2 steps in a frame's 20 measure."""
+    clock = FakeClock()
+    monkeypatch.setattr(pacing, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    session = TimedSession(clock, lambda i: 0.6 if i == slow else 0.005)
+    pacer = FramePacer()
+    for _ in range(2000):
+        if pacer.step(session)[1]:
+            pacer.show(lambda chart, rate: None)
+    assert session.measured[1000:].count(True) < 0.2 * 1000

@@ -55,7 +55,7 @@ class FramePacer:
         self.count = 0
         #: Steps per second since the previous frame, as of the latest frame.
         self.rate: float | None = None
-        self._light_seconds = 0.0  # how long a step that measures nothing takes, smoothed
+        self._light_seconds = 0.0  # how long a step that is not shown takes, smoothed
         # The steps since the last frame that measured or were whole (what showing costs), and their time.
         self._frame_steps = 0
         self._frame_seconds = 0.0
@@ -83,7 +83,7 @@ class FramePacer:
         if measure or shown:
             self._frame_steps += 1
             self._frame_seconds += seconds
-        else:
+        if not shown:  # measured steps too: one slow step must not keep ``soon`` true for good
             self._light_seconds = seconds if not self._light_seconds else 0.9 * self._light_seconds + 0.1 * seconds
         return record, shown
 
