@@ -279,10 +279,13 @@ class SessionJobs:
             if bad is not None:
                 self.trace.rewind(bad.step - 1)
                 self.trace.step(bad)
+                traced = bad.step
                 error, notice = None, nonfinite_notice(bad)
             session.detail_last()
         except StepError as exc:
             error = error or str(exc)
+        if session.step_count < traced:  # a check's replay failed and left the session at a checkpoint
+            self.trace.rewind(session.step_count)
         self.update(error=error, notice=notice, steps_per_s=self.steps_per_s if limit is None else None)
 
     # --- diagnostics and export: results as messages ---------------------------------------

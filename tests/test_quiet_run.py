@@ -247,3 +247,29 @@ def test_the_quiet_cli_run_defers_and_runs_the_steps_since_its_last_check_again(
         assert run_headless(session, 20, quiet=quiet, out=io.StringIO(), err=io.StringIO()) == 3
         counts[quiet] = len(session.scenario.namespace["calls"])
     assert counts == {False: 1 + 7, True: 1 + 8 + 7}
+
+
+def test_ctrl_c_in_the_middle_of_a_step_still_finds_the_first_nonfinite_step(tmp_path):
+    """Ctrl-C lands in step 9's loss: the quiet run undoes that step, checks, and stops at step 7."""
+    path = tmp_path / "interrupted.py"
+    path.write_text(OVERFLOWS.format(check="pass").replace(
+        "def loss_fn(pred, y):\n", "calls = 0\ndef loss_fn(pred, y):\n    global calls\n    calls += 1\n"
+        "    if calls == 9:\n        raise KeyboardInterrupt\n"
+    ).replace("return pred.sum()", "return torch.nan_to_num(pred).sum()"))
+    k, w = first_nonfinite_step(path)
+    session = Session(path, watch_activations=False, checkpoint_every=100)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_headless(session, 20, quiet=True, out=out, err=err) == 3
+    assert k == 7 and session.step_count == 7 and session.loop.tensors[0].tolist() == w
+    assert "step 7: w became NaN/Inf" in err.getvalue()
+
+
+def test_once_checks_stop_for_a_state_that_overflows_on_its_own_they_cost_the_checkpoints_nothing(tmp_path):
+    path = tmp_path / "state_overflow.py"
+    path.write_text("import torch\nw = torch.zeros(100, requires_grad=True)\nmodel = lambda x: x * w\n"
+                    "loss_fn = lambda pred, y: (pred * 1e25).sum()\ndata = (torch.ones(100), torch.zeros(100))\n"
+                    "optimizer = torch.optim.Adam([w], lr=1e-3)\n")
+    session = Session(path, watch_activations=False, checkpoint_every=3)
+    for _ in range(4):
+        session.step(detail=False, defer_checks=True)
+    assert not session._may_defer and session._history._check_seconds == 0.0  # not the replay's time

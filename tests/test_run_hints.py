@@ -375,3 +375,52 @@ def test_one_slow_step_does_not_make_a_run_measure_every_later_step(monkeypatch,
         if pacer.step(session)[1]:
             pacer.show(lambda chart, rate: None)
     assert session.measured[1000:].count(True) < 0.2 * 1000
+
+
+def test_after_a_state_overflow_check_the_next_measured_steps_hints_still_say_what_they_miss(tmp_path):
+    """The check's replay measured the steps it ran; the record it puts back did not: the steps
+    after it must not count those replays as measured (the frozen hint would go missing)."""
+    path = tmp_path / "state_overflow.py"
+    path.write_text(STATE_OVERFLOW.replace("model = lambda x: x * w", "unused = torch.zeros(100, requires_grad=True)\n"
+                                            "model = lambda x: x * w + 0.0 * unused")
+                    .replace("Adam([w]", "Adam([w, unused]"))
+    want = whole_run(path, 5)[-1]
+    assert "frozen" in kinds(want.hints)
+    session = Session(path, checkpoint_every=3)
+    run_pattern(session, 0, 2)
+    session.step(detail=False, hints=False, defer_checks=True)  # 3, unmeasured; the check after it replays
+    assert not session.last.unchanged
+    run_pattern(session, 0, 2)
+    assert not session.last.hints_whole
+    assert kinds(session.detail_last().hints) == kinds(want.hints)
+
+
+#: The run's check finds w went -inf at step 7 and runs steps 4..7 again, but the forward fails
+#: the second time (CALL is the number of the forward that fails).
+FAILS_AGAIN = HIDDEN_OVERFLOW.replace("model = lambda x: x * w", """calls = 0
+def model(x):
+    global calls
+    calls += 1
+    if calls == CALL:
+        raise RuntimeError("the second time differs")
+    return x * w""")
+
+
+def test_a_check_whose_replay_fails_leaves_the_log_where_the_session_is(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(FAILS_AGAIN.replace("CALL", "-1"))
+    loaded = Session(probe).loop.sc.namespace["calls"]  # the forwards that loading makes
+    path = tmp_path / "fails_again.py"
+    path.write_text(FAILS_AGAIN.replace("CALL", str(loaded + 9 + 1)))  # the check's first replayed forward
+    session = Session(path, checkpoint_every=3)
+    posted = []
+    jobs = SessionJobs(session, TraceLog(None, seed=0), posted.append)
+    jobs.run()
+    error = posted[-1].error
+    assert "not deterministic" in error and error.endswith(f"back at step {session.step_count}")
+    assert 3 <= session.step_count < 9  # a checkpoint the replay reached; the run had logged 9 steps
+    jobs.trace.flush()
+    steps = timeline(read_trace(jobs.trace.path))
+    jobs.trace.end(session)
+    plain = PlainLoop(probe)
+    assert [s["loss"] for s in steps] == [plain.step()["loss"] for _ in range(session.step_count)]

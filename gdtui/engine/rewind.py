@@ -145,17 +145,19 @@ class Rewind:
         that overflowed on its own, which a step's check does not look at),
         returns None; after the latter, every later step is checked as it runs
         instead. Else returns the record of the first step that went NaN/Inf,
-        and the session is then just after it. Raises StepError when a
-        step fails as it runs again (the scenario is not deterministic).
+        and the session is then just after it. A step in progress is undone
+        first (a run stopped in it). Raises StepError when a step fails as it runs again (the scenario is not deterministic).
         """
+        if self._unchecked_from is not None and self._phase:
+            self._abandon_step()  # the run stops mid-step (Ctrl-C landed in it): its start is what to check
         start = self._unchecked_from
-        if start is None or self._phase:
+        if start is None:
             return None
         self._unchecked_from = None
         if self.loop.finite():
             return None
         steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]
-        last = self.last
+        last, streak = self.last, self._measured_streak
         self._go_to(start, detail=False)
         for controls in steps:
             self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
@@ -164,5 +166,5 @@ class Rewind:
         # The optimizer's state overflowed on its own: every later check would run its steps again
         # to find nothing. Check each step from now on, and keep the last record as it was (whole).
         self._may_defer = False
-        self._history.last = last
+        self._history.last, self._measured_streak = last, streak
         return None

@@ -206,8 +206,8 @@ class Session(Controls, Rewind):
         if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
             checked = time.perf_counter()
             bad = self.check_deferred()  # before the checkpoint that replaces the last one
-            if bad is None:  # (a replay's time is not the check's)
-                self._history.note_check(time.perf_counter() - checked)
+            if bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
+                self._history.note_check(time.perf_counter() - checked if self._may_defer else 0.0)
             record = bad or record
         return record
 
