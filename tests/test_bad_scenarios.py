@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import BAD, read_trace
+from conftest import BAD, SCENARIOS, read_trace
 from gdtui.cli import main
 from gdtui.engine import ScenarioError, Session, StepError
 
@@ -102,8 +102,6 @@ def test_ctrl_c_writes_the_end_line_and_exits_130(tmp_path):
     import sys
     import time
 
-    from conftest import SCENARIOS
-
     trace = tmp_path / "t.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gdtui", str(SCENARIOS / "not_gate.py"), "--headless", "--steps", "10000000",
@@ -130,3 +128,43 @@ def test_a_1e8_element_tensor_steps_with_rewind_off_and_a_small_trace(tmp_path):
     losses = [x["loss"] for x in lines if x["event"] == "step"]
     assert losses == pytest.approx([1.0, 0.25, 0.0625], rel=1e-5)  # the distance to 1 halves each step
     assert lines[-1]["event"] == "end" and lines[-1]["reason"] == "steps"
+
+
+def test_ctrl_c_while_a_step_line_is_written_still_counts_it(tmp_path, monkeypatch, capsys):
+    """SIGINT arrives as the 5th step line is flushed (Python raises it when the flush returns):
+    the end line counts the 5 lines the trace holds, as does stderr."""
+    import os
+    import signal
+
+    from gdtui.engine.trace import TraceWriter
+
+    write_step = TraceWriter.step
+
+    def step(self, record):
+        if self.steps == 4:
+            real = self._file
+
+            class Interrupted:
+                def write(self, text):
+                    return real.write(text)
+
+                def flush(self):
+                    real.flush()
+                    os.kill(os.getpid(), signal.SIGINT)
+
+            self._file = Interrupted()
+            try:
+                write_step(self, record)
+            finally:
+                self._file = real
+        else:
+            write_step(self, record)
+
+    monkeypatch.setattr(TraceWriter, "step", step)
+    trace = tmp_path / "t.jsonl"
+    path = SCENARIOS / "not_gate.py"
+    assert main([str(path), "--headless", "--steps", "1000", "--quiet", "--trace", str(trace)]) == 130
+    lines = read_trace(trace)
+    assert sum(line["event"] == "step" for line in lines) == 5
+    assert lines[-1] == {"event": "end", "steps": 5, "reason": "interrupted"}
+    assert capsys.readouterr().err == "interrupted after 5 steps\n"

@@ -5,7 +5,11 @@ Exit statuses: 0 done, 1 a gradient check failed, 2 scenario error, 3 NaN/Inf, 1
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from gdtui.engine.loop import StepError
@@ -31,6 +35,45 @@ def step_line(r: StepRecord, batches: bool = False) -> str:
         if view.flat is not None and view.numel <= LINE_VALUES:
             parts.append(f"{name} {format_values(view.values, 6)}")
     return "  ".join(parts)
+
+
+class _CtrlC:
+    """Ctrl-C raises KeyboardInterrupt as usual, except inside :meth:`held`, where it waits for the
+    block's end: a step's count and its trace line go together (Python raises a pending
+    KeyboardInterrupt as soon as a C call returns, so one landing in the line's write left the
+    trace's end line a step short). Only on the main thread, where SIGINT has Python's own handler.
+    """
+
+    def __init__(self) -> None:
+        self._held = self._pending = False
+        self._previous = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if not self._held:
+            raise KeyboardInterrupt
+        self._pending = True
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
 
 
 def run_headless(
@@ -86,51 +129,53 @@ def run_headless(
             return stop_error(exc)
         return stop_nonfinite(bad) if bad else None
 
-    try:
-        for _ in range(steps):
-            try:
-                # A quiet run checks large tensors for NaN/Inf at each checkpoint, not each step (see
-                # Session.step); before it stops for any other reason, settle finds the first bad step.
-                record = session.step(detail=detail, defer_checks=True)
-            except StepError as exc:
-                stopped = settle()
-                return stop_error(exc) if stopped is None else stopped
-            done += 1
-            if trace:
-                trace.step(record)
-            if not quiet:
-                print(step_line(record, batches), file=out, flush=True)
-                if hints:
-                    for hint in record.hints:
-                        print(f"       ! {hint.message}", file=out)
-            if record.nonfinite:
-                stopped = settle()
-                return stop_nonfinite(record) if stopped is None else stopped
-            hits = session.triggered(record)
-            if hits:
-                stopped = settle()
-                if stopped is not None:
-                    return stopped
-                if quiet:
-                    print(step_line(record, batches), file=out)
-                print(f"stopped after step {record.step}: {hits[0].text}", file=out)
-                if trace:
-                    trace.end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
-                return EXIT_OK
-        stopped = settle()
-        if stopped is not None:
-            return stopped
-    except KeyboardInterrupt:
+    with _CtrlC() as ctrl_c:
         try:
-            stopped = settle()  # between two steps: a checked run would have stopped at the NaN already
+            for _ in range(steps):
+                try:
+                    # A quiet run checks large tensors for NaN/Inf at each checkpoint, not each step (see
+                    # Session.step); before it stops for any other reason, settle finds the first bad step.
+                    record = session.step(detail=detail, defer_checks=True)
+                except StepError as exc:
+                    stopped = settle()
+                    return stop_error(exc) if stopped is None else stopped
+                with ctrl_c.held():  # a Ctrl-C waits until the step is counted and traced
+                    done += 1
+                    if trace:
+                        trace.step(record)
+                if not quiet:
+                    print(step_line(record, batches), file=out, flush=True)
+                    if hints:
+                        for hint in record.hints:
+                            print(f"       ! {hint.message}", file=out)
+                if record.nonfinite:
+                    stopped = settle()
+                    return stop_nonfinite(record) if stopped is None else stopped
+                hits = session.triggered(record)
+                if hits:
+                    stopped = settle()
+                    if stopped is not None:
+                        return stopped
+                    if quiet:
+                        print(step_line(record, batches), file=out)
+                    print(f"stopped after step {record.step}: {hits[0].text}", file=out)
+                    if trace:
+                        trace.end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
+                    return EXIT_OK
+            stopped = settle()
+            if stopped is not None:
+                return stopped
         except KeyboardInterrupt:
-            stopped = None
-        if stopped is not None:
-            return stopped
-        print(f"interrupted after {done} steps", file=err)
-        if trace:
-            trace.end(trace.steps, "interrupted")  # Ctrl-C may land between a step and its line
-        return EXIT_INTERRUPTED
+            try:
+                stopped = settle()  # between two steps: a checked run would have stopped at the NaN already
+            except KeyboardInterrupt:
+                stopped = None
+            if stopped is not None:
+                return stopped
+            print(f"interrupted after {done} steps", file=err)
+            if trace:
+                trace.end(done, "interrupted")
+            return EXIT_INTERRUPTED
     if quiet:
         print(step_line(record, batches) if record else "0 steps", file=out)
     if trace:
