@@ -200,7 +200,12 @@ class SessionJobs:
         self.update(notice=nonfinite_notice(record))
 
     def rewind(self) -> None:
-        undone = self.session.rewind(1)
+        try:
+            undone = self.session.rewind(1)
+        except StepError as exc:  # a step ran differently again: the session is back at a checkpoint
+            self.trace.rewind(self.session.step_count)
+            self.update(error=str(exc))
+            return
         if undone:
             self.trace.rewind(self.session.step_count)
         self.update(notice=None if undone else "nothing to rewind")

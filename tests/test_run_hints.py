@@ -424,3 +424,41 @@ def test_a_check_whose_replay_fails_leaves_the_log_where_the_session_is(tmp_path
     jobs.trace.end(session)
     plain = PlainLoop(probe)
     assert [s["loss"] for s in steps] == [plain.step()["loss"] for _ in range(session.step_count)]
+
+
+def test_a_stop_condition_added_during_a_step_leaves_it_consistently_unmeasured(scenario):
+    """The k screen can add a condition while a run steps: the step in progress settled before its
+    update that it measures nothing, and says so; the next one measures for the condition."""
+    session = Session(scenario)
+    run_pattern(session, 0, HINT_LOOKBACK)
+    update = session.loop.update
+
+    def add_then_update(mode, lrs):
+        if not session.conditions:
+            session.add_condition('update_ratio["body.0.weight"] > 10')
+        update(mode, lrs)
+
+    session.loop.update = add_then_update
+    record = session.step(detail=False, hints=False, defer_checks=True)
+    assert not record.unchanged and not record.hints_whole and record.hints == ()
+    after = session.step(detail=False, hints=False, defer_checks=True)
+    assert after.unchanged and math.isfinite(after.update_ratio("body.0.weight"))
+
+
+def test_a_rewind_whose_replay_fails_says_so_and_takes_the_log_back(tmp_path):
+    path = tmp_path / "fails_again.py"
+    path.write_text(FAILS_AGAIN.replace("lr=5e37", "lr=0.1").replace("CALL", "LOADED + 4"))
+    probe = tmp_path / "probe.py"
+    probe.write_text(FAILS_AGAIN.replace("CALL", "-1"))
+    loaded = Session(probe).loop.sc.namespace["calls"]
+    path.write_text(path.read_text().replace("LOADED", str(loaded)))  # the 1st forward a rewind replays
+    session = Session(path, checkpoint_every=100)
+    posted = []
+    jobs = SessionJobs(session, TraceLog(None, seed=0), posted.append)
+    jobs.steps(3)
+    jobs.rewind()
+    assert "not deterministic" in posted[-1].error and session.step_count == 0
+    jobs.trace.flush()
+    steps = timeline(read_trace(jobs.trace.path))
+    jobs.trace.end(session)
+    assert steps == []

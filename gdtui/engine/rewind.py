@@ -154,6 +154,9 @@ class Rewind:
         if start is None:
             return None
         self._unchecked_from = None
+        # (a checkpoint that a replay took may have pushed the one there out of the budget: the
+        # steps before the oldest cannot run again, and the search starts there)
+        start = max(start, self._history.oldest_step)
         if self.loop.finite():
             return None
         steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]

@@ -103,7 +103,7 @@ class Session(Controls, Rewind):
         self._before: list[torch.Tensor | None] | None = None
         #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
         self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
-        self._detail = self._hints = True
+        self._detail = self._hints = self._reads = True
         self._defer = False  # whether the step in progress may leave its NaN/Inf check to later
         #: False once a deferred check found the optimizer's state non-finite though no step went
         #: NaN/Inf: every later check would run its steps again, so each step is checked instead.
@@ -234,6 +234,9 @@ class Session(Controls, Rewind):
             elif phase == "update":
                 self._step_mode = self.mode
                 self._step_lrs = self._replay_lrs or tuple(self.lrs_for(self._step_mode))
+                # Whether this step measures is settled here, before the update: a stop condition
+                # added meanwhile (the k screen, during a run) must not find no copy to measure with.
+                self._reads = self._detail or self._reads_norms()
                 self._before = self._copies_before_update()
                 loop.update(self._step_mode, self._step_lrs)
             else:
@@ -266,7 +269,7 @@ class Session(Controls, Rewind):
         into the change: no new memory a step (a fresh copy of a large model costs more in page
         faults than the copy itself). They never hold a checkpoint's tensors.
         """
-        if not (self._detail or self._reads_norms()):
+        if not self._reads:
             return [None] * len(self.loop.tensors)
         buffers = self._before_buffers
         copies: list[torch.Tensor | None] = []
@@ -293,7 +296,7 @@ class Session(Controls, Rewind):
         loop = self.loop
         tensors, names = loop.tensors, loop.names
         light = not self._detail
-        read = not light or self._reads_norms()  # whether anyone reads this step's norms and hints
+        read = self._reads  # whether anyone reads this step's norms and hints
         large = "full" if not light else ("norm" if read else "finite")
         if large == "finite" and self._defer and self._has_large and self._history.off is None:
             # (asked now, not when the step began: rewind may have turned off at its checkpoint)
