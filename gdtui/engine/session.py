@@ -5,7 +5,7 @@ controls. Every finished step returns a frozen :class:`StepRecord`; the screen
 asks for a :class:`SessionState` when it wants to draw. The controls (learning
 rate, modes, stop conditions) are :class:`gdtui.engine.controls.Controls`; going
 back (rewind, detail_last, the quiet run's deferred check) is
-:class:`gdtui.engine.rewind.Rewind`.
+:class:`gdtui.engine.rewind.Rewind`; what the screen is given, :class:`gdtui.engine.views.Views`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss
 from gdtui.engine.controls import Controls
-from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_hints, untracked_tensors
+from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError
-from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, frozen_map
+from gdtui.engine.records import PHASES, GradSource, Mode, StepRecord, frozen_map
 from gdtui.engine.rewind import Rewind
+from gdtui.engine.views import Views
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
 
@@ -35,7 +36,7 @@ MB = 2**20
 LIGHT_VALUES = 64
 
 
-class Session(Controls, Rewind):
+class Session(Controls, Rewind, Views):
     """Step a scenario phase by phase, switch modes, rewind and reset.
 
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
@@ -375,41 +376,3 @@ class Session(Controls, Rewind):
     def _scalar_values(self) -> list[float]:
         views = summarize(self.loop.tensors, 2)
         return [v for view in views for v in flat_values(view.values)]
-
-    def state(self) -> SessionState:
-        """What the screen shows now: current values, grads and controls. One host transfer."""
-        loop = self.loop
-        tensors = loop.tensors
-        last = self.last
-        if self._phase == 0 and last is not None and not last.light and self._history.oldest_step is not None:
-            # Between steps the tensors hold what the last record says: summarise only the grads.
-            params = last.params
-            grads = frozen_map(dict(zip(loop.names, summarize([t.grad for t in tensors], self.max_values))))
-        else:
-            views = summarize(tensors + [t.grad for t in tensors], self.max_values)
-            params = frozen_map(dict(zip(loop.names, views[: len(tensors)])))
-            grads = frozen_map(dict(zip(loop.names, views[len(tensors) :])))
-        loss = scalars([loop.loss])[0] if loop.loss is not None else (last.loss if last else None)
-        return SessionState(
-            title=loop.sc.title,
-            path=str(self.path),
-            device=str(loop.sc.device),
-            step=self.step_count,
-            next_phase=self.next_phase,
-            epoch=loop.epoch if self._phase else (last.epoch if last else None),
-            batch=loop.batch if self._phase else (last.batch if last else None),
-            mode=self.mode,
-            grad_source=self.grad_source,
-            lr=self.lr,
-            loss=loss,
-            params=params,
-            grads=grads,
-            last=last,
-            rewind_depth=self.rewind_depth,
-            history_note=self.history_note,
-            has_grad_fn=loop.sc.grad_fn is not None,
-            notes=self.notes,
-            hints=last.hints if last else untracked_hints(self.untracked),
-            skip_zero_grad=self.skip_zero_grad,
-            conditions=self.condition_texts,
-        )
