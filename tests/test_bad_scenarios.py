@@ -139,9 +139,12 @@ def test_ctrl_c_while_a_step_line_is_written_still_counts_it(tmp_path, monkeypat
     from gdtui.engine.trace import TraceWriter
 
     write_step = TraceWriter.step
+    written = 0
 
     def step(self, record):
-        if self.steps == 4:
+        nonlocal written
+        written += 1
+        if written == 5:
             real = self._file
 
             class Interrupted:

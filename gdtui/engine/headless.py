@@ -167,7 +167,7 @@ def run_headless(
                 return stopped
         except KeyboardInterrupt:
             try:
-                stopped = settle()  # between two steps: a checked run would have stopped at the NaN already
+                stopped = settle()  # a checked run would have stopped at the NaN already (mid-step too)
             except KeyboardInterrupt:
                 stopped = None
             if stopped is not None:

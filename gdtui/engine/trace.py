@@ -58,8 +58,6 @@ class TraceWriter:
         #: The first step written without its tensors, once the log has reached ``tensor_bytes``.
         self.tensors_left_out_from: int | None = None
         self._bytes = 0
-        #: Step lines written so far: what an end line written after Ctrl-C must count.
-        self.steps = 0
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     @classmethod
@@ -126,7 +124,6 @@ class TraceWriter:
             self.tensors_left_out_from = r.step
         event["metrics"] = dict(r.metrics)
         self._write(event)
-        self.steps += 1
 
     def rewind(self, step: int) -> None:
         """The timeline goes back to just after ``step``: later step lines no longer count."""
