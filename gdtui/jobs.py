@@ -257,6 +257,14 @@ class SessionJobs:
         done = 0
         traced = session.step_count  # the last step the trace has
         error = notice = None
+
+        def log(record: StepRecord) -> None:
+            nonlocal traced
+            if record.step <= traced:  # a check found an earlier step went NaN/Inf: the log goes back to it
+                self.trace.rewind(record.step - 1)
+            self.trace.step(record)
+            traced = record.step
+
         while not stop.is_set() and (limit is None or done < limit):
             # Steps between two frames are light (see Session.step); the last one is made whole below.
             try:
@@ -266,10 +274,7 @@ class SessionJobs:
             except StepError as exc:
                 error = str(exc)
                 break
-            if record.step <= traced:  # a check found an earlier step went NaN/Inf
-                self.trace.rewind(record.step - 1)
-            self.trace.step(record)
-            traced = record.step
+            log(record)
             done += 1
             notice = nonfinite_notice(record) or (break_notice(session, record) if limit is None else None)
             if notice:
@@ -282,9 +287,7 @@ class SessionJobs:
             # now, and stop at the first step that went NaN/Inf, as a run that checked each one would.
             bad = session.check_deferred()
             if bad is not None:
-                self.trace.rewind(bad.step - 1)
-                self.trace.step(bad)
-                traced = bad.step
+                log(bad)
                 error, notice = None, nonfinite_notice(bad)
             session.detail_last()
         except StepError as exc:

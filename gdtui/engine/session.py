@@ -290,8 +290,8 @@ class Session(Controls, Rewind, Views):
     def _can_remeasure(self) -> bool:
         """Whether rewind reaches the checkpoint that running the step in progress again, with the
         HINT_LOOKBACK steps before it, would start from (see Rewind._rerun_from)."""
-        oldest = self._history.oldest_step
-        return self._history.off is None and oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
+        oldest = self._history.oldest_step  # None with rewind off
+        return oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
 
     def _finish_step(self) -> StepRecord:
         loop = self.loop
