@@ -390,7 +390,7 @@ def make_app(
             if setup is not None:
                 setup(session)
         except ConditionError as exc:
-            return session, f"{exc}; b sets breakpoints"
+            return session, f"{exc}; k sets breakpoints"
         return session, None
 
     return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=max_values)

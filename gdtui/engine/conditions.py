@@ -10,6 +10,12 @@ evaluated by walking its tree: there is no ``eval``. It may use:
   ``param_norm["w"]``, ``update_ratio["w"]`` for one trained tensor;
 - numbers, ``+ - * / ** %``, comparisons (chains too), ``and``, ``or``, ``not``;
 - ``abs``, ``min``, ``max``, ``sqrt``, ``log10``, ``isnan``, ``isinf``, ``isfinite``.
+
+Evaluation is bounded, because it runs after every step in the step worker and
+a huge integer power there holds the interpreter (keys and signals included)
+until it ends: every number is a float, so ``9**9**9`` is ``inf`` at once; an
+expression is at most :data:`MAX_CHARS` characters and :data:`MAX_DEPTH`
+levels deep; and each function call is checked for its number of arguments.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ FUNCTIONS = {
     "isinf": math.isinf,
     "isfinite": math.isfinite,
 }
+#: How many arguments each function takes: (fewest, most); None is "no limit".
+ARITY = {name: (1, 1) for name in FUNCTIONS} | {"min": (2, None), "max": (2, None)}
+#: The longest expression accepted, in characters, and its deepest nesting.
+MAX_CHARS = 1000
+MAX_DEPTH = 100
 _BINARY = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -78,16 +89,27 @@ def parse_condition(
 ) -> Condition:
     """Parse and check ``text``; raise ConditionError naming the problem and what is allowed."""
     metrics, tensors = set(metrics), set(tensors)
+    if len(text.strip()) > MAX_CHARS:
+        raise ConditionError(f"{text.strip()[:40]!r}…: {len(text.strip())} characters is too long for a stop condition; "
+                             f"keep it under {MAX_CHARS}, or split it into several breakpoints")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ConditionError(f"{text!r}: {exc.msg} at column {exc.offset}; write a comparison such as loss < 0.001") from None
+    except (RecursionError, MemoryError):
+        raise ConditionError(f"{text.strip()[:40]!r}…: nested too deeply; keep it under {MAX_DEPTH} levels") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise ConditionError(f"{text.strip()[:40]!r}…: nested more than {MAX_DEPTH} levels deep; write it more simply, "
+                             "or split it into several breakpoints")
     names = set(SCALARS) | metrics
     subscripts = [n for n in ast.walk(tree) if isinstance(n, ast.Subscript)]
     keys = {id(n.slice) for n in subscripts}
     indexed = {id(n.value) for n in subscripts}
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         _check_node(node, text, names, tensors)
+        if isinstance(node, ast.Name) and node.id in FUNCTIONS and node.id not in names and id(node) not in called:
+            raise ConditionError(f"{text!r}: {node.id} is a function; call it, as in {_example(node.id)}")
         if isinstance(node, ast.Name) and node.id in ("param_norm", "update_ratio") and id(node) not in indexed:
             raise ConditionError(f"{text!r}: {node.id} needs a tensor name, as in {node.id}[\"w\"]")
         if isinstance(node, ast.Constant) and id(node) not in keys:
@@ -117,27 +139,70 @@ def _check_node(node: ast.AST, text: str, names: set[str], tensors: set[str]) ->
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
             raise ConditionError(f"{text!r}: only {', '.join(FUNCTIONS)} can be called")
+        fewest, most = ARITY[node.func.id]
+        if not fewest <= len(node.args) <= (most if most is not None else len(node.args)):
+            wanted = f"{fewest} argument" if fewest == most else f"{fewest} or more arguments"
+            raise ConditionError(f"{text!r}: {node.func.id} takes {wanted}, not {len(node.args)}; "
+                                 f"write {_example(node.func.id)}")
+
+
+def _example(function: str) -> str:
+    return f"{function}(loss, 1)" if ARITY[function][1] is None else f"{function}(loss)"
+
+
+def _depth(tree: ast.Expression) -> int:
+    """How deeply the expressions of ``tree`` nest, counted without recursion (the tree may be deep)."""
+    deepest, stack = 0, [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr))
+    return deepest
+
+
+def _number(value: Any) -> Any:
+    """An int or bool as a float, so no operation can build a huge integer; other values as they are."""
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
+def _power(base: float, exponent: float) -> float:
+    """``base ** exponent`` in floats, as IEEE 754's pow: inf on overflow, NaN where undefined (never complex)."""
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        odd = exponent.is_integer() and exponent % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
+    except ValueError:  # 0 to a negative power, or a negative base to a fractional one
+        return math.inf if base == 0 else math.nan
 
 
 def _evaluate(node: ast.AST, env: dict[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
-        return node.value
+        return _number(node.value)
     if isinstance(node, ast.Name):
-        if node.id in FUNCTIONS and node.id not in env:
-            return FUNCTIONS[node.id]
-        return env[node.id]
+        return _number(env[node.id])
     if isinstance(node, ast.Subscript):
-        return env["tables"][node.value.id][node.slice.value]
+        return _number(env["tables"][node.value.id][node.slice.value])
     if isinstance(node, ast.UnaryOp):
         value = _evaluate(node.operand, env)
         if isinstance(node.op, ast.Not):
             return not value
+        value = _number(value)
         return -value if isinstance(node.op, ast.USub) else +value
     if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, env), _evaluate(node.right, env)
+        left, right = _number(_evaluate(node.left, env)), _number(_evaluate(node.right, env))
+        if isinstance(node.op, ast.Pow):
+            return _power(left, right)
         try:
             return _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
+            if isinstance(node.op, ast.Mod):
+                return math.nan
             return math.nan if left == 0 else math.copysign(math.inf, left)
         except OverflowError:
             return math.inf
@@ -154,7 +219,7 @@ def _evaluate(node: ast.AST, env: dict[str, Any]) -> Any:
             left = right
         return True
     if isinstance(node, ast.Call):
-        return FUNCTIONS[node.func.id](*(_evaluate(a, env) for a in node.args))
+        return FUNCTIONS[node.func.id](*(_number(_evaluate(a, env)) for a in node.args))
     raise TypeError(type(node).__name__)
 
 
