@@ -98,9 +98,11 @@ def _leave_now_if_a_step_is_stuck(status: int) -> None:
 def run(args: argparse.Namespace, options: dict, trace) -> int:
     """The headless run: steps, then the diagnostics asked for. Returns the exit status."""
     from gdtui.engine import ScenarioError, Session
+    from gdtui.engine.ascii import fall_back_to_ascii
     from gdtui.engine.conditions import ConditionError
     from gdtui.engine.headless import EXIT_CHECK_FAILED, EXIT_OK, run_headless
 
+    fall_back_to_ascii(sys.stdout, sys.stderr)  # a C locale cannot print ‖g‖: spell it |g|, never raise
     try:
         session = Session(args.scenario, **options)
         configure(session, args)
