@@ -91,6 +91,9 @@ class Loop:
                 raise StepError((sc.error(
                     f"data yielded {a_type(item)} as a batch; each batch must be (inputs, targets)", "data"
                 )))
+            if any(isinstance(v, torch.Tensor) and v.is_meta for v in item):
+                raise StepError(sc.error("data yielded a batch on the meta device, which holds shapes but no values; "
+                                         "yield tensors with values", "data"))
             self.inputs, self.targets = (v.to(sc.device) if isinstance(v, torch.Tensor) else v for v in item)
         else:
             self.inputs, self.targets = sc.full_batch
@@ -126,6 +129,12 @@ class Loop:
                 f"{who} returned a tensor of shape {tuple(loss.shape)}; the loss must be a scalar (try .mean())",
                 "loss_fn", "loss",
             )))
+        if loss.is_complex():
+            raise StepError(sc.error(
+                f"{who} returned a complex loss ({str(loss.dtype).removeprefix('torch.')}); gradient descent needs a "
+                "real one: return its .abs() ** 2 or its .real",
+                "loss_fn", "loss",
+            ))
         if not loss.requires_grad:
             raise StepError((sc.error(
                 f"{who} returned a tensor with no grad (it does not depend on any trained tensor); "
@@ -284,6 +293,13 @@ class Loop:
                         f"{'it' if len(unused) == 1 else 'them'}; remove it from the optimizer or use it in the model",
                         self.sc.path,
                         self.sc.line("optimizer", "params"),
+                    )
+                sparse = [n for n, p in zip(self.names, self.tensors) if p.grad is not None and p.grad.layout != torch.strided]
+                if sparse:
+                    raise self.sc.error(
+                        f"{', '.join(sparse)} {'gets' if len(sparse) == 1 else 'get'} sparse gradients "
+                        "(nn.Embedding(sparse=True) makes them); gdtui steps dense gradients only: use sparse=False",
+                        "model", "loss",
                     )
                 if self.sc.grad_fn is not None:
                     self.backward("grad_fn")

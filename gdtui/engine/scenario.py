@@ -193,6 +193,8 @@ def _read_data(ns: dict[str, Any], sc: Scenario) -> None:
     data = ns["data"]
     if _is_tensor_pair(data):
         x, y = data
+        if x.is_meta or y.is_meta:
+            raise sc.error("data is on the meta device, which holds shapes but no values; create it with values", "data")
         if x.dim() > 0 and y.dim() > 0 and x.shape[0] != y.shape[0]:
             raise sc.error(
                 f"data has {x.shape[0]} inputs but {y.shape[0]} targets (shapes {tuple(x.shape)} and {tuple(y.shape)}); "
@@ -311,6 +313,11 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
         if not callable(loss_fn):
             raise sc.error(f"loss_fn is {a_type(loss_fn)}; make it a function loss_fn(pred, target)", "loss_fn")
         if isinstance(model, nn.Module):
+            on_meta = next((n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta), None)
+            if on_meta is not None:
+                raise sc.error(f"the model's {on_meta} is on the meta device, which holds shapes but no values; "
+                               "build the model on a real device, or call model.to_empty(device='cpu') and initialise it",
+                               "model")
             model.to(dev)
         sc.model, sc.loss_fn = model, loss_fn
         _read_data(ns, sc)
@@ -333,6 +340,13 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
             raise sc.error(f"trained tensor `{name}` does not require grad; create it with requires_grad=True", var, "params")
         if not t.is_leaf:
             raise sc.error(f"trained tensor `{name}` is not a leaf (it was computed from other tensors); use .detach().requires_grad_()", var)
+        if t.is_meta:
+            raise sc.error(f"trained tensor `{name}` is on the meta device, which holds a shape but no values; "
+                           "create it with values (torch.zeros, torch.randn)", var)
+        if t.is_complex():
+            raise sc.error(f"trained tensor `{name}` is complex ({str(t.dtype).removeprefix('torch.')}); gdtui trains real "
+                           "tensors only: train torch.view_as_real(z) as a real tensor and use torch.view_as_complex(...) "
+                           "in the loss", var)
         if t.device != dev:
             raise sc.error(
                 f"trained tensor `{name}` is on {t.device} but --device is {dev}; create it with torch.tensor/zeros/randn, "
