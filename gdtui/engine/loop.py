@@ -17,6 +17,7 @@ import torch
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.errors import ScenarioError, a_type, error_from
 from gdtui.engine.scenario import Scenario
+from gdtui.engine.scenario_state import ScenarioState
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
 from gdtui.engine.summarize import summarize
 
@@ -59,6 +60,11 @@ class Loop:
         self.optimizer = scenario.optimizer
         self.stream = BatchStream(scenario.batches) if scenario.batches is not None else None
         self.groups: list[list[int]] = self._group_indices()
+        #: What the scenario keeps in its namespace besides these: saved and restored with each snapshot.
+        self.state = ScenarioState(
+            scenario.namespace, self.tensors + self.buffers, self.optimizer,
+            scenario.namespace.get("data") if scenario.batches is not None or scenario.full_batch is not None else None,
+        )
         self.watch = DeadUnitWatch(scenario.model) if watch_activations and scenario.model is not None else None
         self.clear()
 
@@ -219,11 +225,14 @@ class Loop:
         return RngState.capture(self.stream.generators if self.stream else ())
 
     def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None, spares: Spares = NO_SPARES) -> Snapshot:
-        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous, spares)
+        return Snapshot.capture(
+            self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous, spares, self.state
+        )
 
     def snapshot_nbytes(self, grads_known_zero: bool) -> int:
         """About how many bytes of tensors a snapshot now would hold (its RNG states and records aside)."""
         size = tensor_nbytes(self.tensors + self.buffers) + tensor_nbytes(list(self.optimizer.state.values()))
+        size += self.state.nbytes_estimate()
         if not grads_known_zero:
             size += tensor_nbytes([t.grad for t in self.tensors])
         return size
@@ -236,7 +245,7 @@ class Loop:
         return all(v is None or v.finite for v in views)
 
     def restore(self, snap: Snapshot) -> None:
-        snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)
+        snap.restore(self.tensors, self.buffers, self.optimizer, self.stream, self.state)
         self.clear()
 
     #: What the step in progress holds between its phases.

@@ -1,0 +1,88 @@
+"""Rewind with state the scenario keeps in its own module (issue 12, cases 29 and 30).
+
+The scenarios in tests/state_scenarios/ are small ports of public training loops
+that keep state beside the model and the optimizer gdtui is given: a word model's
+module-level ``hidden``, a GAN's generator and its optimizer, BatchNorm modules
+called from a function ``model``. Numbers are compared with PlainLoop
+(conftest.py): the scenario's own objects stepped by a plain PyTorch loop.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import PlainLoop
+from gdtui.engine import Session
+
+STATE = Path(__file__).resolve().parent / "state_scenarios"
+EXACT = ["word_lm", "gan", "batchnorm_function"]
+
+
+def plain_run(path: Path, n: int) -> tuple[list[float], dict]:
+    """The plain loop's first ``n`` losses, and the module's globals after them (runpy hands back a
+    copy of them, taken at load: a function's own ``__globals__`` are the live ones)."""
+    loop = PlainLoop(path)
+    losses = [loop.step()["loss"] for _ in range(n)]
+    model = loop.ns.get("model")
+    return losses, model.__globals__ if isinstance(model, types.FunctionType) else loop.ns
+
+
+def module_state(ns: dict) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of the namespace's modules, and its module-level tensors."""
+    out: dict[str, torch.Tensor] = {}
+    for name, value in ns.items():
+        if isinstance(value, nn.Module):
+            out.update({f"{name}.{k}": v for k, v in value.state_dict().items()})
+        elif isinstance(value, torch.Tensor):
+            out[name] = value
+        elif isinstance(value, tuple) and all(isinstance(v, torch.Tensor) for v in value):
+            out.update({f"{name}[{i}]": v for i, v in enumerate(value)})
+    return out
+
+
+def assert_same_state(got: dict, want: dict) -> None:
+    got, want = module_state(got), module_state(want)
+    assert got.keys() == want.keys()
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+
+
+@pytest.mark.parametrize("every", [1, 4], ids=["restore", "replay"])
+@pytest.mark.parametrize("name", EXACT)
+def test_namespace_state_rewinds_bit_for_bit(name, every):
+    """Issue 12 case 29: a word model's module-level hidden, a GAN's generator and its Adam, and the
+    BatchNorm buffers of a function model are snapshotted, so rewinding 3 of 6 steps and stepping
+    again gives the plain loop's losses and leaves every module and tensor as the plain loop does.
+    With a checkpoint every step the rewind restores one; every 4 steps it runs steps again."""
+    path = STATE / f"{name}.py"
+    want, plain_ns = plain_run(path, 6)
+    session = Session(path, checkpoint_every=every)
+    first = [session.step().loss for _ in range(6)]
+    assert session.rewind(3) == 3
+    again = [session.step().loss for _ in range(3)]
+    assert again == first[3:]  # as rewind promises; and both are the plain loop's:
+    assert first == want
+    assert again == want[3:]
+    assert_same_state(session.scenario.namespace, plain_ns)
+
+
+@pytest.mark.parametrize("name", ["word_lm", "batchnorm_function"])
+def test_the_load_check_leaves_the_namespace_as_the_file_made_it(name):
+    """Issue 12 case 30: the load-time check's forward advanced a module-level `hidden` and the
+    BatchNorm buffers of a function model (num_batches_tracked 1 before any step) and bumped a call
+    counter. After loading, every module, tensor and number equals a fresh run of the file, and the
+    steps give the plain loop's numbers."""
+    path = STATE / f"{name}.py"
+    _, fresh = plain_run(path, 0)
+    session = Session(path)
+    ns = session.scenario.namespace
+    assert_same_state(ns, fresh)
+    assert ns.get("calls") == fresh.get("calls")
+    want, plain_ns = plain_run(path, 3)
+    assert [session.step().loss for _ in range(3)] == want
+    assert_same_state(ns, plain_ns)
