@@ -212,6 +212,7 @@ def test_a_step_that_fails_when_run_again_is_one_line_and_exit_status_2(tmp_path
     assert run_headless(session, 3, quiet=True, out=io.StringIO(), err=err) == 2
     message = err.getvalue()
     assert message.count("\n") == 1 and "ran out of curriculum" in message and "not deterministic" in message
+    assert "gdtui does not snapshot calls (a Calls)" in message
 
 
 def test_ctrl_c_after_an_unchecked_overflow_reports_the_overflow(tmp_path):

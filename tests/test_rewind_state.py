@@ -3,7 +3,8 @@
 The scenarios in tests/state_scenarios/ are small ports of public training loops
 that keep state beside the model and the optimizer gdtui is given: a word model's
 module-level ``hidden``, a GAN's generator and its optimizer, BatchNorm modules
-called from a function ``model``. Numbers are compared with PlainLoop
+called from a function ``model``, and state in an object of the scenario's own
+class, which gdtui cannot snapshot. Numbers are compared with PlainLoop
 (conftest.py): the scenario's own objects stepped by a plain PyTorch loop.
 """
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from conftest import PlainLoop
+from gdtui.cli import main
 from gdtui.engine import Session
 
 STATE = Path(__file__).resolve().parent / "state_scenarios"
@@ -69,6 +71,62 @@ def test_namespace_state_rewinds_bit_for_bit(name, every):
     assert first == want
     assert again == want[3:]
     assert_same_state(session.scenario.namespace, plain_ns)
+    assert session.take_replay_note() is None  # nothing to say: the rewind and the steps were exact
+
+
+@pytest.mark.parametrize("every", [1, 4], ids=["restore", "replay"])
+def test_state_in_an_object_of_the_scenarios_class_is_named_at_the_rewind(every):
+    """Issue 12 case 29: `carry.h` (an attribute of the scenario's own class) cannot be snapshotted.
+    The rewind says at once that it may not be exact and names `carry`; the first step that runs
+    again differently (in the replay, or the user's next step) says so with both losses, the first
+    one being the plain loop's (with the load check's extra forward, which moved carry.h on)."""
+    path = STATE / "carry_object.py"
+    plain = PlainLoop(path)
+    plain.ns["model"](plain.ns["data"][0])  # as gdtui's load check: carry.h moves on once (README)
+    want = [plain.step()["loss"] for _ in range(6)]
+    session = Session(path, checkpoint_every=every)
+    assert [session.step().loss for _ in range(6)] == want
+    session.rewind(3)
+    note = session.take_replay_note()
+    if every == 1:  # a checkpoint is restored, nothing runs again yet
+        assert note.startswith("rewind may not be exact: gdtui does not snapshot carry (a Carry)")
+        session.step()
+        note = session.take_replay_note()
+        differs = 4
+    else:  # the steps from the checkpoint at 0 ran again
+        differs = 1
+    assert note.startswith(f"step {differs} ran again with loss ")
+    assert f"not {want[differs - 1]!r} as the first time" in note
+    assert "gdtui does not snapshot carry (a Carry)" in note
+    assert session.take_replay_note() is None  # said once
+
+
+def test_a_replay_that_changes_only_the_parameters_is_caught():
+    """Issue 12 case 29: the parameters are compared too. After a rewind, the momentum buffer is
+    changed behind gdtui's back: the step's loss is the same, its update is not."""
+    path = STATE / "batchnorm_function.py"
+    want, _ = plain_run(path, 3)
+    session = Session(path, checkpoint_every=1)
+    assert [session.step().loss for _ in range(3)] == want
+    session.rewind(1)
+    assert session.take_replay_note() is None
+    for state in session.loop.optimizer.state.values():
+        state["momentum_buffer"].add_(1.0)
+    assert session.step().loss == want[2]
+    note = session.take_replay_note()
+    assert note.startswith("step 3 ran again to the same loss but other values in the trained tensors or buffers")
+
+
+def test_headless_says_when_a_check_runs_a_step_again_differently(capsys):
+    """Issue 12 case 29, headless: a quiet run checks large tensors for NaN/Inf at checkpoints and
+    runs steps again to find the first bad one. `box` counts the loss's calls and gdtui cannot
+    restore it, so step 1 runs again to inf, not to sum(w**2) = 100 with w = ones(100): one line
+    on stderr says so and names `box`."""
+    status = main([str(STATE / "counter_box.py"), "--headless", "--steps", "6", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert "counter_box.py: step 1 ran again with loss inf, not 100.0 as the first time: gdtui does not snapshot box (a Box)" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("name", ["word_lm", "batchnorm_function"])

@@ -17,7 +17,7 @@ import torch
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.errors import ScenarioError, a_type, error_from
 from gdtui.engine.scenario import Scenario
-from gdtui.engine.scenario_state import ScenarioState
+from gdtui.engine.scenario_state import _SAME_WIDTH_INT, ScenarioState
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
 from gdtui.engine.summarize import summarize
 
@@ -237,6 +237,12 @@ class Loop:
             size += tensor_nbytes([t.grad for t in self.tensors])
         return size
 
+    def checksum(self) -> tuple[int, ...]:
+        """The bits of every trained tensor and buffer, summed as integers: a state run again to the
+        same bits gives the same sums, and one that differs in any bit almost surely does not."""
+        sums = [_bit_sum(t) for t in self.tensors + self.buffers]
+        return tuple(int(s) for s in sums)
+
     def finite(self) -> bool:
         """Whether the parameters, their gradients and the optimizer's state hold no NaN or Inf:
         one pass over each (a step's own check reads the parameters and gradients only)."""
@@ -301,6 +307,21 @@ class Loop:
                         raise self.sc.error(f"metric {name!r} returned {a_type(value)}; return a number", "metrics")
         except StepError as exc:
             raise exc.error from None
+
+
+def _bit_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t``'s elements read as integers of its width (int64, wrapping): exact, so any
+    order of summation gives the same result."""
+    t = t.detach()
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    if t.is_floating_point():
+        t = t.contiguous().view(_SAME_WIDTH_INT[t.element_size()])
+    return t.sum(dtype=torch.int64)
 
 
 def _is_number(value: Any) -> bool:
