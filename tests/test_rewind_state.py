@@ -144,3 +144,17 @@ def test_the_load_check_leaves_the_namespace_as_the_file_made_it(name):
     want, plain_ns = plain_run(path, 3)
     assert [session.step().loss for _ in range(3)] == want
     assert_same_state(ns, plain_ns)
+
+
+def test_a_frozen_backbone_is_watched_not_copied():
+    """Issue 12 case 29, its cost: snapshotting the namespace must not copy a frozen backbone (a
+    512x512 float weight, 1 MiB) at every checkpoint; rewinding over it stays exact."""
+    path = STATE / "frozen_backbone.py"
+    want, _ = plain_run(path, 4)
+    session = Session(path, checkpoint_every=2)
+    first = [session.step().loss for _ in range(4)]
+    assert session.loop.snapshot(grads_known_zero=True).nbytes < 512 * 512 * 4 // 4
+    session.rewind(3)
+    again = [session.step().loss for _ in range(3)]
+    assert first == want and again == want[1:]
+    assert session.take_replay_note() is None

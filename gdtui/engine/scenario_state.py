@@ -14,9 +14,10 @@ name to what it held.
 
 Tensors are copied only when they changed: a tensor that is the same object,
 holding the same bits, as in the previous snapshot shares that snapshot's copy
-(a read, no new memory). The tensors of ``data`` are the
-scenario's input and are not copied; a rewind that finds one of them changed
-in place says so. Whatever else the namespace holds (an instance of the
+(a read, no new memory). The tensors of ``data`` (the scenario's input) and
+frozen parameters (``requires_grad=False``, in no optimizer: a pretrained
+backbone) are not copied at all; a rewind that finds one of them changed in
+place says so. Whatever else the namespace holds (an instance of the
 scenario's own class, an iterator, a numpy array) is named by
 :meth:`ScenarioState.not_restored`, for the message of a replay that came out
 different.
@@ -69,7 +70,7 @@ def _kind(value: Any) -> str | None:
 class _SavedTensor:
     tensor: torch.Tensor
     version: int  # torch's count of its in-place changes: how a data tensor is watched
-    data: torch.Tensor | None  # None: a data tensor, watched but not copied
+    data: torch.Tensor | None  # None: a data or frozen tensor, watched but not copied
     grad: torch.Tensor | None
     has_grad: bool
 
@@ -111,6 +112,10 @@ class ScenarioState:
         """The state now; tensors unchanged since ``previous`` share its copies."""
         saved = SavedState(bindings={}, names=frozenset(self.namespace))
         walk = _Walk(self, saved, previous.tensors if previous is not None else {})
+        walk.trained = {
+            id(p) for v in self.namespace.values() if isinstance(v, torch.optim.Optimizer)
+            for group in v.param_groups for p in group["params"]
+        }
         with torch.no_grad():
             for name, value in list(self.namespace.items()):
                 if name.startswith("__"):
@@ -187,7 +192,7 @@ class ScenarioState:
             names = {id(v): n for n, v in self.namespace.items() if isinstance(v, torch.Tensor)}
             for entry in saved.tensors.values():
                 if entry.data is None and entry.tensor._version != entry.version:
-                    found.append(f"{names.get(id(entry.tensor), 'a data tensor')} (data changed in place)")
+                    found.append(f"{names.get(id(entry.tensor), 'a data or frozen tensor')} (changed in place)")
         return found
 
 
@@ -263,6 +268,7 @@ class _Walk:
         self.previous = previous
         self.seen: set[int] = set()
         self.full_nbytes = 0  # the bytes of every copy it holds, shared ones too
+        self.trained: set[int] = set()  # the tensors of the namespace's optimizers
 
     def value(self, value: Any, kind: str) -> None:
         if id(value) in self.seen:
@@ -290,7 +296,8 @@ class _Walk:
         if key in self.state._covered or key in self.saved.tensors:
             return
         before = self.previous.get(key)
-        if key in self.state._data_ids:
+        frozen = isinstance(t, nn.Parameter) and not t.requires_grad and key not in self.trained
+        if frozen or key in self.state._data_ids:
             data = None
         elif before is not None and before.tensor is t and before.data is not None and _same_bits(before.data, t):
             data = before.data  # unchanged since the previous snapshot: share its copy
