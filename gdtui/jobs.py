@@ -197,7 +197,7 @@ class SessionJobs:
             return
         if record is not None:
             self.trace.step(record)
-        self.update(notice=nonfinite_notice(record))
+        self.update(notice=nonfinite_notice(record) or self.session.take_replay_note())
 
     def rewind(self) -> None:
         try:
@@ -208,7 +208,7 @@ class SessionJobs:
             return
         if undone:
             self.trace.rewind(self.session.step_count)
-        self.update(notice=None if undone else "nothing to rewind")
+        self.update(notice=self.session.take_replay_note() if undone else "nothing to rewind")
 
     def reset(self) -> None:
         # The app froze the start-up objects (gc.freeze) to keep full collections off the
@@ -294,6 +294,7 @@ class SessionJobs:
             error = error or str(exc)
         if session.step_count < traced:  # a check's replay failed and left the session at a checkpoint
             self.trace.rewind(session.step_count)
+        notice = notice or session.take_replay_note()  # a step that ran again differently (see Rewind)
         self.update(error=error, notice=notice, steps_per_s=self.steps_per_s if limit is None else None)
 
     # --- diagnostics and export: results as messages ---------------------------------------

@@ -192,14 +192,16 @@ def test_a_step_that_fails_when_run_again_is_one_line_and_exit_status_2(tmp_path
     path = tmp_path / "nondeterministic.py"
     path.write_text(
         "import torch\n"
-        "calls = [0]\n"
+        "class Calls:\n"  # a count gdtui cannot snapshot (a list or an int it would put back)
+        "    n = 0\n"
+        "calls = Calls()\n"
         "w = torch.zeros(100, requires_grad=True)\n"
         "model = lambda x: x * w\n"
         "def loss_fn(pred, y):\n"
-        "    calls[0] += 1\n"
-        "    if calls[0] > 4:\n"
+        "    calls.n += 1\n"
+        "    if calls.n > 4:\n"
         "        raise RuntimeError('ran out of curriculum')\n"
-        "    return (pred * (3e38 if calls[0] == 3 else 0.0)).sum()\n"
+        "    return (pred * (3e38 if calls.n == 3 else 0.0)).sum()\n"
         "x = torch.zeros(100)\n"
         "x[0] = 1.0\n"
         "data = (x, torch.zeros(100))\n"
@@ -210,6 +212,7 @@ def test_a_step_that_fails_when_run_again_is_one_line_and_exit_status_2(tmp_path
     assert run_headless(session, 3, quiet=True, out=io.StringIO(), err=err) == 2
     message = err.getvalue()
     assert message.count("\n") == 1 and "ran out of curriculum" in message and "not deterministic" in message
+    assert "gdtui does not snapshot calls (a Calls)" in message
 
 
 def test_ctrl_c_after_an_unchecked_overflow_reports_the_overflow(tmp_path):
@@ -238,14 +241,16 @@ def test_the_quiet_cli_run_defers_and_runs_the_steps_since_its_last_check_again(
     """What the README warns of, and the sign that the headless runner defers at all: with one
     checkpoint (step 0), the quiet run finds w's overflow only when the loss goes -inf at step 8,
     then runs steps 1-7 again; a run that checks every step calls loss_fn once a step up to 7.
-    (The session's own check of the scenario calls it once more, before step 1.)"""
+    (The session's own check of the scenario calls it once more, before step 1.) The count is
+    a class attribute, which a rewind does not put back (a module-level list would be)."""
     path = tmp_path / "counted.py"
-    path.write_text(OVERFLOWS.format(check="calls.append(1)").replace("import torch\n", "import torch\ncalls = []\n", 1))
+    path.write_text(OVERFLOWS.format(check="Counted.calls.append(1)").replace(
+        "import torch\n", "import torch\nclass Counted:\n    calls = []\n", 1))
     counts = {}
     for quiet in (False, True):
         session = Session(path, watch_activations=False, checkpoint_every=100)
         assert run_headless(session, 20, quiet=quiet, out=io.StringIO(), err=io.StringIO()) == 3
-        counts[quiet] = len(session.scenario.namespace["calls"])
+        counts[quiet] = len(session.scenario.namespace["Counted"].calls)
     assert counts == {False: 1 + 7, True: 1 + 8 + 7}
 
 

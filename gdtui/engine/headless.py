@@ -127,6 +127,10 @@ def run_headless(
             bad = session.check_deferred()
         except StepError as exc:
             return stop_error(exc)
+        finally:
+            note = session.take_replay_note()  # its replay ran a step differently (see Rewind)
+            if note:
+                print(f"{session.path}: {note}", file=err)
         return stop_nonfinite(bad) if bad else None
 
     with _CtrlC() as ctrl_c:

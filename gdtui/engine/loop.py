@@ -17,6 +17,7 @@ import torch
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.errors import ScenarioError, a_type, error_from
 from gdtui.engine.scenario import Scenario
+from gdtui.engine.scenario_state import _SAME_WIDTH_INT, ScenarioState
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
 from gdtui.engine.summarize import summarize
 
@@ -59,6 +60,11 @@ class Loop:
         self.optimizer = scenario.optimizer
         self.stream = BatchStream(scenario.batches) if scenario.batches is not None else None
         self.groups: list[list[int]] = self._group_indices()
+        #: What the scenario keeps in its namespace besides these: saved and restored with each snapshot.
+        self.state = ScenarioState(
+            scenario.namespace, self.tensors + self.buffers, self.optimizer,
+            scenario.namespace.get("data") if scenario.batches is not None or scenario.full_batch is not None else None,
+        )
         self.watch = DeadUnitWatch(scenario.model) if watch_activations and scenario.model is not None else None
         self.clear()
 
@@ -228,14 +234,23 @@ class Loop:
         return RngState.capture(self.stream.generators if self.stream else ())
 
     def snapshot(self, grads_known_zero: bool, previous: Snapshot | None = None, spares: Spares = NO_SPARES) -> Snapshot:
-        return Snapshot.capture(self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous, spares)
+        return Snapshot.capture(
+            self.tensors, self.buffers, self.optimizer, self.stream, grads_known_zero, previous, spares, self.state
+        )
 
     def snapshot_nbytes(self, grads_known_zero: bool) -> int:
         """About how many bytes of tensors a snapshot now would hold (its RNG states and records aside)."""
         size = tensor_nbytes(self.tensors + self.buffers) + tensor_nbytes(list(self.optimizer.state.values()))
+        size += self.state.nbytes_estimate()
         if not grads_known_zero:
             size += tensor_nbytes([t.grad for t in self.tensors])
         return size
+
+    def checksum(self) -> tuple[int, ...]:
+        """The bits of every trained tensor and buffer, summed as integers: a state run again to the
+        same bits gives the same sums, and one that differs in any bit almost surely does not."""
+        sums = [_bit_sum(t) for t in self.tensors + self.buffers]
+        return tuple(int(s) for s in sums)
 
     def finite(self) -> bool:
         """Whether the parameters, their gradients and the optimizer's state hold no NaN or Inf:
@@ -245,7 +260,7 @@ class Loop:
         return all(v is None or v.finite for v in views)
 
     def restore(self, snap: Snapshot) -> None:
-        snap.restore(self.tensors, self.buffers, self.optimizer, self.stream)
+        snap.restore(self.tensors, self.buffers, self.optimizer, self.stream, self.state)
         self.clear()
 
     #: What the step in progress holds between its phases.
@@ -308,6 +323,21 @@ class Loop:
                         raise self.sc.error(f"metric {name!r} returned {a_type(value)}; return a number", "metrics")
         except StepError as exc:
             raise exc.error from None
+
+
+def _bit_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t``'s elements read as integers of its width (int64, wrapping): exact, so any
+    order of summation gives the same result."""
+    t = t.detach()
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    if t.is_floating_point():
+        t = t.contiguous().view(_SAME_WIDTH_INT[t.element_size()])
+    return t.sum(dtype=torch.int64)
 
 
 def _is_number(value: Any) -> bool:

@@ -8,6 +8,9 @@ for bit in a deterministic scenario. :class:`Rewind` is the part of
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 from gdtui.engine.health import HINT_LOOKBACK
 from gdtui.engine.history import StepControls
 from gdtui.engine.loop import StepError
@@ -22,9 +25,17 @@ class Rewind:
     A part of :class:`gdtui.engine.session.Session`, which provides what it uses: ``loop``,
     ``step``, ``last``, ``step_count``, ``losses``, ``scalar_path``, the controls ``mode``,
     ``grad_source`` and ``skip_zero_grad``, and ``_history``, ``_phase``, ``_before``,
-    ``_grads_zero``, ``_replaying``, ``_replay_lrs``, ``_unchecked_from``, ``_may_defer`` and
-    ``_measured_streak``.
+    ``_grads_zero``, ``_replaying``, ``_replay_lrs``, ``_unchecked_from``, ``_may_defer``,
+    ``_measured_streak``, ``_again`` and ``_again_checksum``.
+
+    Every step that runs again after going back, in a replay or stepped by the user with the
+    same controls, is compared with its first run, bit for bit: its loss, and at the step where
+    the session went back from, every trained tensor and buffer. The first difference is kept
+    for :meth:`take_replay_note`, naming what the scenario holds that a snapshot cannot restore.
     """
+
+    #: Set by the first step that ran again differently; read once by take_replay_note.
+    replay_note: str | None = None
 
     @property
     def rewind_depth(self) -> int:
@@ -46,10 +57,61 @@ class Rewind:
             undone, n = 1, n - 1
         k = min(n, self.rewind_depth)
         if undone + k:
+            mid_step = bool(self._phase)
             self._phase = 0
             self._before = None
-            self._go_to(self.step_count - k)
+            self._go_to(self.step_count - k, mid_step=mid_step)
+            self._note_unrestored()
         return undone + k
+
+    def take_replay_note(self) -> str | None:
+        """What the last rewind or replay found it could not restore, once; None when nothing."""
+        note, self.replay_note = self.replay_note, None
+        return note
+
+    def _note_unrestored(self) -> None:
+        """At the first rewind, when no replay found a difference: name what may not be restored."""
+        if self.replay_note is not None or self._warned_unrestored:
+            return
+        names = self.loop.state.not_restored()
+        if names:
+            self._warned_unrestored = True
+            self.replay_note = (
+                f"rewind may not be exact: gdtui does not snapshot {', '.join(names)}; "
+                "a step that runs again differently will say so"
+            )
+
+    def _expect_again(self, start: int, mid_step: bool) -> None:
+        """Before going back to the checkpoint at or before ``start``: note what each step from
+        there to now gave (its controls and loss), and the checksum of the state now."""
+        from_step = self._history.checkpoint_at(start).step
+        self._again = deque(
+            (self._history.controls_of(k), self.losses[k - 1]) for k in range(from_step + 1, self.step_count + 1)
+        )
+        self._again_checksum = None if mid_step or not self._again else self.loop.checksum()
+
+    def _compare_again(self, controls: StepControls, step: int, loss: float) -> None:
+        """A step just finished: when it runs again one that went back, compare it with its first run."""
+        if not self._again:
+            return
+        first_controls, first_loss = self._again.popleft()
+        if first_controls != controls:
+            self._again.clear()  # the user chose differently: other numbers are expected
+            return
+        if loss == first_loss or (math.isnan(loss) and math.isnan(first_loss)):
+            if self._again or self._again_checksum is None or self.loop.checksum() == self._again_checksum:
+                return
+            what = f"step {step} ran again to the same loss but other values in the trained tensors or buffers"
+        else:
+            what = f"step {step} ran again with loss {loss!r}, not {first_loss!r} as the first time"
+        self._again.clear()
+        names = self.loop.state.not_restored(self._history.newest.snapshot.scenario if self._history.newest else None)
+        why = (
+            f"gdtui does not snapshot {', '.join(names)}"
+            if names
+            else "the scenario is not deterministic or keeps state outside its module (a closure, another module, a file)"
+        )
+        self.replay_note = f"{what}: {why}; the numbers from here on differ from the first run"
 
     def detail_last(self) -> StepRecord | None:
         """The last step's record with every tensor summarised in full.
@@ -66,7 +128,7 @@ class Rewind:
         self._go_to(self.step_count)
         return self.last
 
-    def _go_to(self, target: int, detail: bool = True) -> None:
+    def _go_to(self, target: int, detail: bool = True, mid_step: bool = False) -> None:
         """Restore a checkpoint at or before step ``target``, then run the steps up to it again.
 
         With ``detail``, step ``target``'s record ends whole, hints and all: when
@@ -77,6 +139,7 @@ class Rewind:
         if self._unchecked_from is not None and target <= self._unchecked_from:
             self._unchecked_from = None  # every step left was checked
         start = self._rerun_from(target) if detail else target
+        self._expect_again(start, mid_step)
         later = [self._history.controls_of(k) for k in range(start + 1, target + 1)]
         checkpoint, replay = self._history.go_back(start)
         self._restore(checkpoint.snapshot)
@@ -117,10 +180,13 @@ class Rewind:
         except StepError as exc:
             self._phase = 0
             self._before = None
-            self._go_to(self._history.newest.step, detail=False)  # no second replay that could fail too
+            self._go_to(self._history.newest.step, detail=False, mid_step=True)  # no second replay that could fail too
+            self._again.clear()
             e = exc.error
+            names = self.loop.state.not_restored()
+            unsaved = f": gdtui does not snapshot {', '.join(names)}" if names else ""
             raise StepError(ScenarioError(
-                f"{e.message} (while running it again {purpose}; the scenario is not deterministic); "
+                f"{e.message} (while running it again {purpose}; the scenario is not deterministic{unsaved}); "
                 f"back at step {self.step_count}",
                 e.path,
                 e.line,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from array import array
+from collections import deque
 from pathlib import Path
 
 import torch
@@ -126,6 +127,12 @@ class Session(Controls, Rewind, Views):
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
+        #: After going back: each step's first controls and loss, and the state's checksum at the
+        #: end, to compare the steps that run again with (see Rewind._compare_again).
+        self._again: deque[tuple[StepControls, float]] = deque()
+        self._again_checksum: tuple[int, ...] | None = None
+        self.replay_note = None
+        self._warned_unrestored = False
         if lr is not None:
             self.set_lr(lr)
         if grad_source is not None:
@@ -347,7 +354,9 @@ class Session(Controls, Rewind, Views):
                 record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
             )
             object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
-        self._history.log(StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped), record)
+        controls = StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped)
+        self._history.log(controls, record)
+        self._compare_again(controls, record.step, loss)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in params.values() for v in view.flat))
         loop.clear()
@@ -359,7 +368,7 @@ class Session(Controls, Rewind, Views):
         self._phase = 0
         self._before = None
         if self._history.oldest_step is not None:
-            self._go_to(self.step_count)
+            self._go_to(self.step_count, mid_step=True)
         else:
             self.loop.clear()
 

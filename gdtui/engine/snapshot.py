@@ -1,8 +1,10 @@
 """Saving and restoring everything a step changes, so a rewind is exact.
 
 A :class:`Snapshot` holds copies of the trained tensors, the model's buffers, the
-gradients, the optimizer state, every RNG and the position in the data. Restoring
-it and stepping again gives the same numbers bit for bit.
+gradients, the optimizer state, every RNG, the position in the data and the
+state the scenario keeps in its own namespace (see
+:mod:`gdtui.engine.scenario_state`). Restoring it and stepping again gives the
+same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import copy
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # (scenario_state copies optimizer states with this module's helpers)
+    from gdtui.engine.scenario_state import SavedState, ScenarioState
 
 
 def _generators(source: Any) -> list[torch.Generator]:
@@ -222,6 +227,8 @@ class Snapshot:
     rng: RngState
     stream: StreamPosition | None
     nbytes: int
+    #: The scenario's namespace state (None when the snapshot was taken without it).
+    scenario: SavedState | None = None
 
     @classmethod
     def capture(
@@ -233,9 +240,14 @@ class Snapshot:
         grads_known_zero: bool,
         previous: Snapshot | None = None,
         spares: Spares = NO_SPARES,
+        scenario: ScenarioState | None = None,
     ) -> Snapshot:
-        """The state now; RNG states equal to ``previous``'s are shared with it and not counted again.
-        Tensors are copied into ``spares`` where they fit (see :class:`Spares`)."""
+        """The state now; RNG states equal to ``previous``'s are shared with it and not counted again,
+        and so are the namespace's tensors that did not change. Tensors are copied into ``spares``
+        where they fit (see :class:`Spares`)."""
+        saved = None
+        if scenario is not None:
+            saved = scenario.capture(previous.scenario if previous is not None else None)
         with torch.no_grad():
             saved_params = [spares.copy(p) for p in params]
             saved_buffers = [spares.copy(b) for b in buffers]
@@ -251,7 +263,9 @@ class Snapshot:
         nbytes += rng.nbytes_beyond(previous.rng if previous else None) + SNAPSHOT_OVERHEAD
         if isinstance(grads, list):
             nbytes += tensor_nbytes(grads)
-        return cls(saved_params, saved_buffers, grads, opt_state, rng, stream.position() if stream else None, nbytes)
+        if saved is not None:
+            nbytes += saved.nbytes
+        return cls(saved_params, saved_buffers, grads, opt_state, rng, stream.position() if stream else None, nbytes, saved)
 
     def tensors(self) -> Iterator[torch.Tensor]:
         """Every tensor this snapshot holds (none of them is ever handed out: restore copies)."""
@@ -268,7 +282,10 @@ class Snapshot:
         buffers: list[torch.Tensor],
         optimizer: torch.optim.Optimizer,
         stream: BatchStream | None,
+        scenario: ScenarioState | None = None,
     ) -> None:
+        if scenario is not None and self.scenario is not None:
+            scenario.restore(self.scenario)  # first: what the trained tensors hold is restored after
         with torch.no_grad():
             for p, saved in zip(params, self.params):
                 p.copy_(saved)

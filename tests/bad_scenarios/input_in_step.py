@@ -1,4 +1,4 @@
-"""The model asks the terminal a question on its third call (the load check is the first): at step 2."""
+"""The model asks the terminal a question at step 2 (the load check's call is undone with the rest of its state)."""
 import torch
 
 w = torch.zeros(1, requires_grad=True)
@@ -7,7 +7,7 @@ calls = []
 
 def model(x):
     calls.append(1)
-    if len(calls) == 3:  # the load check is call 1, step 1 is call 2
+    if len(calls) == 2:  # step 1 is call 1: the load check put `calls` back as it found it
         input("continue? ")
     return x * w
 

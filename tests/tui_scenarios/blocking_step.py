@@ -9,7 +9,7 @@ calls = []
 
 def model(x):
     calls.append(1)
-    if len(calls) == 3:
+    if len(calls) == 2:  # the load check put `calls` back as it found it
         time.sleep(30)
     return x * w
 

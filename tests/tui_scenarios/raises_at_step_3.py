@@ -1,7 +1,7 @@
 """Raises in the loss on the third step, to show the error panel
 
-The loss function counts its calls; the load check calls it once, so the
-third real step is its fourth call.
+The loss function counts its calls; the load check calls it once and then
+puts `calls` back, so the third step is the third call.
 """
 import torch
 
@@ -17,7 +17,7 @@ def model(x):
 
 def loss_fn(pred, y):
     calls[0] += 1
-    if calls[0] == 4:
+    if calls[0] == 3:
         raise ValueError("the loss refuses to run a third step")
     return ((pred - y) ** 2).mean()
 
