@@ -372,6 +372,7 @@ def make_app(
     lr: float | None = None,
     grad_source: str | None = None,
     setup: Callable[[Session], object] | None = None,
+    trace_max_elements: int | None = None,
     **session_options: object,
 ) -> GdtuiApp:
     """Build the app; it opens the scenario in its worker once its first frame is up.
@@ -380,7 +381,8 @@ def make_app(
     and ``r`` loads it again. ``setup`` is applied to each new session (the
     command line's breakpoints); a ConditionError from it is shown, and the
     session opens without that condition. Options beyond these go to Session
-    as they are, so the CLI can pass new engine options.
+    as they are, so the CLI can pass new engine options. ``trace_max_elements``
+    (default: ``max_values``) is the trace's own limit, the export log's too.
     """
 
     def load() -> tuple[Session, str | None]:
@@ -393,4 +395,5 @@ def make_app(
             return session, f"{exc}; b sets breakpoints"
         return session, None
 
-    return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=max_values)
+    traced = max_values if trace_max_elements is None else trace_max_elements
+    return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=traced)

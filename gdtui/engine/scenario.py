@@ -55,10 +55,14 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "mps":
         if not torch.backends.mps.is_available():
             raise ScenarioError(f"--device {spec}: MPS is not available on this machine; use --device cpu")
-        return device
+        if device.index not in (None, 0):
+            raise ScenarioError(f"--device {spec}: this machine has one MPS device; use --device mps")
+        return torch.device("mps")
     if device.type != "cpu":
         raise ScenarioError(f"--device {spec}: gdtui runs on cpu, cuda or mps; use one of those")
-    return device
+    if device.index not in (None, 0):  # torch takes cpu:1, then no tensor is ever on it
+        raise ScenarioError(f"--device {spec}: the CPU is one device; use --device cpu")
+    return torch.device("cpu")
 
 
 def check_arguments(path: str | Path, device: str) -> None:

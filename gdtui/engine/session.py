@@ -19,6 +19,7 @@ import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss
 from gdtui.engine.controls import Controls
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError
@@ -126,9 +127,16 @@ class Session(Controls, Rewind, Views):
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
+        # The launch values are the command line's: a bad one names its flag, not the file.
         if lr is not None:
-            self.set_lr(lr)
+            try:
+                self.set_lr(lr)
+            except ValueError:
+                raise ScenarioError(f"--lr {lr!r}: give a finite positive learning rate such as 0.01") from None
         if grad_source is not None:
+            if grad_source == "grad_fn" and sc.grad_fn is None:
+                raise ScenarioError(f"--grad-source grad_fn: {self.path} defines no grad_fn; define grad_fn() "
+                                    "there for a hand-written gradient, or leave out --grad-source")
             self.set_grad_source(grad_source)
 
     def reset(self) -> None:
