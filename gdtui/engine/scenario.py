@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import io
 import random
 import sys
+import tokenize
 import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -145,13 +147,38 @@ class Scenario:
         return list(self.model.buffers()) if isinstance(self.model, nn.Module) else []
 
 
+def read_source(path: Path) -> str:
+    """The file's text decoded as Python decodes a source file: a UTF-8 BOM, else a PEP 263
+    ``coding:`` line in the first two, else UTF-8. Raises ScenarioError naming the line when the
+    declared encoding is unknown or a byte does not decode."""
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:  # an unknown encoding, a BOM with another coding line, or not UTF-8
+        if not exc.msg.startswith("invalid or missing encoding declaration"):
+            cookie = next((i for i, line in enumerate(data.splitlines()[:2], 1) if b"coding" in line), 1)
+            raise ScenarioError(f"{exc.msg}; declare an encoding Python knows, such as # coding: utf-8",
+                                path, cookie) from None
+        encoding = "utf-8"  # a first line that is not UTF-8: the decoding below says where
+    try:
+        return data.decode(encoding)  # utf-8-sig after a BOM, which it drops
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            f"byte {data[exc.start]:#04x} is not {exc.encoding}; save the file as UTF-8, or declare its "
+            "encoding in a first line such as # coding: latin-1",
+            path,
+            line,
+        ) from None
+
+
 def execute(path: Path, seed: int, device: torch.device) -> tuple[dict[str, Any], ast.Module]:
     """Run the scenario file in a fresh module; return its namespace and syntax tree."""
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_source(path)
     except FileNotFoundError:
         raise ScenarioError("no such scenario file; check the path", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ScenarioError(f"cannot read the scenario: {one_line(exc)}", path) from None
     try:
         tree = ast.parse(source, filename=str(path))
