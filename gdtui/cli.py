@@ -14,6 +14,9 @@ DEFAULT_STEPS = 100
 UNTIL_STEPS = 100_000
 
 
+#: The exit status when stdout's reader closed the pipe: 128 + SIGPIPE, as a shell reports a
+#: Unix tool that SIGPIPE ended.
+EXIT_PIPE_CLOSED = 141
 #: Tensors of up to this many elements (or --trace-max-elements, when more) carry their values to
 #: the screen, the step lines and the reports; --trace-max-elements alone decides what the trace keeps.
 SHOWN_VALUES = 4096
@@ -165,11 +168,35 @@ def _leave_now_if_a_step_is_stuck(status: int) -> None:
         os._exit(status)
 
 
+def _write_nowhere() -> None:
+    """Send what is left of stdout and stderr to /dev/null: Python would otherwise report the
+    closed pipe once more when it flushes them at exit."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+            pass
+    os.close(devnull)
+
+
 def run(args: argparse.Namespace, options: dict, trace) -> int:
-    """The headless run: steps, then the diagnostics asked for. Returns the exit status."""
+    """The headless run: steps, then the diagnostics asked for. Returns the exit status.
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does, the load included: the trace gets its end line.
+    """
+    from gdtui.engine.headless import stop_signals
+
+    with stop_signals():
+        return _run(args, options, trace)
+
+
+def _run(args: argparse.Namespace, options: dict, trace) -> int:
     from gdtui.engine import ScenarioError, Session
     from gdtui.engine.conditions import ConditionError
-    from gdtui.engine.headless import EXIT_CHECK_FAILED, EXIT_OK, run_headless
+    from gdtui.engine.headless import EXIT_CHECK_FAILED, EXIT_OK, interrupted_how, interrupted_status, run_headless
 
     try:
         session = Session(args.scenario, **options)
@@ -179,6 +206,11 @@ def run(args: argparse.Namespace, options: dict, trace) -> int:
         if trace:
             trace.end(0, "error", str(exc))
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"{interrupted_how(exc)} while loading the scenario", file=sys.stderr)
+        if trace:
+            trace.end(0, "interrupted")
+        return interrupted_status(exc)
     diagnostics = args.gradcheck or args.compare or args.optimizer_state
     steps = args.steps
     if steps is None:
@@ -261,8 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace.close()
         _leave_now_if_a_step_is_stuck(status)
         return status
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # (headless: only in a diagnostic, after the trace's end line)
+        return 128 + getattr(exc, "signum", 2)
+    except BrokenPipeError:  # stdout's reader is gone (gdtui ... | head): exit quietly, as Unix tools do
+        _write_nowhere()
+        return EXIT_PIPE_CLOSED
     finally:
         if trace:
             trace.close()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import ROOT, SCENARIOS, PlainLoop, read_trace
+from conftest import BAD, ROOT, SCENARIOS, PlainLoop, read_trace
 from gdtui.cli import build_parser, main
 
 NOT_GATE = str(SCENARIOS / "not_gate.py")
@@ -144,3 +149,70 @@ def test_help_mentions_gdtui_bench(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "gdtui bench SCENARIO" in capsys.readouterr().out
+
+
+def gdtui_process(*args: str) -> subprocess.Popen:
+    """``python -m gdtui ARGS`` from this checkout, its output read through pipes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "gdtui", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
+
+
+def test_a_closed_pipe_ends_the_run_quietly_with_the_trace_ended(tmp_path):
+    """Issue 12 case 17: `gdtui ... --headless | head -2` printed a BrokenPipeError traceback. It ends
+    as a Unix tool that SIGPIPE ends (status 141, nothing on stderr); the trace keeps its end line,
+    counting the steps traced, and the two lines read are the plain loop's."""
+    trace = tmp_path / "t.jsonl"
+    proc = gdtui_process(NOT_GATE, "--headless", "--steps", "1000000", "--trace", str(trace))
+    head = [proc.stdout.readline().decode() for _ in range(2)]
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+    plain = PlainLoop(SCENARIOS / "not_gate.py")
+    for n, line in enumerate(head, 1):
+        assert line.startswith(f"step    {n}  loss {plain.step()['loss']:.7g}  ")
+    lines = read_trace(trace)
+    steps = [x for x in lines if x["event"] == "step"]
+    assert lines[-1] == {"event": "end", "steps": len(steps), "reason": "interrupted"} and len(steps) >= 2
+
+
+def _wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_load_still_ends_the_trace(signum, tmp_path):
+    """Issue 12 case 23: Ctrl-C while the scenario loads left an empty --trace (exit 130), and SIGTERM
+    no end line at all. Both write the end line (0 steps, interrupted), one line on stderr, and exit
+    128 + the signal."""
+    trace = tmp_path / "t.jsonl"
+    proc = gdtui_process(str(BAD / "sleeps_while_loading.py"), "--headless", "--trace", str(trace))
+    assert proc.stdout.readline() == b"loading\n"  # the scenario is in its load now
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum
+    assert read_trace(trace) == [{"event": "end", "steps": 0, "reason": "interrupted"}]
+    assert err.decode().count("\n") == 1 and "while loading the scenario" in err.decode()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_during_the_steps_end_the_trace(signum, tmp_path):
+    """Issue 12 case 23: SIGTERM and SIGHUP (a closed SSH session) wrote no end line; they stop the
+    run as Ctrl-C does: every traced step counted in the end line, the plain loop's numbers."""
+    trace = tmp_path / "t.jsonl"
+    proc = gdtui_process(NOT_GATE, "--headless", "--steps", "10000000", "--quiet", "--trace", str(trace))
+    _wait_for(lambda: trace.exists() and trace.read_text().count("\n") >= 5, "5 trace lines")
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum
+    lines = read_trace(trace)
+    steps = [x for x in lines if x["event"] == "step"]
+    assert lines[-1] == {"event": "end", "steps": len(steps), "reason": "interrupted"}
+    name = signal.Signals(signum).name
+    assert err.decode() == f"stopped by {name} after {len(steps)} steps\n"
+    plain = PlainLoop(SCENARIOS / "not_gate.py")
+    assert [s["loss"] for s in steps[:5]] == [plain.step()["loss"] for _ in range(5)]
