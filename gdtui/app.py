@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.pending = 0  # step presses waiting for the job in progress
         self.activity: str | None = None  # the slow job in progress, for the status line
         self.export_path = DEFAULT_PATH
+        #: Where gdtui started: an export path is relative to it, even after the scenario's os.chdir.
+        self.start_dir = os.getcwd()
         self._dim_timer = None
         self._enabled: tuple[bool | None, ...] = ()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -171,8 +172,6 @@ def _leave_now_if_a_step_is_stuck(status: int) -> None:
 def _write_nowhere() -> None:
     """Send what is left of stdout and stderr to /dev/null: Python would otherwise report the
     closed pipe once more when it flushes them at exit."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -264,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         watch_activations=args.hints or not args.headless,
     )
     try:
-        trace = TraceWriter(args.trace, args.trace_max_elements) if args.trace else None
+        # Made absolute now: the scenario may change the working directory (export compares with it).
+        trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements) if args.trace else None
     except OSError as exc:
         print(f"--trace {args.trace}: cannot write it ({exc.strerror}); choose a writable path", file=sys.stderr)
         return 2

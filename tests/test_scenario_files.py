@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import shutil
 
-from conftest import BAD, PlainLoop
+import pytest
+from textual.widgets import Input
+
+from conftest import BAD, ROOT, PlainLoop, read_trace
+from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine import ScenarioError, Session
+from gdtui.widgets.report_screen import ReportScreen
+from test_app import opened, press
 
 
 @pytest.mark.parametrize("name", ["utf8_bom.py", "latin1_coding.py"])
@@ -40,3 +47,57 @@ def test_a_byte_that_is_not_utf8_names_its_line(tmp_path):
     with pytest.raises(ScenarioError) as info:
         Session(path)
     assert info.value.line == 3 and "0xe9 is not utf-8" in str(info.value) and "coding: latin-1" in str(info.value)
+
+
+CHDIR = "tests/bad_scenarios/changes_directory.py"  # as a user types it, from the repository root
+
+
+def test_reset_reads_the_file_again_after_the_scenario_changed_directory(monkeypatch):
+    """Issue 12 case 20: a scenario that calls os.chdir(os.path.dirname(__file__)) broke `r`
+    ("no such scenario file"). The file is found where it was named, its __file__ is absolute (as
+    Python gives a script), and the steps after the reset are the plain loop's."""
+    monkeypatch.chdir(ROOT)
+    session = Session(CHDIR)
+    assert os.getcwd() == str(BAD)  # the scenario moved
+    session.step()
+    session.reset()
+    assert session.scenario.namespace["__file__"] == str(BAD / "changes_directory.py")
+    plain = PlainLoop(BAD / "changes_directory.py")
+    assert [session.step().loss for _ in range(3)] == [plain.step()["loss"] for _ in range(3)]
+    assert str(session.path) == CHDIR  # messages name it as the user did
+
+
+def test_gradcheck_finds_the_file_after_the_scenario_changed_directory(monkeypatch, capsys):
+    """Issue 12 case 20: --gradcheck re-reads the file, and said "no such scenario file". At x = 5
+    the loss is 36 and autograd's 2x + 2 = 12 agrees with finite differences."""
+    monkeypatch.chdir(ROOT)
+    assert main([CHDIR, "--headless", "--gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "loss 36" in out and out.splitlines()[1].split()[0] == "x" and out.splitlines()[1].endswith("ok")
+
+
+async def test_r_g_and_export_after_the_scenario_changed_directory(tmp_path, monkeypatch):
+    """Issue 12 case 20, in the step-debugger: after the scenario's os.chdir, r resets, G checks and
+    `e` writes where gdtui started, not into the scenario's folder. The export holds the plain
+    loop's losses."""
+    folder = tmp_path / "scenario"
+    folder.mkdir()
+    shutil.copy(BAD / "changes_directory.py", folder)
+    monkeypatch.chdir(tmp_path)
+    app = make_app("scenario/changes_directory.py")
+    async with opened(app) as pilot:
+        assert os.getcwd() == str(folder)
+        await press(pilot, "r", "space", "space", "G")
+        report = app.screen
+        assert isinstance(report, ReportScreen) and report.error is None, getattr(report, "error", None)
+        # after 2 steps x = 2.84 (5 - 0.1 * 12 = 3.8, then 3.8 - 0.1 * 9.6), so the loss is (x + 1)^2 = 3.84^2
+        assert float(report.lines[0].split()[-1]) == pytest.approx(3.84**2, rel=1e-6)
+        assert report.lines[1].split()[0] == "x" and report.lines[1].endswith("ok")
+        await press(pilot, "escape", "e")
+        app.screen.query_one(Input).value = "steps.jsonl"
+        await press(pilot, "enter")
+        await pilot.press("q")
+    assert not (folder / "steps.jsonl").exists()
+    steps = [x for x in read_trace(tmp_path / "steps.jsonl") if x["event"] == "step"]
+    plain = PlainLoop(folder / "changes_directory.py")
+    assert [s["loss"] for s in steps] == [plain.step()["loss"] for _ in range(2)]

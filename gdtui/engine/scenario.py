@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import io
+import os
 import random
 import sys
 import tokenize
@@ -172,10 +173,16 @@ def read_source(path: Path) -> str:
         ) from None
 
 
-def execute(path: Path, seed: int, device: torch.device) -> tuple[dict[str, Any], ast.Module]:
-    """Run the scenario file in a fresh module; return its namespace and syntax tree."""
+def execute(path: Path, seed: int, device: torch.device, file: Path | None = None) -> tuple[dict[str, Any], ast.Module]:
+    """Run the scenario file in a fresh module; return its namespace and syntax tree.
+
+    ``path`` is the file as the user named it, for messages; ``file`` (default: ``path`` made
+    absolute now) is where it is read from, its ``__file__`` (absolute, as Python gives a script)
+    and the folder put on ``sys.path``: a scenario may change the working directory.
+    """
+    file = Path(os.path.abspath(path if file is None else file))
     try:
-        source = read_source(path)
+        source = read_source(file)
     except FileNotFoundError:
         raise ScenarioError("no such scenario file; check the path", path) from None
     except OSError as exc:
@@ -186,13 +193,13 @@ def execute(path: Path, seed: int, device: torch.device) -> tuple[dict[str, Any]
     except SyntaxError as exc:
         raise ScenarioError(f"SyntaxError: {exc.msg}; fix the Python syntax", path, exc.lineno) from None
     module = types.ModuleType(MODULE_NAME)
-    module.__file__ = str(path)
+    module.__file__ = str(file)
     namespace = module.__dict__
     scenario_builtins = dict(vars(builtins))
     scenario_builtins["input"] = _refuse_input
     namespace["__builtins__"] = scenario_builtins
     sys.modules[MODULE_NAME] = module
-    folder = str(path.parent)
+    folder = str(file.parent)
     sys.path.insert(0, folder)
     seed_everything(seed)
     try:
@@ -311,15 +318,19 @@ def _read_optimizer(ns: dict[str, Any], sc: Scenario) -> list[torch.Tensor]:
     return tensors
 
 
-def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device = "cpu") -> Scenario:
+def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device = "cpu",
+                  file: str | Path | None = None) -> Scenario:
     """Execute and check a scenario. Raises ScenarioError, one line, on any problem.
+
+    ``file``: where to read ``path`` from, when the working directory may have changed since
+    the user named it (see :func:`execute`).
 
     The checks here need no step; :class:`gdtui.engine.loop.Loop` then runs one
     forward, loss and backward on a snapshot to check the loss and the gradients.
     """
     path = Path(path)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    ns, tree = execute(path, seed, dev)
+    ns, tree = execute(path, seed, dev, None if file is None else Path(file))
     doc = ast.get_docstring(tree) or ""
     title, _, description = doc.strip().partition("\n")
     sc = Scenario(

@@ -10,6 +10,7 @@ back (rewind, detail_last, the quiet run's deferred check) is
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from array import array
@@ -59,6 +60,9 @@ class Session(Controls, Rewind, Views):
         checkpoint_every: int | None = None,
     ):
         self.path = Path(path)
+        #: Where the file is, resolved once: a scenario may change the working directory, and
+        #: reset (and the gradient check) read the file again.
+        self.file = Path(os.path.abspath(path))
         self.seed = seed
         self.device_spec = device
         self.history_budget = int(history_mb * MB)
@@ -79,7 +83,8 @@ class Session(Controls, Rewind, Views):
     # --- loading ------------------------------------------------------------------------
 
     def _load(self) -> Loop:
-        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec), self.watch_activations)
+        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec, file=self.file),
+                    self.watch_activations)
         loop.check()
         return loop
 
