@@ -39,7 +39,7 @@ def _whole(text: str, what: str, least: int) -> int:
             allowed = f"write it as {int(number)}"
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; {allowed}") from None
     if value < least:
-        raise argparse.ArgumentTypeError(f"{text} is less than {least}; {allowed}")
+        raise argparse.ArgumentTypeError(f"{text} is {'negative' if value < 0 else f'less than {least}'}; {allowed}")
     return value
 
 

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import BAD, ROOT, SCENARIOS, PlainLoop, read_trace
+from gdtui.app import make_app as real_make_app
 from gdtui.cli import build_parser, main
 
 NOT_GATE = str(SCENARIOS / "not_gate.py")
@@ -216,3 +217,29 @@ def test_sigterm_and_sighup_during_the_steps_end_the_trace(signum, tmp_path):
     assert err.decode() == f"stopped by {name} after {len(steps)} steps\n"
     plain = PlainLoop(SCENARIOS / "not_gate.py")
     assert [s["loss"] for s in steps[:5]] == [plain.step()["loss"] for _ in range(5)]
+
+
+
+def test_the_step_debugger_keeps_its_values_and_gives_the_trace_limit_to_its_export_log(monkeypatch):
+    """Issue 12 case 25, in the step-debugger: --trace-max-elements 0 reaches the trace (the export
+    log's limit is 0), while the session keeps the values it shows, up to 4096 elements."""
+    asked = {}
+
+    class NoScreen:
+        return_code, error = 0, None
+
+        def run(self):
+            pass
+
+    def make(path, **kwargs):
+        asked.update(kwargs)
+        return NoScreen()
+
+    monkeypatch.setattr("gdtui.app.make_app", make)
+    assert main([NOT_GATE, "--trace-max-elements", "0"]) == 0
+    assert asked["max_values"] == 4096 and asked["trace_max_elements"] == 0
+    app = real_make_app(NOT_GATE, max_values=asked["max_values"], trace_max_elements=0)
+    try:
+        assert app.trace.trace.max_elements == 0
+    finally:
+        app.trace.end(None)  # closes and removes the temporary log
