@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -101,3 +102,12 @@ async def test_r_g_and_export_after_the_scenario_changed_directory(tmp_path, mon
     steps = [x for x in read_trace(tmp_path / "steps.jsonl") if x["event"] == "step"]
     plain = PlainLoop(folder / "changes_directory.py")
     assert [s["loss"] for s in steps] == [plain.step()["loss"] for _ in range(2)]
+
+
+def test_bench_loads_the_scenario_again_after_it_changed_directory(monkeypatch, capsys):
+    """Issue 12 case 20, `gdtui bench`: each way loads the scenario again, and the second load said
+    "no such scenario file". It runs, and names the file as the user typed it."""
+    monkeypatch.chdir(ROOT)
+    assert main(["bench", CHDIR, "--steps", "3", "--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["scenario"] == CHDIR and result["steps"] == 3
