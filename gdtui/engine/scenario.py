@@ -60,7 +60,7 @@ def resolve_device(spec: str) -> torch.device:
             raise ScenarioError(f"--device {spec}: MPS is not available on this machine; use --device cpu")
         if device.index not in (None, 0):
             raise ScenarioError(f"--device {spec}: this machine has one MPS device; use --device mps")
-        return torch.device("mps")
+        return device
     if device.type != "cpu":
         raise ScenarioError(f"--device {spec}: gdtui runs on cpu, cuda or mps; use one of those")
     if device.index not in (None, 0):  # torch takes cpu:1, then no tensor is ever on it
