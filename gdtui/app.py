@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.pending = 0  # step presses waiting for the job in progress
         self.activity: str | None = None  # the slow job in progress, for the status line
         self.export_path = DEFAULT_PATH
+        #: Where gdtui started: an export path is relative to it, even after the scenario's os.chdir.
+        self.start_dir = os.getcwd()
         self._dim_timer = None
         self._enabled: tuple[bool | None, ...] = ()
 
@@ -372,6 +375,7 @@ def make_app(
     lr: float | None = None,
     grad_source: str | None = None,
     setup: Callable[[Session], object] | None = None,
+    trace_max_elements: int | None = None,
     **session_options: object,
 ) -> GdtuiApp:
     """Build the app; it opens the scenario in its worker once its first frame is up.
@@ -380,7 +384,8 @@ def make_app(
     and ``r`` loads it again. ``setup`` is applied to each new session (the
     command line's breakpoints); a ConditionError from it is shown, and the
     session opens without that condition. Options beyond these go to Session
-    as they are, so the CLI can pass new engine options.
+    as they are, so the CLI can pass new engine options. ``trace_max_elements``
+    (default: ``max_values``) is the trace's own limit, the export log's too.
     """
 
     def load() -> tuple[Session, str | None]:
@@ -393,4 +398,5 @@ def make_app(
             return session, f"{exc}; k sets breakpoints"
         return session, None
 
-    return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=max_values)
+    traced = max_values if trace_max_elements is None else trace_max_elements
+    return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=traced)

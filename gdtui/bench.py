@@ -38,6 +38,7 @@ import argparse
 import gc
 import io
 import json
+import os
 import statistics
 import sys
 import textwrap
@@ -350,7 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gdtui.engine import ScenarioError
 
     try:
-        result = bench(Path(args.scenario), args.device, args.steps, args.repeats, args.history_mb)
+        # Resolved once: the scenario may change the working directory, and each way loads it again.
+        result = bench(Path(os.path.abspath(args.scenario)), args.device, args.steps, args.repeats, args.history_mb)
+        result["scenario"] = args.scenario
     except (ScenarioError, BenchError) as exc:
         print(exc, file=sys.stderr)
         return getattr(exc, "status", 2)

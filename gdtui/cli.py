@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,41 +15,113 @@ DEFAULT_STEPS = 100
 UNTIL_STEPS = 100_000
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
+#: The exit status when stdout's reader closed the pipe: 128 + SIGPIPE, as a shell reports a
+#: Unix tool that SIGPIPE ended.
+EXIT_PIPE_CLOSED = 141
+#: Tensors of up to this many elements (or --trace-max-elements, when more) carry their values to
+#: the screen, the step lines and the reports; --trace-max-elements alone decides what the trace keeps.
+SHOWN_VALUES = 4096
+#: --seed seeds torch, numpy and random: torch takes at most 64 bits.
+MAX_SEED = 2**64 - 1
+
+
+def _whole(text: str, what: str, least: int) -> int:
+    """``text`` as a whole number of at least ``least``, else one line saying what is allowed."""
+    allowed = f"give a whole number of {what}, {least} or more"
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; {allowed}") from None
+        if math.isfinite(number) and number == int(number) and number >= least:
+            allowed = f"write it as {int(number)}"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; {allowed}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text} is {'negative' if value < 0 else f'less than {least}'}; {allowed}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def _count(what: str, least: int = 0):
+    """An argparse type for a whole number of ``what``: --steps 1e9 says so in plain words."""
+    return lambda text: _whole(text, what, least)
+
+
+def _finite(text: str, allowed: str) -> float:
+    """``text`` as a finite float, else one line: not a number, too large (1e400 is inf), not finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; {allowed}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; {allowed}")
+    if math.isinf(value):
+        word = "too large" if text.strip().lstrip("+-").lower() not in ("inf", "infinity") else "not finite"
+        raise argparse.ArgumentTypeError(f"{text!r} is {word}; {allowed}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    allowed = "give a finite positive learning rate such as 0.01"
+    value = _finite(text, allowed)
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not positive")
+        raise argparse.ArgumentTypeError(f"{text} is not positive; {allowed}")
     return value
+
+
+def _megabytes(text: str) -> float:
+    allowed = "give the memory for rewind in MB, such as 256; 0 turns rewind off"
+    value = _finite(text, allowed)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; {allowed}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        what = "not a whole number" if value is None else ("negative" if value < 0 else "too large")
+        raise argparse.ArgumentTypeError(f"{text!r} is {what}; give a whole number from 0 to {MAX_SEED}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input is one line: argparse's error without the usage block above it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (gdtui --help lists the options)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gdtui",
         description="A terminal step-debugger for PyTorch gradient descent.",
-        epilog="Example: gdtui scenarios/not_gate.py    |    gdtui scenarios/not_gate.py --headless --steps 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  gdtui scenarios/not_gate.py                         open the step-debugger\n"
+        "  gdtui scenarios/not_gate.py --headless --steps 5    run 5 steps without the screen\n"
+        "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
+        "                                                      time a scenario: gdtui bench --help",
     )
     p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer)")
     p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
-    p.add_argument("--steps", type=_positive_int, metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
+    p.add_argument("--steps", type=_count("steps"), metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
     p.add_argument("--mode", choices=["manual", "optim"], help="start in manual update (p -= lr * p.grad) or optimizer.step() mode")
     p.add_argument("--grad-source", choices=["autograd", "grad_fn"], help="start with autograd or the scenario's grad_fn as the gradient")
-    p.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and random before the scenario runs (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed for torch, numpy and random before the scenario runs (default 0)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda, cuda:N or mps (default cpu)")
-    p.add_argument("--lr", type=_positive_float, metavar="LR", help="learning rate for every param group and the manual update")
+    p.add_argument("--lr", type=_learning_rate, metavar="LR", help="learning rate for every param group and the manual update")
     p.add_argument("--trace", metavar="FILE", help="write every step to FILE as JSON Lines")
-    p.add_argument("--trace-max-elements", type=_positive_int, default=4096, metavar="N", help="tensors larger than N are traced as a summary (default 4096)")
-    p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="memory for rewind checkpoints (default 256; 0 turns rewind off)")
+    p.add_argument("--trace-max-elements", type=_count("elements"), default=4096, metavar="N", help="tensors larger than N are written to the trace as a summary (default 4096)")
+    p.add_argument("--history-mb", type=_megabytes, default=256, metavar="MB", help="memory for rewind checkpoints (default 256; 0 turns rewind off)")
     p.add_argument("--quiet", action="store_true", help="headless: print only the final line")
     p.add_argument("--until", metavar="EXPR", help='stop when EXPR holds after a step, e.g. "loss < 0.001"')
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="EXPR", help="pause a continuous run when EXPR holds (repeatable); headless runs stop there")
-    p.add_argument("--stop-on-rise", type=_positive_int, metavar="K", help="pause (headless: stop) when the loss rose K steps in a row")
+    p.add_argument("--stop-on-rise", type=_count("steps", least=1), metavar="K", help="pause (headless: stop) when the loss rose K steps in a row")
     p.add_argument("--hints", action="store_true", help="headless: print the health hints under each step")
     p.add_argument("--gradcheck", action="store_true", help="headless: after the steps (default 0), compare autograd with finite differences; exit 1 if it fails")
     p.add_argument("--compare", action="store_true", help="headless: after the steps, show the update manual mode and optimizer.step() would make next")
@@ -95,12 +169,34 @@ def _leave_now_if_a_step_is_stuck(status: int) -> None:
         os._exit(status)
 
 
+def _write_nowhere() -> None:
+    """Send what is left of stdout and stderr to /dev/null: Python would otherwise report the
+    closed pipe once more when it flushes them at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+            pass
+    os.close(devnull)
+
+
 def run(args: argparse.Namespace, options: dict, trace) -> int:
-    """The headless run: steps, then the diagnostics asked for. Returns the exit status."""
+    """The headless run: steps, then the diagnostics asked for. Returns the exit status.
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does, the load included: the trace gets its end line.
+    """
+    from gdtui.engine.headless import stop_signals
+
+    with stop_signals():
+        return _run(args, options, trace)
+
+
+def _run(args: argparse.Namespace, options: dict, trace) -> int:
     from gdtui.engine import ScenarioError, Session
     from gdtui.engine.ascii import fall_back_to_ascii
     from gdtui.engine.conditions import ConditionError
-    from gdtui.engine.headless import EXIT_CHECK_FAILED, EXIT_OK, run_headless
+    from gdtui.engine.headless import EXIT_CHECK_FAILED, EXIT_OK, interrupted_how, interrupted_status, run_headless
 
     fall_back_to_ascii(sys.stdout, sys.stderr)  # a C locale cannot print ‖g‖: spell it |g|, never raise
     try:
@@ -111,6 +207,11 @@ def run(args: argparse.Namespace, options: dict, trace) -> int:
         if trace:
             trace.end(0, "error", str(exc))
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"{interrupted_how(exc)} while loading the scenario", file=sys.stderr)
+        if trace:
+            trace.end(0, "interrupted")
+        return interrupted_status(exc)
     diagnostics = args.gradcheck or args.compare or args.optimizer_state
     steps = args.steps
     if steps is None:
@@ -157,14 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         device=args.device,
         history_mb=args.history_mb,
-        max_values=args.trace_max_elements,
+        max_values=max(args.trace_max_elements, SHOWN_VALUES),
         mode=args.mode,
         lr=args.lr,
         grad_source=args.grad_source,
         watch_activations=args.hints or not args.headless,
     )
     try:
-        trace = TraceWriter(args.trace, args.trace_max_elements) if args.trace else None
+        # Made absolute now: the scenario may change the working directory (export compares with it).
+        trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements) if args.trace else None
     except OSError as exc:
         print(f"--trace {args.trace}: cannot write it ({exc.strerror}); choose a writable path", file=sys.stderr)
         return 2
@@ -183,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if trace:
                 trace.end(0, "error", str(exc))
             return 2
-        app = make_app(args.scenario, trace=trace, setup=lambda session: configure(session, args), **options)
+        app = make_app(args.scenario, trace=trace, setup=lambda session: configure(session, args),
+                       trace_max_elements=args.trace_max_elements, **options)
         app.run()
         status = app.return_code or 0
         if status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
@@ -192,8 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace.close()
         _leave_now_if_a_step_is_stuck(status)
         return status
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # (headless: only in a diagnostic, after the trace's end line)
+        return 128 + getattr(exc, "signum", 2)
+    except BrokenPipeError:  # stdout's reader is gone (gdtui ... | head): exit quietly, as Unix tools do
+        _write_nowhere()
+        return EXIT_PIPE_CLOSED
     finally:
         if trace:
             trace.close()

@@ -8,6 +8,8 @@ jobs send back. Nothing here computes a number.
 
 from __future__ import annotations
 
+import os
+
 from gdtui.keys import BINDINGS
 from gdtui.messages import DiagnosticReport, ExportDone
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
@@ -16,7 +18,7 @@ from gdtui.widgets.report_screen import ReportScreen
 
 
 class DiagnosticsKeys:
-    """Needs the app's session, state, busy, export_path, error_panel, _begin, _idle and _controls_changed."""
+    """Needs the app's session, state, busy, export_path, start_dir, error_panel, _begin, _idle and _controls_changed."""
 
     def action_breakpoints(self) -> None:
         self.push_screen(BreakpointScreen(self.session), lambda _: self._controls_changed())
@@ -44,7 +46,7 @@ class DiagnosticsKeys:
         def done(path: str | None) -> None:
             if path is not None and not self.busy:
                 self.export_path = path
-                self._begin("export", path)
+                self._begin("export", os.path.join(self.start_dir, os.path.expanduser(path)))
 
         self.push_screen(ExportPrompt(self.export_path), done)
 

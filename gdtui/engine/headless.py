@@ -1,6 +1,8 @@
 """The headless runner: step a session N times, print a line per step, write the trace.
 
-Exit statuses: 0 done, 1 a gradient check failed, 2 scenario error, 3 NaN/Inf, 130 Ctrl-C.
+Exit statuses: 0 done, 1 a gradient check failed, 2 scenario error, 3 NaN/Inf, 130 Ctrl-C
+(128 + the signal: 143 SIGTERM, 129 SIGHUP). A closed stdout raises BrokenPipeError, after the
+trace's end line.
 """
 
 from __future__ import annotations
@@ -37,32 +39,83 @@ def step_line(r: StepRecord, batches: bool = False) -> str:
     return "  ".join(parts)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt: every path that ends an
+    interrupted run (its trace's end line, the check of the steps left unchecked) ends these too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def interrupted_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process the signal ended: 130 for Ctrl-C."""
+    return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def interrupted_how(exc: KeyboardInterrupt) -> str:
+    return f"stopped by {exc.args[0]}" if isinstance(exc, Terminated) else "interrupted"
+
+
+#: SIGTERM and SIGHUP stop a headless run as Ctrl-C does; by default they end the process at
+#: once, and the trace without its end line.
+_TERMINATING = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated while in this block (on the main thread, where the
+    process has no handler of its own for them)."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in _TERMINATING:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                previous[signum] = signal.signal(signum, _raise_terminated)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class _CtrlC:
-    """Ctrl-C raises KeyboardInterrupt as usual, except inside :meth:`held`, where it waits for the
-    block's end: a step's count and its trace line go together (Python raises a pending
-    KeyboardInterrupt as soon as a C call returns, so one landing in the line's write left the
-    trace's end line a step short). Only on the main thread, where SIGINT has Python's own handler.
+    """Ctrl-C raises KeyboardInterrupt as usual (SIGTERM and SIGHUP, Terminated), except inside
+    :meth:`held`, where it waits for the block's end: a step's count and its trace line go together
+    (Python raises a pending KeyboardInterrupt as soon as a C call returns, so one landing in the
+    line's write left the trace's end line a step short). Only on the main thread, and only for a
+    signal that has Python's own handler (or stop_signals').
     """
 
     def __init__(self) -> None:
-        self._held = self._pending = False
-        self._previous = None
+        self._held = False
+        self._pending: int | None = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> _CtrlC:
-        if threading.current_thread() is threading.main_thread() and (
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            ours = {signal.SIGINT: (signal.default_int_handler,)}
+            ours.update({signum: (signal.SIG_DFL, _raise_terminated) for signum in _TERMINATING})
+            for signum, handlers in ours.items():
+                if signal.getsignal(signum) in handlers:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    @staticmethod
+    def _interrupt(signum: int) -> KeyboardInterrupt:
+        return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
     def _handle(self, signum, frame) -> None:
         if not self._held:
-            raise KeyboardInterrupt
-        self._pending = True
+            raise self._interrupt(signum)
+        self._pending = self._pending or signum
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -72,8 +125,8 @@ class _CtrlC:
         finally:
             self._held = False
         if self._pending:
-            self._pending = False
-            raise KeyboardInterrupt
+            signum, self._pending = self._pending, None
+            raise self._interrupt(signum)
 
 
 def run_headless(
@@ -101,6 +154,13 @@ def run_headless(
     detail = trace is not None or not quiet  # quiet and untraced: no one sees a step's mean, std, min or max
     done = 0
     record: StepRecord | None = None
+    ended = False
+
+    def end(steps_done: int, reason: str, message: str | None = None) -> None:
+        nonlocal ended
+        if trace and not ended:
+            ended = True
+            trace.end(steps_done, reason, message)
 
     def stop_nonfinite(record: StepRecord) -> int:
         if quiet:
@@ -110,14 +170,12 @@ def run_headless(
             "lower the learning rate (--lr) or check the data",
             file=err,
         )
-        if trace:
-            trace.end(done, "nonfinite", record.nonfinite)
+        end(done, "nonfinite", record.nonfinite)
         return EXIT_NONFINITE
 
     def stop_error(exc: StepError) -> int:
         print(exc, file=err)
-        if trace:
-            trace.end(done, "error", str(exc))
+        end(done, "error", str(exc))
         return EXIT_ERROR
 
     def settle() -> int | None:
@@ -163,25 +221,25 @@ def run_headless(
                     if quiet:
                         print(step_line(record, batches), file=out)
                     print(f"stopped after step {record.step}: {hits[0].text}", file=out)
-                    if trace:
-                        trace.end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
+                    end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
                     return EXIT_OK
             stopped = settle()
             if stopped is not None:
                 return stopped
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # SIGTERM and SIGHUP too, as Terminated
             try:
                 stopped = settle()  # a checked run would have stopped at the NaN already (mid-step too)
             except KeyboardInterrupt:
                 stopped = None
             if stopped is not None:
                 return stopped
-            print(f"interrupted after {done} steps", file=err)
-            if trace:
-                trace.end(done, "interrupted")
-            return EXIT_INTERRUPTED
+            print(f"{interrupted_how(exc)} after {done} steps", file=err)
+            end(done, "interrupted")
+            return interrupted_status(exc)
+        except BrokenPipeError:  # the reader of the step lines is gone (| head): the CLI exits quietly
+            end(done, "interrupted")
+            raise
+    end(done, "steps")  # first: the final line may find the pipe closed
     if quiet:
         print(step_line(record, batches) if record else "0 steps", file=out)
-    if trace:
-        trace.end(done, "steps")
     return EXIT_OK

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+import io
+import os
 import random
 import sys
+import tokenize
 import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -55,10 +58,14 @@ def resolve_device(spec: str) -> torch.device:
     if device.type == "mps":
         if not torch.backends.mps.is_available():
             raise ScenarioError(f"--device {spec}: MPS is not available on this machine; use --device cpu")
+        if device.index not in (None, 0):
+            raise ScenarioError(f"--device {spec}: this machine has one MPS device; use --device mps")
         return device
     if device.type != "cpu":
         raise ScenarioError(f"--device {spec}: gdtui runs on cpu, cuda or mps; use one of those")
-    return device
+    if device.index not in (None, 0):  # torch takes cpu:1, then no tensor is ever on it
+        raise ScenarioError(f"--device {spec}: the CPU is one device; use --device cpu")
+    return torch.device("cpu")
 
 
 def check_arguments(path: str | Path, device: str) -> None:
@@ -141,13 +148,44 @@ class Scenario:
         return list(self.model.buffers()) if isinstance(self.model, nn.Module) else []
 
 
-def execute(path: Path, seed: int, device: torch.device) -> tuple[dict[str, Any], ast.Module]:
-    """Run the scenario file in a fresh module; return its namespace and syntax tree."""
+def read_source(path: Path) -> str:
+    """The file's text decoded as Python decodes a source file: a UTF-8 BOM, else a PEP 263
+    ``coding:`` line in the first two, else UTF-8. Raises ScenarioError naming the line when the
+    declared encoding is unknown or a byte does not decode."""
+    data = path.read_bytes()
     try:
-        source = path.read_text(encoding="utf-8")
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:  # an unknown encoding, a BOM with another coding line, or not UTF-8
+        if not exc.msg.startswith("invalid or missing encoding declaration"):
+            cookie = next((i for i, line in enumerate(data.splitlines()[:2], 1) if b"coding" in line), 1)
+            raise ScenarioError(f"{exc.msg}; declare an encoding Python knows, such as # coding: utf-8",
+                                path, cookie) from None
+        encoding = "utf-8"  # a first line that is not UTF-8: the decoding below says where
+    try:
+        return data.decode(encoding)  # utf-8-sig after a BOM, which it drops
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            f"byte {data[exc.start]:#04x} is not {exc.encoding}; save the file as UTF-8, or declare its "
+            "encoding in a first line such as # coding: latin-1",
+            path,
+            line,
+        ) from None
+
+
+def execute(path: Path, seed: int, device: torch.device, file: Path | None = None) -> tuple[dict[str, Any], ast.Module]:
+    """Run the scenario file in a fresh module; return its namespace and syntax tree.
+
+    ``path`` is the file as the user named it, for messages; ``file`` (default: ``path`` made
+    absolute now) is where it is read from, its ``__file__`` (absolute, as Python gives a script)
+    and the folder put on ``sys.path``: a scenario may change the working directory.
+    """
+    file = Path(os.path.abspath(path if file is None else file))
+    try:
+        source = read_source(file)
     except FileNotFoundError:
         raise ScenarioError("no such scenario file; check the path", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ScenarioError(f"cannot read the scenario: {one_line(exc)}", path) from None
     try:
         tree = ast.parse(source, filename=str(path))
@@ -155,13 +193,13 @@ def execute(path: Path, seed: int, device: torch.device) -> tuple[dict[str, Any]
     except SyntaxError as exc:
         raise ScenarioError(f"SyntaxError: {exc.msg}; fix the Python syntax", path, exc.lineno) from None
     module = types.ModuleType(MODULE_NAME)
-    module.__file__ = str(path)
+    module.__file__ = str(file)
     namespace = module.__dict__
     scenario_builtins = dict(vars(builtins))
     scenario_builtins["input"] = _refuse_input
     namespace["__builtins__"] = scenario_builtins
     sys.modules[MODULE_NAME] = module
-    folder = str(path.parent)
+    folder = str(file.parent)
     sys.path.insert(0, folder)
     seed_everything(seed)
     try:
@@ -282,15 +320,19 @@ def _read_optimizer(ns: dict[str, Any], sc: Scenario) -> list[torch.Tensor]:
     return tensors
 
 
-def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device = "cpu") -> Scenario:
+def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device = "cpu",
+                  file: str | Path | None = None) -> Scenario:
     """Execute and check a scenario. Raises ScenarioError, one line, on any problem.
+
+    ``file``: where to read ``path`` from, when the working directory may have changed since
+    the user named it (see :func:`execute`).
 
     The checks here need no step; :class:`gdtui.engine.loop.Loop` then runs one
     forward, loss and backward on a snapshot to check the loss and the gradients.
     """
     path = Path(path)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    ns, tree = execute(path, seed, dev)
+    ns, tree = execute(path, seed, dev, None if file is None else Path(file))
     doc = ast.get_docstring(tree) or ""
     title, _, description = doc.strip().partition("\n")
     sc = Scenario(

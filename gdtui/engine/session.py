@@ -10,6 +10,7 @@ back (rewind, detail_last, the quiet run's deferred check) is
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from array import array
@@ -20,6 +21,7 @@ import torch
 
 from gdtui.engine.conditions import Condition, RisingLoss
 from gdtui.engine.controls import Controls
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError
@@ -59,6 +61,9 @@ class Session(Controls, Rewind, Views):
         checkpoint_every: int | None = None,
     ):
         self.path = Path(path)
+        #: Where the file is, resolved once: a scenario may change the working directory, and
+        #: reset (and the gradient check) read the file again.
+        self.file = Path(os.path.abspath(path))
         self.seed = seed
         self.device_spec = device
         self.history_budget = int(history_mb * MB)
@@ -79,7 +84,8 @@ class Session(Controls, Rewind, Views):
     # --- loading ------------------------------------------------------------------------
 
     def _load(self) -> Loop:
-        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec), self.watch_activations)
+        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec, file=self.file),
+                    self.watch_activations)
         loop.check()
         return loop
 
@@ -133,9 +139,16 @@ class Session(Controls, Rewind, Views):
         self._again_checksum: tuple[int, ...] | None = None
         self.replay_note = None
         self._warned_unrestored = False
+        # The launch values are the command line's: a bad one names its flag, not the file.
         if lr is not None:
-            self.set_lr(lr)
+            try:
+                self.set_lr(lr)
+            except ValueError:
+                raise ScenarioError(f"--lr {lr!r}: give a finite positive learning rate such as 0.01") from None
         if grad_source is not None:
+            if grad_source == "grad_fn" and sc.grad_fn is None:
+                raise ScenarioError(f"--grad-source grad_fn: {self.path} defines no grad_fn; define grad_fn() "
+                                    "there for a hand-written gradient, or leave out --grad-source")
             self.set_grad_source(grad_source)
 
     def reset(self) -> None:
