@@ -349,8 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from gdtui.engine import ScenarioError
+    from gdtui.engine.scenario import check_arguments
 
     try:
+        check_arguments(args.scenario, args.device)  # named as the user typed it
         # Resolved once: the scenario may change the working directory, and each way loads it again.
         result = bench(Path(os.path.abspath(args.scenario)), args.device, args.steps, args.repeats, args.history_mb)
         result["scenario"] = args.scenario

@@ -396,20 +396,31 @@ def test_after_a_state_overflow_check_the_next_measured_steps_hints_still_say_wh
 
 
 #: The run's check finds w went -inf at step 7 and runs steps 4..7 again, but the forward fails
-#: the second time (CALL is the number of the forward that fails).
-FAILS_AGAIN = HIDDEN_OVERFLOW.replace("model = lambda x: x * w", """calls = 0
+#: the second time (CALL is the number of the forward that fails). The count lives in a file
+#: beside the scenario, where a rewind cannot take it back, as state outside the process would.
+FAILS_AGAIN = HIDDEN_OVERFLOW.replace("model = lambda x: x * w", """from pathlib import Path
+counter = Path(__file__).with_suffix(".calls")
+counter.write_text("0")
 def model(x):
-    global calls
-    calls += 1
+    calls = int(counter.read_text()) + 1
+    counter.write_text(str(calls))
     if calls == CALL:
         raise RuntimeError("the second time differs")
     return x * w""")
 
 
+def forwards_made(path):
+    """How many forwards the FAILS_AGAIN scenario at ``path`` has made so far."""
+    return int(path.with_suffix(".calls").read_text())
+
+
 def test_a_check_whose_replay_fails_leaves_the_log_where_the_session_is(tmp_path):
+    """A run's overflow check replays steps whose forward now fails: the error says "not
+    deterministic", and the trace's steps are the plain loop's up to where the session is."""
     probe = tmp_path / "probe.py"
     probe.write_text(FAILS_AGAIN.replace("CALL", "-1"))
-    loaded = Session(probe).loop.sc.namespace["calls"]  # the forwards that loading makes
+    Session(probe)
+    loaded = forwards_made(probe)  # the forwards that loading makes
     path = tmp_path / "fails_again.py"
     path.write_text(FAILS_AGAIN.replace("CALL", str(loaded + 9 + 1)))  # the check's first replayed forward
     session = Session(path, checkpoint_every=3)
@@ -446,11 +457,14 @@ def test_a_stop_condition_added_during_a_step_leaves_it_consistently_unmeasured(
 
 
 def test_a_rewind_whose_replay_fails_says_so_and_takes_the_log_back(tmp_path):
+    """A rewind replays from the checkpoint and the first replayed forward fails: the error says
+    so, the session is at the checkpoint, and the trace holds no step past it."""
     path = tmp_path / "fails_again.py"
     path.write_text(FAILS_AGAIN.replace("lr=5e37", "lr=0.1").replace("CALL", "LOADED + 4"))
     probe = tmp_path / "probe.py"
     probe.write_text(FAILS_AGAIN.replace("CALL", "-1"))
-    loaded = Session(probe).loop.sc.namespace["calls"]
+    Session(probe)
+    loaded = forwards_made(probe)
     path.write_text(path.read_text().replace("LOADED", str(loaded)))  # the 1st forward a rewind replays
     session = Session(path, checkpoint_every=100)
     posted = []

@@ -134,14 +134,19 @@ def test_checkpoints_every_k_steps_rewind_exactly_to_any_step():
 
 
 def test_a_step_that_fails_when_replayed_leaves_the_session_at_the_checkpoint(tmp_path):
+    """State outside the process (a file) makes a replayed forward fail: the rewind says "not
+    deterministic", leaves the session at step 0, and the next step is the first step again."""
     path = tmp_path / "flaky.py"
     path.write_text(
         "import torch\n"
         "w = torch.tensor([1.0], requires_grad=True)\n"
-        "calls = [0]\n"
+        "from pathlib import Path\n"
+        "counter = Path(__file__).with_suffix('.calls')\n"  # outside the process: a rewind cannot take it back
+        "counter.write_text('0')\n"
         "def model(x):\n"
-        "    calls[0] += 1\n"
-        "    if calls[0] == 6:\n"
+        "    calls = int(counter.read_text()) + 1\n"
+        "    counter.write_text(str(calls))\n"
+        "    if calls == 6:\n"
         "        raise RuntimeError('sixth call')\n"
         "    return w * x\n"
         "loss_fn = lambda p, y: ((p - y) ** 2).mean()\n"
