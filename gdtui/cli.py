@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed for torch, numpy and random before the scenario runs (default 0)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--lr", type=_learning_rate, metavar="LR", help="learning rate for every param group and the manual update")
-    p.add_argument("--trace", metavar="FILE", help="write every step to FILE as JSON Lines")
+    p.add_argument("--trace", metavar="FILE", help="write every step to FILE as JSON Lines, or as CSV for a .csv path")
     p.add_argument("--trace-max-elements", type=_count("elements"), default=4096, metavar="N", help="tensors larger than N are written to the trace as a summary (default 4096)")
     p.add_argument("--history-mb", type=_megabytes, default=256, metavar="MB", help="memory for rewind checkpoints (default 256; 0 turns rewind off)")
     p.add_argument("--quiet", action="store_true", help="headless: print only the final line")
@@ -189,7 +189,22 @@ def run(args: argparse.Namespace, options: dict, trace) -> int:
     from gdtui.engine.headless import stop_signals
 
     with stop_signals():
-        return _run(args, options, trace)
+        status = _run(args, options, trace)
+    return _trace_failed(trace, status)
+
+
+def _trace_failed(trace, status: int, shown: bool = False) -> int:
+    """Close the trace; if a write failed, say so (again when ``shown``: on a screen now gone), status 2."""
+    if trace is None:
+        return status
+    trace.close()
+    error = trace.take_error()
+    if shown or error:
+        error = error or trace.error
+        if error:
+            print(error, file=sys.stderr)
+            return status or 2
+    return status
 
 
 def _run(args: argparse.Namespace, options: dict, trace) -> int:
@@ -264,12 +279,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         grad_source=args.grad_source,
         watch_activations=args.hints or not args.headless,
     )
-    try:
-        # Made absolute now: the scenario may change the working directory (export compares with it).
-        trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements) if args.trace else None
-    except OSError as exc:
-        print(f"--trace {args.trace}: cannot write it ({exc.strerror}); choose a writable path", file=sys.stderr)
-        return 2
+    trace = None
+    if args.trace:
+        from gdtui.engine.targets import same_file
+        from gdtui.engine.trace import OPEN_REASONS
+
+        if same_file(args.trace, args.scenario):  # opening it would empty the scenario before it loads
+            print(f"--trace {args.trace}: that is the scenario file, which the trace would overwrite; "
+                  "choose another path", file=sys.stderr)
+            return 2
+        try:
+            # Made absolute now: the scenario may change the working directory (export compares with it).
+            trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements, label=f"--trace {args.trace}")
+        except OSError as exc:
+            reason = OPEN_REASONS.get(exc.errno) or f"cannot write it ({exc.strerror}); choose a writable path"
+            print(f"--trace {args.trace}: {reason}", file=sys.stderr)
+            return 2
     try:
         if args.headless:
             return run(args, options, trace)
@@ -291,8 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = app.return_code or 0
         if status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
             print(app.error, file=sys.stderr)
-        if trace:
-            trace.close()
+        status = _trace_failed(trace, status, shown=True)  # the app said so too, but its screen is gone
         _leave_now_if_a_step_is_stuck(status)
         return status
     except KeyboardInterrupt as exc:  # (headless: only in a diagnostic, after the trace's end line)

@@ -48,7 +48,8 @@ class DiagnosticsKeys:
                 self.export_path = path
                 self._begin("export", os.path.join(self.start_dir, os.path.expanduser(path)))
 
-        self.push_screen(ExportPrompt(self.export_path), done)
+        kept = [(self.session.file, "the open scenario"), (self.trace.path, "the trace log being written")]
+        self.push_screen(ExportPrompt(self.export_path, start_dir=self.start_dir, kept=kept), done)
 
     # --- what the jobs send back ---------------------------------------------------------
 

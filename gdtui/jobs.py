@@ -48,19 +48,27 @@ class TraceLog:
         self._lock = threading.Lock()
         self._ended = False
         self._own: Path | None = None
-        if trace is None:
+        log = trace if trace is not None and not trace.csv else None  # export reads JSON Lines
+        if log is None:
             try:
-                trace = TraceWriter.export_log(max_elements)
-                self._own = trace.path
+                log = TraceWriter.export_log(max_elements)
+                self._own = log.path
             except OSError:
-                trace = None  # no temp folder to write to: the app runs, export says why it cannot
-        self.trace = trace
-        #: The user asked for this trace (--trace): every step goes in it in full, none light.
-        self.detailed = self._own is None and trace is not None
+                log = None  # no temp folder to write to: the app runs, export says why it cannot
+        #: The log that export reads: the user's --trace file, else (none, or a CSV one) a temporary one.
+        self.trace = log
+        self._writers = [w for w in (trace, log if log is not trace else None) if w is not None]
+        #: The user asked for a trace (--trace): every step goes in it in full, none light.
+        self.detailed = trace is not None
 
     @property
     def path(self) -> Path | None:
         return self.trace.path if self.trace is not None else None
+
+    def take_error(self) -> str | None:
+        """Why a trace stopped being written (a full disk), the first time it is asked; else None."""
+        with self._lock:
+            return next((e for e in (w.take_error() for w in self._writers) if e), None)
 
     def tensors_left_out(self) -> str | None:
         """Why the log's later steps have no tensors (the temporary log grew past its size), or None."""
@@ -73,16 +81,16 @@ class TraceLog:
     def start(self, state: SessionState, *, reset: bool = False) -> None:
         """The start line; after a reset, a reset line first, so no earlier step counts."""
         with self._lock:
-            if self.trace is not None and not self._ended:
+            for trace in self._writers if not self._ended else ():
                 if reset:
-                    self.trace.reset()
-                self.trace.start(scenario=state.path, seed=self.seed, device=state.device, mode=state.mode,
-                                 params=dict(state.params))
+                    trace.reset()
+                trace.start(scenario=state.path, seed=self.seed, device=state.device, mode=state.mode,
+                            params=dict(state.params))
 
     def step(self, record: StepRecord) -> None:
         with self._lock:
-            if self.trace is not None and not self._ended:
-                self.trace.step(record)
+            for trace in self._writers if not self._ended else ():
+                trace.step(record)
 
     def flush(self) -> None:
         """Every line so far to the file, for a reader."""
@@ -93,8 +101,8 @@ class TraceLog:
     def rewind(self, step: int) -> None:
         """The steps after ``step`` no longer count."""
         with self._lock:
-            if self.trace is not None and not self._ended:
-                self.trace.rewind(step)
+            for trace in self._writers if not self._ended else ():
+                trace.rewind(step)
 
     def end(self, session: Session | None, error: str | None = None) -> None:
         """``steps`` when the scenario's own step count was reached, else ``interrupted``;
@@ -103,14 +111,15 @@ class TraceLog:
         The temporary trace (no --trace given) is closed and removed.
         """
         with self._lock:
-            if self.trace is None or self._ended:
+            if not self._writers or self._ended:
                 return
             self._ended = True
-            if session is None:  # it never opened: it failed to, or the user quit while it was opening
-                self.trace.end(0, "error" if error else "interrupted", error)
-            else:
-                steps, target = session.step_count, session.scenario.steps
-                self.trace.end(steps, "steps" if target and steps >= target else "interrupted")
+            for trace in self._writers:
+                if session is None:  # it never opened: it failed to, or the user quit while it was opening
+                    trace.end(0, "error" if error else "interrupted", error)
+                else:
+                    steps, target = session.step_count, session.scenario.steps
+                    trace.end(steps, "steps" if target and steps >= target else "interrupted")
             if self._own is not None:
                 self.trace.close()
                 self._own.unlink(missing_ok=True)
@@ -178,6 +187,9 @@ class SessionJobs:
 
     def update(self, *, final: bool = True, rebuild: bool = False, chart: bool = True, **fields) -> None:
         views, state = self.describe() if rebuild else (None, self.session.state())
+        broken = self.trace.take_error() if final else None  # a full disk: said once, never dropped
+        if broken:
+            fields["notice"] = "; ".join(n for n in (fields.get("notice"), broken) if n)
         self.post(SessionUpdate(state, self.frame() if chart else None, final=final, views=views, **fields))
 
     # --- the jobs -----------------------------------------------------------------------
@@ -322,12 +334,9 @@ class SessionJobs:
             self.post(ExportDone("no trace log to export: the system's temp folder is not writable; "
                                  "start gdtui with --trace FILE", ok=False))
             return
-        if Path(out).expanduser().resolve() == self.trace.path.resolve():
-            self.post(ExportDone(f"{out} is the trace log being written; choose another path", ok=False))
-            return
         self.trace.flush()
         try:
-            n = export_trace(self.trace.path, out)
+            n = export_trace(self.trace.path, out, kept=[(self.session.file, "the open scenario")])
         except ExportError as exc:
             self.post(ExportDone(str(exc), ok=False))
             return

@@ -215,8 +215,8 @@ async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(t
         assert "export failed" in panel and "cannot write" in panel
         await press(pilot, "e")
         await submit(pilot, str(log))  # onto the log itself: refused, the log stays whole
-        assert "is the trace log being written" in str(app.query_one(ErrorPanel).render())
-        await press(pilot, "space")
+        assert "is the trace log being written" in str(app.screen.query_one("#export-why").render())
+        await press(pilot, "escape", "space")
         assert app.session.step_count == 3 and not app.query_one(ErrorPanel).display
         assert log.exists() and log.parent == Path(tempfile.gettempdir())
         await pilot.press("q")

@@ -3,21 +3,25 @@
 The trace a session writes is an append-only log that may hold ``rewind`` and
 ``reset`` events. :func:`timeline` replays it into the steps of the current
 timeline; :func:`export_trace` writes them to a temporary file beside the
-target and renames it into place, so a failed write loses nothing.
+target and renames it into place, so a failed write loses nothing; a replaced file
+keeps its mode, a new one gets the user's umask.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gdtui.engine.summarize import flat_values
+from gdtui.engine.targets import TargetError, export_target
 
 
 class ExportError(Exception):
@@ -63,32 +67,61 @@ def _norm(value: Any) -> float:
     return math.sqrt(sum(float(v) ** 2 for v in flat_values(value)))  # float() reads "nan", "inf", "-inf" too
 
 
-def csv_rows(steps: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """One row per step: step, epoch, batch, mode, lr, loss, each metric, each tensor's grad and param norm."""
+def csv_columns(steps: Iterable[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The metrics and the tensors that the steps name, in the order first named."""
     metrics: list[str] = []
     tensors: list[str] = []
     for s in steps:
         metrics += [m for m in s.get("metrics", {}) if m not in metrics]
         tensors += [t for t in s.get("params", {}) if t not in tensors]
+    return metrics, tensors
+
+
+def csv_header(metrics: list[str], tensors: list[str]) -> list[str]:
     header = ["step", "epoch", "batch", "mode", "grad_source", "lr", "loss", *metrics]
-    header += [f"grad_norm[{t}]" for t in tensors] + [f"param_norm[{t}]" for t in tensors]
-    rows = []
-    for s in steps:
-        row = [s["step"], s.get("epoch"), s.get("batch"), s.get("mode"), s.get("grad_source"), s.get("lr"), s.get("loss")]
-        row += [s.get("metrics", {}).get(m) for m in metrics]
-        row += [_norm(s.get("grads", {}).get(t)) for t in tensors]
-        row += [_norm(s.get("params", {}).get(t)) for t in tensors]
-        rows.append(row)
-    return header, rows
+    return header + [f"grad_norm[{t}]" for t in tensors] + [f"param_norm[{t}]" for t in tensors]
+
+
+def csv_row(s: dict[str, Any], metrics: list[str], tensors: list[str]) -> list[Any]:
+    """One step's row under ``csv_header(metrics, tensors)``: a column it lacks is empty (NaN for a norm)."""
+    row = [s["step"], s.get("epoch"), s.get("batch"), s.get("mode"), s.get("grad_source"), s.get("lr"), s.get("loss")]
+    row += [s.get("metrics", {}).get(m) for m in metrics]
+    row += [_norm(s.get("grads", {}).get(t)) for t in tensors]
+    row += [_norm(s.get("params", {}).get(t)) for t in tensors]
+    return row
+
+
+def csv_rows(steps: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """One row per step: step, epoch, batch, mode, lr, loss, each metric, each tensor's grad and param norm."""
+    metrics, tensors = csv_columns(steps)
+    return csv_header(metrics, tensors), [csv_row(s, metrics, tensors) for s in steps]
 
 
 def _write_atomically(path: Path, write) -> None:
+    """Write ``path`` through a temporary file in its folder, renamed into place.
+
+    A new file gets the mode the user's umask gives (the kernel applies it to 0o666); a file
+    replaced keeps its mode.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     tmp = None
     try:
-        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False,
-                                         encoding="utf-8", newline="") as f:
-            tmp = f.name
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = None
+        for _ in range(100):
+            tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                break
+            except FileExistsError:
+                tmp = None
+        else:
+            raise FileExistsError(errno.EEXIST, "no free name for a temporary file")
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            if mode is not None:
+                os.chmod(fd, mode)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -100,13 +133,20 @@ def _write_atomically(path: Path, write) -> None:
         raise ExportError(f"cannot write {path}: {reason}; choose another path (nothing was changed)") from None
 
 
-def export_trace(trace_path: str | Path, out_path: str | Path, fmt: str | None = None) -> int:
+def export_trace(trace_path: str | Path, out_path: str | Path, fmt: str | None = None,
+                 kept: Iterable[tuple[str | Path | None, str]] = ()) -> int:
     """Write the current timeline of ``trace_path`` to ``out_path`` as ``jsonl`` or ``csv``.
 
     The format defaults to the target's suffix (``.csv`` is CSV, anything else
-    JSON Lines). Returns the number of steps written; raises ExportError.
+    JSON Lines). A symlink is followed: its target is replaced. ``kept`` are the
+    files it must never replace, with what they are (the open scenario, the trace
+    log): see :func:`gdtui.engine.targets.export_target`. Returns the number of
+    steps written; raises ExportError.
     """
-    out = Path(out_path).expanduser()
+    try:
+        out = export_target(out_path, [(trace_path, "the trace log being written"), *kept])
+    except TargetError as exc:
+        raise ExportError(str(exc)) from None
     fmt = fmt or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
     try:
         start, steps = timeline(read_lines(trace_path))

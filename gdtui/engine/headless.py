@@ -150,6 +150,9 @@ def run_headless(
             mode=session.mode,
             params=dict(state.params),
         )
+        if trace.error:
+            print(trace.take_error(), file=err)
+            return EXIT_ERROR
     batches = session.scenario.batches is not None
     detail = trace is not None or not quiet  # quiet and untraced: no one sees a step's mean, std, min or max
     done = 0
@@ -205,6 +208,9 @@ def run_headless(
                     done += 1
                     if trace:
                         trace.step(record)
+                if trace and trace.error:  # a full disk, ulimit -f: the trace ends on its last whole line
+                    print(trace.take_error(), file=err)
+                    return EXIT_ERROR
                 if not quiet:
                     print(step_line(record, batches), file=out, flush=True)
                     if hints:

@@ -11,16 +11,22 @@ than ``max_elements`` elements is written as its summary instead. NaN and
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import errno
+import io
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
 from gdtui import __version__
+from gdtui.engine.export import csv_columns, csv_header, csv_row
 from gdtui.engine.records import StepRecord, TensorView
 
 
@@ -44,12 +50,50 @@ EXPORT_LOG_MAX_ELEMENTS = 64
 EXPORT_LOG_TENSOR_BYTES = 512 * 2**20
 
 
+def _open_for_writing(path: Path) -> int:
+    """``path`` opened for writing, truncated (created with the user's umask). A FIFO is opened
+    without waiting: one that no one reads raises ENXIO at once, where a plain open would block."""
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | nonblock | getattr(os, "O_CLOEXEC", 0), 0o666)
+    if nonblock:
+        try:
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~nonblock)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
+
+
+#: Why a trace cannot be opened, for the errors whose words (strerror) do not say it.
+OPEN_REASONS = {errno.ENXIO: "it is a FIFO that nothing reads; start its reader first, or choose another path"}
+
+#: What to do when a write fails, by errno.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space or choose another path",
+    errno.EFBIG: "raise the file size limit (ulimit -f) or trace fewer steps",
+    errno.EPIPE: "its reader closed it; keep the reader open or choose a file",
+}
+
+
 class TraceWriter:
     """Writes a trace to ``path``; a line per event, flushed at once unless ``flush_each`` is False
-    (then :meth:`flush` before reading it)."""
+    (then :meth:`flush` before reading it). A ``.csv`` path gets a CSV row per step instead, the
+    columns of an export (:func:`gdtui.engine.export.csv_rows`), fixed by the first step.
+
+    A write that fails (a full disk, ``ulimit -f``, a reader that went away) never raises: the
+    trace ends at its last whole line (a regular file is cut back to it), nothing more is
+    written, and :attr:`error` says why in one line that starts with ``label``. Raises OSError
+    when the file cannot be opened; a FIFO that no one reads is refused (ENXIO) rather than
+    waited for.
+    """
+
+    #: Past this many bytes waiting (flush_each False), they are written.
+    BUFFER_BYTES = 1 << 16
 
     def __init__(self, path: str | Path, max_elements: int = 4096, flush_each: bool = True,
-                 tensor_bytes: int | None = None):
+                 tensor_bytes: int | None = None, label: str | None = None):
         self.path = Path(path)
         self.max_elements = max_elements
         self.flush_each = flush_each
@@ -57,8 +101,21 @@ class TraceWriter:
         self.tensor_bytes = tensor_bytes
         #: The first step written without its tensors, once the log has reached ``tensor_bytes``.
         self.tensors_left_out_from: int | None = None
-        self._bytes = 0
-        self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.label = label or f"the trace {self.path}"
+        #: Why the trace stopped being written (one line), or None.
+        self.error: str | None = None
+        self._error_taken = False
+        self.csv = self.path.suffix.lower() == ".csv"
+        self._columns: tuple[list[str], list[str]] | None = None  # CSV: the metrics and tensors
+        self._start: dict[str, Any] | None = None
+        self._bytes = 0  # bytes of whole lines on disk or waiting
+        self._written = 0  # bytes of whole lines on disk
+        self._last_step: int | None = None  # the last step on disk
+        self._waiting: list[bytes] = []
+        self._waiting_step: int | None = None
+        self._waiting_bytes = 0
+        self._fd: int | None = _open_for_writing(self.path)
+        self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
 
     @classmethod
     def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-") -> TraceWriter:
@@ -70,24 +127,84 @@ class TraceWriter:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl")
         os.close(fd)
         return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS), flush_each=False,
-                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES)
+                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES, label=f"the log that e exports ({name})")
 
     def _write(self, event: dict[str, Any]) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
+        line = self._csv_line(event) if self.csv else self._json_line(event)
+        if line is None:
+            return
+        data = line.encode("utf-8")
+        self._waiting.append(data)
+        self._waiting_bytes += len(data)
+        self._bytes += len(data)
+        if event.get("event") == "step":
+            self._waiting_step = event["step"]
+        if self.flush_each or self._waiting_bytes >= self.BUFFER_BYTES:
+            self.flush()
+
+    @staticmethod
+    def _json_line(event: dict[str, Any]) -> str:
         try:
             line = json.dumps(event, allow_nan=False)
         except ValueError:  # a NaN or an Inf: JSON has none, so they go as strings
             line = json.dumps(_finite(event), allow_nan=False)
-        self._file.write(line + "\n")
-        self._bytes += len(line) + 1
-        if self.flush_each:
-            self._file.flush()
+        return line + "\n"
+
+    def _csv_line(self, event: dict[str, Any]) -> str | None:
+        """The CSV line of a step, after the header (at the first step, or at the end of a run of
+        none); None for the other events, which a CSV trace leaves out."""
+        kind = event.get("event")
+        if kind == "start":
+            self._start = event
+        if kind not in ("step", "end") or (kind == "end" and self._columns is not None):
+            return None
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if self._columns is None:
+            self._columns = csv_columns([event if kind == "step" else (self._start or {})])
+            writer.writerow(csv_header(*self._columns))
+        if kind == "step":
+            writer.writerow(csv_row(event, *self._columns))
+        return out.getvalue()
 
     def flush(self) -> None:
         """Every line written so far to the file, for a reader."""
-        if self._file is not None:
-            self._file.flush()
+        if self._fd is None or not self._waiting:
+            return
+        data = b"".join(self._waiting)
+        self._waiting.clear()
+        self._waiting_bytes = 0
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self._written += len(data)
+        self._last_step = self._waiting_step if self._waiting_step is not None else self._last_step
+
+    def take_error(self) -> str | None:
+        """:attr:`error`, the first time it is asked for; then None (it was reported)."""
+        if self.error is None or self._error_taken:
+            return None
+        self._error_taken = True
+        return self.error
+
+    def _fail(self, exc: OSError) -> None:
+        """A write failed: cut a regular file back to its last whole line and write no more."""
+        if self._regular:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._written)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = None
+        reason = exc.strerror or str(exc)
+        after = "before its first step" if self._last_step is None else f"after step {self._last_step}"
+        advice = _WRITE_ADVICE.get(exc.errno, "choose another path")
+        self.error = f"{self.label}: cannot write it ({reason}); the trace ends {after}, on a whole line; {advice}"
 
     def _tensor(self, view: TensorView | None) -> Any:
         return None if view is None else view.to_json(self.max_elements)
@@ -140,9 +257,11 @@ class TraceWriter:
         self._write(event)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Write what waits, and close the file (a failed write sets :attr:`error`)."""
+        self.flush()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def __enter__(self) -> TraceWriter:
         return self
