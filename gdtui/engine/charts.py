@@ -1,9 +1,13 @@
 """The numbers behind the step-debugger's charts, as frozen plain-Python records.
 
 Every function here runs in the app's worker thread, never the UI thread. The
-ones that evaluate the scenario's model or loss do so under ``torch.no_grad()``,
-put the trained tensors and every RNG back exactly as they found them, and
-never touch the optimizer, so the session steps on as if nothing happened.
+ones that evaluate the scenario's model or loss do so under ``torch.no_grad()``
+with every ``nn.Module`` of the scenario in eval mode (Dropout off, BatchNorm on
+its running statistics: what the model does, not what a training step does),
+put each module's own mode, the trained tensors, the modules' buffers and every
+RNG back exactly as they found them, without bumping a tensor's version (a step
+in progress still has its graph), and never touch the optimizer, so the session
+steps on as if nothing happened.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from gdtui.engine.scenario import Scenario
 
@@ -108,25 +113,50 @@ def loss_series(losses: Sequence[float], width: int) -> LossSeries:
 # --- helpers that keep the session untouched ---------------------------------------------
 
 
-class _Untouched:
-    """Save the trained tensors and every RNG on entry; put them back bit for bit on exit."""
+def _modules(sc: Scenario) -> list[nn.Module]:
+    """Every nn.Module the scenario's model can reach: the model's, and those its namespace names
+    (a function ``model`` calls them), each once."""
+    found: dict[int, nn.Module] = {}
+    for value in (sc.model, *sc.namespace.values()):
+        if isinstance(value, nn.Module):
+            for m in value.modules():
+                found.setdefault(id(m), m)
+    return list(found.values())
 
-    def __init__(self, tensors: Sequence[torch.Tensor]):
+
+class _Untouched:
+    """Evaluate in eval mode with no grad; on exit put back each module's mode, the trained tensors,
+    the modules' buffers and every RNG, bit for bit. Tensors are written through ``.data``, which
+    leaves their version counters alone: the graph of a step in progress stays valid."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor], sc: Scenario):
+        self.modules = _modules(sc)
+        seen: set[int] = {id(t) for t in tensors}
         self.tensors = list(tensors)
+        for m in self.modules:
+            for b in m.buffers(recurse=False):
+                if id(b) not in seen:
+                    seen.add(id(b))
+                    self.tensors.append(b)
 
     def __enter__(self) -> _Untouched:
         self.saved = [t.detach().clone() for t in self.tensors]
+        self.modes = [(m, m.training) for m in self.modules]
         self.torch_rng = torch.get_rng_state()
         self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         self.np_rng = np.random.get_state()
         self.py_rng = random.getstate()
         self.no_grad = torch.no_grad()
         self.no_grad.__enter__()
+        for m in self.modules:
+            m.training = False
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for m, training in self.modes:
+            m.training = training
         for t, s in zip(self.tensors, self.saved):
-            t.copy_(s)
+            t.data.copy_(s)
         self.no_grad.__exit__(None, None, None)
         torch.set_rng_state(self.torch_rng)
         if self.cuda_rng is not None:
@@ -185,7 +215,7 @@ def model_fit(sc: Scenario, tensors: Sequence[torch.Tensor], points: int = 60) -
     if kind is None:
         return None
     x, y = sc.full_batch
-    with _Untouched(tensors):
+    with _Untouched(tensors, sc):
         try:
             if kind == "curve":
                 xs = _flat(x).tolist()
@@ -298,13 +328,13 @@ def loss_landscape(
     points = points or (80 if dims == 1 else 30)
     axes = tuple(_axis([p[i] for p in path_t], points) for i in range(dims))
     labels = tuple(n if s == 1 else f"{n}[{k}]" for n, s in zip(names, sizes) for k in range(s))
-    with _Untouched(tensors):
+    with _Untouched(tensors, sc):
         try:
             flat = [(t, k) for t in tensors for k in range(t.numel())]
 
             def at(*coords: float) -> float:
                 for (t, k), v in zip(flat, coords):
-                    t.view(-1)[k] = v
+                    t.data.view(-1)[k] = v  # .data: no version bump (see _Untouched)
                 with torch.device(sc.device):
                     out = fn()
                 return float(out.detach().reshape(()).double()) if isinstance(out, torch.Tensor) else float(out)

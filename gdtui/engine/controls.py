@@ -18,7 +18,11 @@ from gdtui.engine.records import GradSource, Mode, StepRecord
 class Controls:
     """Session's controls. A part of Session, which provides what it uses: ``mode``,
     ``grad_source``, ``conditions``, ``rising``, ``losses``, ``loop``, ``scenario``, ``path``,
-    ``_group_lrs`` and ``_manual_lr``."""
+    ``_lr_override`` and ``_manual_lr``.
+
+    gdtui writes a learning rate into the optimizer's param groups only when the user changed
+    it (``set_lr``, ``scale_lr``): once, before the next update. Otherwise the param groups
+    hold what the scenario (and its lr scheduler) put there."""
 
     @property
     def lr(self) -> float:
@@ -27,23 +31,30 @@ class Controls:
 
     def lrs_for(self, mode: Mode) -> list[float]:
         """The learning rate of each param group that an update in ``mode`` would use."""
+        if self._lr_override is not None and not (mode == "manual" and self._manual_lr is not None):
+            return list(self._lr_override)
+        return self._live_lrs(mode)
+
+    def _live_lrs(self, mode: Mode) -> list[float]:
+        """The learning rates an update in ``mode`` uses now, with no change of the user's pending."""
+        groups = self.loop.optimizer.param_groups
         if mode == "manual" and self._manual_lr is not None:
-            return [self._manual_lr] * len(self._group_lrs)
-        return list(self._group_lrs)
+            return [self._manual_lr] * len(groups)
+        return [float(g["lr"]) for g in groups]
 
     def set_lr(self, lr: float) -> None:
         """Use ``lr`` for every param group, in both modes, from the next update."""
         lr = float(lr)
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rate {lr!r}: give a positive number such as 0.01")
-        self._group_lrs = [lr] * len(self._group_lrs)
+        self._lr_override = [lr] * len(self.loop.optimizer.param_groups)
         self._manual_lr = lr if self._manual_lr is not None else None
 
     def scale_lr(self, factor: float) -> None:
         """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"scale factor {factor!r} must be positive")
-        self._group_lrs = [lr * factor for lr in self._group_lrs]
+        self._lr_override = [lr * factor for lr in self.lrs_for("optim")]
         if self._manual_lr is not None:
             self._manual_lr *= factor
 

@@ -41,6 +41,9 @@ class StepControls:
     lrs: tuple[float, ...]
     grad_source: GradSource
     zero_grad: bool
+    #: The learning rates the user's change (+, -, l, --lr) wrote into the param groups before
+    #: this step's update; None when gdtui left them to the scenario (and its scheduler).
+    lr_written: tuple[float, ...] | None = None
 
 
 def record_nbytes(record: StepRecord | None) -> int:

@@ -9,6 +9,7 @@ what to run and keeps the history.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -58,6 +59,7 @@ class Loop:
         self.tensors: list[torch.Tensor] = list(scenario.params.values())
         self.buffers: list[torch.Tensor] = scenario.buffers
         self.optimizer = scenario.optimizer
+        self.scheduler = scenario.scheduler
         self.stream = BatchStream(scenario.batches) if scenario.batches is not None else None
         self.groups: list[list[int]] = self._group_indices()
         #: What the scenario keeps in its namespace besides these: saved and restored with each snapshot.
@@ -93,6 +95,8 @@ class Loop:
                 item, self.epoch, self.batch = self.stream.next()
             except Exception as exc:  # noqa: BLE001 - the user's data raised
                 raise StepError((error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")))) from None
+            if self.batch == 1 and self.epoch > 1:
+                self._new_epoch()
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
                 raise StepError((sc.error(
                     f"data yielded {a_type(item)} as a batch; each batch must be (inputs, targets)", "data"
@@ -188,10 +192,15 @@ class Loop:
                 else:
                     p.grad += g
 
-    def update(self, mode: str, lrs: Sequence[float]) -> None:
-        if mode == "optim":
+    def write_lrs(self, lrs: Sequence[float] | None) -> None:
+        """Put the user's learning rates into the param groups (None: leave the scenario's)."""
+        if lrs is not None:
             for group, lr in zip(self.optimizer.param_groups, lrs):
                 group["lr"] = lr
+
+    def update(self, mode: str, lrs: Sequence[float]) -> None:
+        """optimizer.step() with the param groups' own lrs, or manual p -= lr * p.grad with ``lrs``."""
+        if mode == "optim":
             try:
                 self.optimizer.step()
             except Exception as exc:  # noqa: BLE001
@@ -203,6 +212,43 @@ class Loop:
                     p = self.tensors[i]
                     if p.grad is not None:
                         p -= lr * p.grad
+
+    def scheduler_mark(self) -> int | None:
+        """The scheduler's last_epoch at the start of a step: whether the scenario steps it itself."""
+        return None if self.scheduler is None else self.scheduler.last_epoch
+
+    def after_update(self, mark: int | None) -> None:
+        """Step the scenario's scheduler after an update, as a plain loop would: every step, or
+        after the last batch of an epoch with ``scheduler_interval = "epoch"``. Not when the
+        scenario stepped it itself during this step (its last_epoch moved since ``mark``)."""
+        if self.scheduler is None or self.scheduler.last_epoch != mark:
+            return
+        if self.sc.scheduler_interval == "epoch" and not self._epoch_ends():
+            return
+        self._step_scheduler()
+
+    def _epoch_ends(self) -> bool:
+        """Whether the step in progress took the last batch of its epoch. A full batch (or an
+        objective) is one batch an epoch. Data with no len() says so only when the next epoch
+        begins: forward steps the scheduler then (see _new_epoch)."""
+        if self.stream is None:
+            return True
+        length = self.stream.length
+        return length is not None and self.stream.index >= length
+
+    def _new_epoch(self) -> None:
+        """A new epoch began on data with no len(): step an epoch scheduler for the one that ended."""
+        if self.scheduler is not None and self.sc.scheduler_interval == "epoch" and self.stream.length is None:
+            self._step_scheduler()
+
+    def _step_scheduler(self) -> None:
+        try:
+            with warnings.catch_warnings():
+                # Manual mode never calls optimizer.step(), which the scheduler warns about.
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                self.scheduler.step()
+        except Exception as exc:  # noqa: BLE001 - the scenario's scheduler raised
+            raise StepError(error_from(exc, self.sc.path, "scheduler.step()", self.sc.line("scheduler"))) from None
 
     def zero_grad(self, mode: str, skip: bool = False) -> None:
         if skip:

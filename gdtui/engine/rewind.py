@@ -176,6 +176,7 @@ class Rewind:
             for i, controls in enumerate(steps, 1):
                 self.mode, self.grad_source, self.skip_zero_grad = controls.mode, controls.grad_source, not controls.zero_grad
                 self._replay_lrs = controls.lrs
+                self._replay_written = controls.lr_written
                 self.step(detail=detail and i == len(steps))
         except StepError as exc:
             self._phase = 0
@@ -194,6 +195,7 @@ class Rewind:
         finally:
             self.mode, self.grad_source, self.skip_zero_grad = user
             self._replay_lrs = None
+            self._replay_written = None
             self._replaying = False
 
     def _restore(self, snap: Snapshot) -> None:

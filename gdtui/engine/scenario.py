@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from gdtui.engine.errors import ScenarioError, a_type, error_from, one_line
 
@@ -132,6 +133,9 @@ class Scenario:
     metrics: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     steps: int | None = None
     made_optimizer: bool = False
+    #: The scenario's lr scheduler, stepped after each update ("step") or epoch ("epoch").
+    scheduler: Any = None
+    scheduler_interval: str = "step"
 
     def line(self, *names: str) -> int | None:
         """The line where the first of ``names`` that the file defines is defined."""
@@ -413,4 +417,25 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
         raise sc.error(f"steps is {steps!r}; set it to a whole number of steps", "steps")
     sc.steps = steps
+    _read_scheduler(ns, sc)
     return sc
+
+
+def _read_scheduler(ns: dict[str, Any], sc: Scenario) -> None:
+    scheduler = ns.get("scheduler")
+    interval = ns.get("scheduler_interval", "step")
+    if scheduler is None:
+        if "scheduler_interval" in ns:
+            raise sc.error("scheduler_interval is set but there is no scheduler; define scheduler = "
+                           "torch.optim.lr_scheduler.StepLR(optimizer, ...) or remove it", "scheduler_interval")
+        return
+    if isinstance(scheduler, ReduceLROnPlateau) or not isinstance(scheduler, LRScheduler):
+        what = "ReduceLROnPlateau, which needs a metric at each step()" if isinstance(scheduler, ReduceLROnPlateau) else a_type(scheduler)
+        raise sc.error(f"scheduler is {what}; make it a torch.optim.lr_scheduler such as StepLR(optimizer, 10), "
+                       "or step it yourself under another name", "scheduler")
+    if scheduler.optimizer is not sc.optimizer:
+        raise sc.error("scheduler drives another optimizer than `optimizer`; build it over optimizer", "scheduler")
+    if interval not in ("step", "epoch"):
+        raise sc.error(f"scheduler_interval is {interval!r}; use 'step' (after each optimizer step) or 'epoch'",
+                       "scheduler_interval")
+    sc.scheduler, sc.scheduler_interval = scheduler, interval

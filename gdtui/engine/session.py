@@ -95,7 +95,8 @@ class Session(Controls, Rewind, Views):
         self.loop = loop
         self.mode: Mode = mode or sc.mode  # type: ignore[assignment]
         self.grad_source: GradSource = "autograd"
-        self._group_lrs = [float(g["lr"]) for g in loop.optimizer.param_groups]
+        #: Learning rates the user set, written into the param groups before the next update.
+        self._lr_override: list[float] | None = None
         self._manual_lr = sc.manual_lr
         self.step_count = 0
         self._phase = 0
@@ -104,6 +105,9 @@ class Session(Controls, Rewind, Views):
         self._step_source: GradSource = self.grad_source
         self._step_lrs: tuple[float, ...] = ()
         self._replay_lrs: tuple[float, ...] | None = None
+        self._replay_written: tuple[float, ...] | None = None
+        self._step_written: tuple[float, ...] | None = None
+        self._scheduler_mark: int | None = None
         self._replaying = False
         #: How long the last step() that ran a whole step took, in seconds.
         self.last_step_seconds = 0.0
@@ -254,12 +258,18 @@ class Session(Controls, Rewind, Views):
                 self._grads_zero = False
             elif phase == "update":
                 self._step_mode = self.mode
-                self._step_lrs = self._replay_lrs or tuple(self.lrs_for(self._step_mode))
+                written = self._replay_written if self._replaying else self._lr_override
+                self._step_written = None if written is None else tuple(written)
+                loop.write_lrs(written)
+                self._step_lrs = self._replay_lrs or tuple(self._live_lrs(self._step_mode))
                 # Whether this step measures is settled here, before the update: a stop condition
                 # added meanwhile (the k screen, during a run) must not find no copy to measure with.
                 self._reads = self._detail or self._reads_norms()
                 self._before = self._copies_before_update()
                 loop.update(self._step_mode, self._step_lrs)
+                if not self._replaying:
+                    self._lr_override = None
+                loop.after_update(self._scheduler_mark)
             else:
                 record = self._finish_step()
         except StepError as exc:
@@ -274,6 +284,7 @@ class Session(Controls, Rewind, Views):
 
     def _begin_step(self) -> None:
         self._before = None
+        self._scheduler_mark = self.loop.scheduler_mark()
         if self._history.due(self.step_count):
             loop, zero = self.loop, self._grads_zero
             self._checkpoint_seconds = self._history.take(
@@ -367,7 +378,7 @@ class Session(Controls, Rewind, Views):
                 record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
             )
             object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
-        controls = StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped)
+        controls = StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped, self._step_written)
         self._history.log(controls, record)
         self._compare_again(controls, record.step, loss)
         if self.scalar_path is not None:

@@ -117,6 +117,11 @@ class BatchStream:
         self._it: Iterator[Any] | None = None
         self._epoch_rng: RngState | None = None
         self.generators = _generators(source)
+        try:
+            #: Batches an epoch, when the source says (a DataLoader over a map-style dataset); else None.
+            self.length: int | None = len(source)  # type: ignore[arg-type]
+        except TypeError:
+            self.length = None
 
     def next(self) -> tuple[Any, int, int]:
         """The next batch, with its 1-based epoch and batch number."""
