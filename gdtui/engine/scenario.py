@@ -261,7 +261,13 @@ def _trained_tensor_names(ns: dict[str, Any], sc: Scenario, tensors: list[torch.
     given = ns.get("params")
     if given is not None:
         if not isinstance(given, dict):
-            raise sc.error(f"params is {a_type(given)}; make it a dict of name -> tensor", "params")
+            # A tutorial's own `params = [w, b]` meets gdtui's reserved name: say whose name it is.
+            raise sc.error(
+                f"`params` is a name gdtui reads, as a dict of display name -> trained tensor, but here it is "
+                f"{a_type(given)}; rename the variable (e.g. `parameters`) everywhere the file uses it, "
+                "or make it a dict such as params = {'w': w}",
+                "params",
+            )
         held = {id(t) for t in tensors}
         for name, t in given.items():
             if not isinstance(t, torch.Tensor):
