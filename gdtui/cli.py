@@ -1,4 +1,4 @@
-"""``gdtui SCENARIO [options]``: run headless, or open the step-debugger."""
+"""``gdtui SCENARIO [options] [-- ARGS]``: run headless, or open the step-debugger."""
 
 from __future__ import annotations
 
@@ -104,10 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  gdtui scenarios/not_gate.py                         open the step-debugger\n"
         "  gdtui scenarios/not_gate.py --headless --steps 5    run 5 steps without the screen\n"
+        "  gdtui S.py --headless -- --width 8                  S.py runs with sys.argv == ['S.py', '--width', '8']\n"
         "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
         "                                                      time a scenario: gdtui bench --help",
     )
-    p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer)")
+    p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer); "
+                   "arguments after -- are the scenario's own: its sys.argv is [SCENARIO, *ARGS]")
     p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
     p.add_argument("--steps", type=_count("steps"), metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
     p.add_argument("--mode", choices=["manual", "optim"], help="start in manual update (p -= lr * p.grad) or optimizer.step() mode")
@@ -250,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gdtui.bench import main as bench_main
 
         return bench_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    # What follows the first -- is the scenario's own command line (its sys.argv[1:]), as for
+    # `python S.py ARGS`; gdtui's flags never reach the scenario.
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = build_parser().parse_args(argv[:cut])
+    args.scenario_args = argv[cut + 1 :]
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, TraceWriter
 
@@ -263,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         grad_source=args.grad_source,
         watch_activations=args.hints or not args.headless,
+        args=args.scenario_args,
     )
     try:
         # Made absolute now: the scenario may change the working directory (export compares with it).

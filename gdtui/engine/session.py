@@ -15,6 +15,7 @@ import sys
 import time
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -59,12 +60,15 @@ class Session(Controls, Rewind, Views):
         grad_source: GradSource | None = None,
         watch_activations: bool = True,
         checkpoint_every: int | None = None,
+        args: Sequence[str] = (),
     ):
         self.path = Path(path)
         #: Where the file is, resolved once: a scenario may change the working directory, and
         #: reset (and the gradient check) read the file again.
         self.file = Path(os.path.abspath(path))
         self.seed = seed
+        #: The scenario's sys.argv[1:] (after ``--`` on the command line), at every load.
+        self.scenario_args = tuple(args)
         self.device_spec = device
         self.history_budget = int(history_mb * MB)
         self.max_values = max_values
@@ -84,7 +88,8 @@ class Session(Controls, Rewind, Views):
     # --- loading ------------------------------------------------------------------------
 
     def _load(self) -> Loop:
-        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec, file=self.file),
+        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec, file=self.file,
+                                  args=self.scenario_args),
                     self.watch_activations)
         loop.check()
         return loop
