@@ -6,6 +6,8 @@ import argparse
 import math
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 
 from gdtui import __version__
@@ -171,6 +173,37 @@ def _leave_now_if_a_step_is_stuck(status: int) -> None:
         os._exit(status)
 
 
+#: How long a finished headless run waits for the threads its scenario started before it leaves them.
+THREAD_GRACE_S = 2.0
+
+
+def _end_despite_scenario_threads(status: int, before: set[threading.Thread], trace) -> None:
+    """Exit now with ``status`` if threads the run started (not in ``before``) outlive it.
+
+    Python waits at exit for every non-daemon thread: a scenario that starts one which never
+    ends (a poller, a prefetcher) would hang the finished run. Give them THREAD_GRACE_S to
+    finish, then say in one line that they were left running and leave without them.
+    """
+    deadline = time.monotonic() + THREAD_GRACE_S
+    for thread in threading.enumerate():
+        if thread not in before and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    if not left:
+        return
+    if trace:
+        trace.close()
+    try:
+        print(f"gdtui: the scenario's thread{'s' if len(left) > 1 else ''} {', '.join(left)} still ran "
+              f"{THREAD_GRACE_S:g} s after the run; left running, exiting with status {status}",
+              file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    os._exit(status)
+
+
 def _write_nowhere() -> None:
     """Send what is left of stdout and stderr to /dev/null: Python would otherwise report the
     closed pipe once more when it flushes them at exit."""
@@ -279,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.headless:
-            return run(args, options, trace)
+            before = set(threading.enumerate())
+            status = run(args, options, trace)
+            _end_despite_scenario_threads(status, before, trace)
+            return status
         from gdtui.app import make_app
         from gdtui.engine.scenario import check_arguments
 
