@@ -229,6 +229,7 @@ class Session(Controls, Rewind, Views):
         if whole:
             took = self.last_step_seconds = time.perf_counter() - start
             self._history.note_step(took - self._checkpoint_seconds)
+            self._keep_batches()
         if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
             checked = time.perf_counter()
             bad = self.check_deferred()  # before the checkpoint that replaces the last one
@@ -236,6 +237,16 @@ class Session(Controls, Rewind, Views):
                 self._history.note_check(time.perf_counter() - checked if self._may_defer else 0.0)
             record = bad or record
         return record
+
+    def _keep_batches(self) -> None:
+        """Let the data stream keep the batches read since the oldest checkpoint, in the memory
+        the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
+        stream, history = self.loop.stream, self._history
+        if stream is None:
+            return
+        oldest = history.oldest_step
+        since = None if oldest is None else history.checkpoint_at(oldest).snapshot.stream
+        stream.keep(0 if history.off else max(0, history.budget - history.nbytes), since)
 
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
@@ -398,7 +409,8 @@ class Session(Controls, Rewind, Views):
 
     @property
     def history_note(self) -> str | None:
-        return self._history.note(self.rewind_depth)
+        notes = [self._history.note(self.rewind_depth), self.loop.stream.note if self.loop.stream is not None else None]
+        return "; ".join(n for n in notes if n) or None
 
     def _scalar_values(self) -> list[float]:
         views = summarize(self.loop.tensors, 2)
