@@ -1,4 +1,4 @@
-"""``gdtui SCENARIO [options]``: run headless, or open the step-debugger."""
+"""``gdtui SCENARIO [options] [-- ARGS]``: run headless, or open the step-debugger."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import math
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 
 from gdtui import __version__
@@ -104,10 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  gdtui scenarios/not_gate.py                         open the step-debugger\n"
         "  gdtui scenarios/not_gate.py --headless --steps 5    run 5 steps without the screen\n"
+        "  gdtui S.py --headless -- --width 8                  S.py runs with sys.argv == ['S.py', '--width', '8']\n"
         "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
         "                                                      time a scenario: gdtui bench --help",
     )
-    p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer)")
+    p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer); "
+                   "arguments after -- are the scenario's own: its sys.argv is [SCENARIO, *ARGS]")
     p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
     p.add_argument("--steps", type=_count("steps"), metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
     p.add_argument("--mode", choices=["manual", "optim"], help="start in manual update (p -= lr * p.grad) or optimizer.step() mode")
@@ -167,6 +171,37 @@ def _leave_now_if_a_step_is_stuck(status: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+#: How long a finished headless run waits for the threads its scenario started before it leaves them.
+THREAD_GRACE_S = 2.0
+
+
+def _end_despite_scenario_threads(status: int, before: set[threading.Thread], trace) -> None:
+    """Exit now with ``status`` if threads the run started (not in ``before``) outlive it.
+
+    Python waits at exit for every non-daemon thread: a scenario that starts one which never
+    ends (a poller, a prefetcher) would hang the finished run. Give them THREAD_GRACE_S to
+    finish, then say in one line that they were left running and leave without them.
+    """
+    deadline = time.monotonic() + THREAD_GRACE_S
+    for thread in threading.enumerate():
+        if thread not in before and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    if not left:
+        return
+    if trace:
+        trace.close()
+    try:
+        print(f"gdtui: the scenario's thread{'s' if len(left) > 1 else ''} {', '.join(left)} still ran "
+              f"{THREAD_GRACE_S:g} s after the run; left running, exiting with status {status}",
+              file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    os._exit(status)
 
 
 def _write_nowhere() -> None:
@@ -265,7 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gdtui.bench import main as bench_main
 
         return bench_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    # What follows the first -- is the scenario's own command line (its sys.argv[1:]), as for
+    # `python S.py ARGS`; gdtui's flags never reach the scenario.
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = build_parser().parse_args(argv[:cut])
+    args.scenario_args = argv[cut + 1 :]
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, TraceWriter
 
@@ -278,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         grad_source=args.grad_source,
         watch_activations=args.hints or not args.headless,
+        args=args.scenario_args,
     )
     trace = None
     if args.trace:
@@ -297,7 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         if args.headless:
-            return run(args, options, trace)
+            before = set(threading.enumerate())
+            status = run(args, options, trace)
+            _end_despite_scenario_threads(status, before, trace)
+            return status
         from gdtui.app import make_app
         from gdtui.engine.scenario import check_arguments
 

@@ -161,7 +161,8 @@ def _load_copy(session: Any) -> tuple[Scenario, bool]:
     """A fresh float64 copy of the scenario holding the session's current values, and whether
     some of its tensors had to stay in their dtype (shared with the session)."""
     live = session.loop
-    copy = load_scenario(session.path, seed=session.seed, device=live.sc.device, file=session.file)
+    copy = load_scenario(session.path, seed=session.seed, device=live.sc.device, file=session.file,
+                         args=session.scenario_args)
     changed = None
     if list(copy.params) != live.names:
         changed = f"it now trains {', '.join(copy.params)}, the session trains {', '.join(live.names)}"

@@ -9,15 +9,17 @@ names (see the README's "Scenario contract"). Every problem found here is a
 
 from __future__ import annotations
 
+import argparse
 import ast
 import builtins
+import contextlib
 import io
 import os
 import random
 import sys
 import tokenize
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from gdtui.engine.errors import ScenarioError, a_type, error_from, one_line
+from gdtui.engine.errors import ScenarioError, a_type, error_from, locate, one_line
 
 MODULE_NAME = "__gdtui_scenario__"
 
@@ -101,6 +103,34 @@ def _definition_lines(tree: ast.Module) -> dict[str, int]:
             for alias in node.names:
                 lines[(alias.asname or alias.name).split(".")[0]] = node.lineno
     return lines
+
+
+class _ArgumentsRefused(SystemExit):
+    """The scenario's own argparse refused its arguments: a SystemExit still, so that a scenario
+    that catches one goes on as it would under ``python``, but with argparse's message kept."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(2)
+        self.prog, self.message = prog, message
+
+
+def _refuse_arguments(parser: argparse.ArgumentParser, message: str) -> None:
+    raise _ArgumentsRefused(parser.prog, message)
+
+
+@contextlib.contextmanager
+def _scenario_argv(path: Path, args: Sequence[str]):
+    """While the scenario loads: ``sys.argv`` is ``[path, *args]``, as ``python path args`` gives
+    it (gdtui's own flags are not the scenario's), and an argparse error raises rather than
+    printing its usage block, so that gdtui can say it in one line."""
+    saved_argv, saved_error = sys.argv, argparse.ArgumentParser.error
+    sys.argv = [str(path), *args]
+    argparse.ArgumentParser.error = _refuse_arguments  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        argparse.ArgumentParser.error = saved_error  # type: ignore[method-assign]
 
 
 def _refuse_input(*_args: Any, **_kwargs: Any) -> str:
@@ -177,8 +207,12 @@ def read_source(path: Path) -> str:
         ) from None
 
 
-def execute(path: Path, seed: int, device: torch.device, file: Path | None = None) -> tuple[dict[str, Any], ast.Module]:
+def execute(path: Path, seed: int, device: torch.device, file: Path | None = None,
+            args: Sequence[str] = ()) -> tuple[dict[str, Any], ast.Module]:
     """Run the scenario file in a fresh module; return its namespace and syntax tree.
+
+    The file runs with ``sys.argv == [path, *args]``: ``args`` are the ones after ``--`` on
+    gdtui's command line. gdtui's own ``sys.argv`` is back once it has run.
 
     ``path`` is the file as the user named it, for messages; ``file`` (default: ``path`` made
     absolute now) is where it is read from, its ``__file__`` (absolute, as Python gives a script)
@@ -207,8 +241,13 @@ def execute(path: Path, seed: int, device: torch.device, file: Path | None = Non
     sys.path.insert(0, folder)
     seed_everything(seed)
     try:
-        with torch.device(device):
+        with torch.device(device), _scenario_argv(path, args):
             exec(code, namespace)
+    except _ArgumentsRefused as exc:
+        fix = (f"fix the arguments after -- ({' '.join(args)})" if args else
+               f"give the scenario's arguments after --, as in gdtui {path} -- --flag value")
+        raise ScenarioError(f"the scenario's argparse refused its command line: {one_line(exc.message)}; {fix}",
+                            path, locate(exc, path)) from None
     except SystemExit:
         raise ScenarioError(
             "the scenario called sys.exit() (or exit()); remove it, gdtui runs the training loop", path
@@ -265,7 +304,13 @@ def _trained_tensor_names(ns: dict[str, Any], sc: Scenario, tensors: list[torch.
     given = ns.get("params")
     if given is not None:
         if not isinstance(given, dict):
-            raise sc.error(f"params is {a_type(given)}; make it a dict of name -> tensor", "params")
+            # A tutorial's own `params = [w, b]` meets gdtui's reserved name: say whose name it is.
+            raise sc.error(
+                f"`params` is a name gdtui reads, as a dict of display name -> trained tensor, but here it is "
+                f"{a_type(given)}; rename the variable (e.g. `parameters`) everywhere the file uses it, "
+                "or make it a dict such as params = {'w': w}",
+                "params",
+            )
         held = {id(t) for t in tensors}
         for name, t in given.items():
             if not isinstance(t, torch.Tensor):
@@ -325,18 +370,18 @@ def _read_optimizer(ns: dict[str, Any], sc: Scenario) -> list[torch.Tensor]:
 
 
 def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device = "cpu",
-                  file: str | Path | None = None) -> Scenario:
+                  file: str | Path | None = None, args: Sequence[str] = ()) -> Scenario:
     """Execute and check a scenario. Raises ScenarioError, one line, on any problem.
 
     ``file``: where to read ``path`` from, when the working directory may have changed since
-    the user named it (see :func:`execute`).
+    the user named it (see :func:`execute`). ``args``: the scenario's ``sys.argv[1:]``.
 
     The checks here need no step; :class:`gdtui.engine.loop.Loop` then runs one
     forward, loss and backward on a snapshot to check the loss and the gradients.
     """
     path = Path(path)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    ns, tree = execute(path, seed, dev, None if file is None else Path(file))
+    ns, tree = execute(path, seed, dev, None if file is None else Path(file), args)
     doc = ast.get_docstring(tree) or ""
     title, _, description = doc.strip().partition("\n")
     sc = Scenario(

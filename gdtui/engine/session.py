@@ -15,6 +15,7 @@ import sys
 import time
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -59,12 +60,15 @@ class Session(Controls, Rewind, Views):
         grad_source: GradSource | None = None,
         watch_activations: bool = True,
         checkpoint_every: int | None = None,
+        args: Sequence[str] = (),
     ):
         self.path = Path(path)
         #: Where the file is, resolved once: a scenario may change the working directory, and
         #: reset (and the gradient check) read the file again.
         self.file = Path(os.path.abspath(path))
         self.seed = seed
+        #: The scenario's sys.argv[1:] (after ``--`` on the command line), at every load.
+        self.scenario_args = tuple(args)
         self.device_spec = device
         self.history_budget = int(history_mb * MB)
         self.max_values = max_values
@@ -84,7 +88,8 @@ class Session(Controls, Rewind, Views):
     # --- loading ------------------------------------------------------------------------
 
     def _load(self) -> Loop:
-        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec, file=self.file),
+        loop = Loop(load_scenario(self.path, seed=self.seed, device=self.device_spec, file=self.file,
+                                  args=self.scenario_args),
                     self.watch_activations)
         loop.check()
         return loop
@@ -228,6 +233,7 @@ class Session(Controls, Rewind, Views):
         if whole:
             took = self.last_step_seconds = time.perf_counter() - start
             self._history.note_step(took - self._checkpoint_seconds)
+            self._keep_batches()
         if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
             checked = time.perf_counter()
             bad = self.check_deferred()  # before the checkpoint that replaces the last one
@@ -235,6 +241,16 @@ class Session(Controls, Rewind, Views):
                 self._history.note_check(time.perf_counter() - checked if self._may_defer else 0.0)
             record = bad or record
         return record
+
+    def _keep_batches(self) -> None:
+        """Let the data stream keep the batches read since the oldest checkpoint, in the memory
+        the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
+        stream, history = self.loop.stream, self._history
+        if stream is None:
+            return
+        oldest = history.oldest_step
+        since = None if oldest is None else history.checkpoint_at(oldest).snapshot.stream
+        stream.keep(0 if history.off else max(0, history.budget - history.nbytes), since)
 
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
@@ -404,7 +420,8 @@ class Session(Controls, Rewind, Views):
 
     @property
     def history_note(self) -> str | None:
-        return self._history.note(self.rewind_depth)
+        notes = [self._history.note(self.rewind_depth), self.loop.stream.note if self.loop.stream is not None else None]
+        return "; ".join(n for n in notes if n) or None
 
     def _scalar_values(self) -> list[float]:
         views = summarize(self.loop.tensors, 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,10 @@ def _same_numpy_state(a: Any, b: Any) -> bool:
     return a[0] == b[0] and a[2:] == b[2:] and np.array_equal(a[1], b[1])
 
 
+def _both(a: Any, b: Any) -> bool:
+    return a is not None and b is not None
+
+
 @dataclass(frozen=True)
 class RngState:
     torch_cpu: torch.Tensor
@@ -49,14 +54,17 @@ class RngState:
     extra: tuple[tuple[torch.Generator, torch.Tensor], ...]
 
     @classmethod
-    def capture(cls, extra: Iterable[torch.Generator] = (), like: RngState | None = None) -> RngState:
-        """The state of every RNG now. Parts equal to ``like``'s are shared with it, not stored again."""
+    def capture(cls, extra: Iterable[torch.Generator] = (), like: RngState | None = None,
+                torch_only: bool = False) -> RngState:
+        """The state of every RNG now. Parts equal to ``like``'s are shared with it, not stored again.
+        ``torch_only``: torch's generators only (numpy's and Python's take 40 us to read); restoring
+        such a state leaves numpy's and Python's as they are."""
         cuda = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
         state = cls(
             torch_cpu=torch.get_rng_state(),
             torch_cuda=cuda,
-            numpy=np.random.get_state(),
-            python=random.getstate(),
+            numpy=None if torch_only else np.random.get_state(),
+            python=None if torch_only else random.getstate(),
             extra=tuple((g, g.get_state()) for g in extra),
         )
         if like is None:
@@ -64,8 +72,8 @@ class RngState:
         return cls(
             torch_cpu=like.torch_cpu if torch.equal(like.torch_cpu, state.torch_cpu) else state.torch_cpu,
             torch_cuda=like.torch_cuda if _same_tensors(like.torch_cuda, state.torch_cuda) else state.torch_cuda,
-            numpy=like.numpy if _same_numpy_state(like.numpy, state.numpy) else state.numpy,
-            python=like.python if like.python == state.python else state.python,
+            numpy=like.numpy if _both(like.numpy, state.numpy) and _same_numpy_state(like.numpy, state.numpy) else state.numpy,
+            python=like.python if _both(like.python, state.python) and like.python == state.python else state.python,
             extra=like.extra if _same_tensors([t for _, t in like.extra], [t for _, t in state.extra]) else state.extra,
         )
 
@@ -76,9 +84,9 @@ class RngState:
             size += tensor_nbytes(self.torch_cpu)
         if other is None or self.torch_cuda is not other.torch_cuda:
             size += tensor_nbytes(list(self.torch_cuda))
-        if other is None or self.numpy is not other.numpy:
+        if self.numpy is not None and (other is None or self.numpy is not other.numpy):
             size += self.numpy[1].nbytes + 200
-        if other is None or self.python is not other.python:
+        if self.python is not None and (other is None or self.python is not other.python):
             size += 36 * len(self.python[1]) + 200  # a tuple of Python ints
         if other is None or self.extra is not other.extra:
             size += tensor_nbytes([t for _, t in self.extra])
@@ -88,8 +96,10 @@ class RngState:
         torch.set_rng_state(self.torch_cpu)
         if self.torch_cuda:
             torch.cuda.set_rng_state_all(list(self.torch_cuda))
-        np.random.set_state(self.numpy)
-        random.setstate(self.python)
+        if self.numpy is not None:
+            np.random.set_state(self.numpy)
+        if self.python is not None:
+            random.setstate(self.python)
         for gen, state in self.extra:
             gen.set_state(state)
 
@@ -100,34 +110,106 @@ class StreamPosition:
     index: int  # batches taken from the current epoch
     started: bool
     epoch_rng: RngState | None
+    seq: int = 0  # batches taken since the stream began, every epoch counted
+
+
+#: Fetches whose numpy and Python RNG draws are looked for, with each epoch's first (see BatchStream).
+WATCHED_FETCHES = 8
+
+
+@dataclass(frozen=True)
+class _Taped:
+    """A batch as the data first gave it, where it was, and every RNG's state just after its
+    fetch (a fetch may draw from them)."""
+
+    batch: Any
+    epoch: int
+    index: int
+    epoch_rng: RngState | None
+    rng: RngState
+    nbytes: int
 
 
 class BatchStream:
     """Batches from a re-iterable (a DataLoader), one epoch after another, with a seekable position.
 
-    A position is (epoch, batches taken). Seeking restores the RNG as it was when
-    that epoch's iterator was made, makes the iterator again and takes the same
-    number of batches, so a shuffled DataLoader yields the same batches again.
+    A position is (epoch, batches taken). The batches read since the oldest position a rewind
+    can reach are kept on a tape, within the memory the session leaves it (:meth:`keep`): a seek
+    back into the tape hands them out again from memory, each with its fetch's RNG draws, and the
+    data's own iterator, still where it was, goes on after them. Past the tape (a generator's
+    position cannot be copied), a seek restores the RNG as it was when that epoch's iterator was
+    made, makes the iterator again and takes the same number of batches: a shuffled DataLoader
+    yields the same batches again, at the cost of reading the epoch so far once more.
     """
 
     def __init__(self, source: Iterable[Any]):
         self.source = source
-        self.epoch = 1
-        self.index = 0
-        self._it: Iterator[Any] | None = None
-        self._epoch_rng: RngState | None = None
         self.generators = _generators(source)
         try:
             #: Batches an epoch, when the source says (a DataLoader over a map-style dataset); else None.
             self.length: int | None = len(source)  # type: ignore[arg-type]
         except TypeError:
             self.length = None
+        # Where the next batch comes from: its epoch, the batches taken from that epoch, the
+        # batches taken in all, whether that epoch began, and the RNG state it began with.
+        self.epoch, self.index, self.seq = 1, 0, 0
+        self._started = False
+        self._epoch_rng: RngState | None = None
+        # The data's own iterator and where it is: ahead of seq while batches come from the tape.
+        self._it: Iterator[Any] | None = None
+        self._live = StreamPosition(1, 0, False, None, 0)
+        #: The batches from seq ``_tape_start`` up to the live position.
+        self._tape: deque[_Taped] = deque()
+        self._tape_start = 0
+        self.tape_nbytes = 0
+        self._limit: int | None = None  # bytes the tape may hold; None until the session says
+        #: Why the last seek read the data again rather than taking it from the tape; None when it did not.
+        self.note: str | None = None
+        # Whether fetching a batch draws from numpy's or Python's RNG, which take 40 us a batch to
+        # read: watched over the first WATCHED_FETCHES fetches and each epoch's first; None until then.
+        self._other_rngs_drawn: bool | None = None
+        self._watched = 0
+
+    def _watch_other_rngs(self, before: RngState, after: RngState) -> None:
+        drew = not (_same_numpy_state(before.numpy, after.numpy) and before.python == after.python)
+        self._watched += 1
+        if drew:
+            self._other_rngs_drawn = True
+        elif self._other_rngs_drawn is None and self._watched >= WATCHED_FETCHES:
+            self._other_rngs_drawn = False
 
     def next(self) -> tuple[Any, int, int]:
         """The next batch, with its 1-based epoch and batch number."""
+        if self.seq < self._live.seq:
+            taped = self._tape[self.seq - self._tape_start]
+            taped.rng.restore()
+            self.epoch, self.index, self.seq = taped.epoch, taped.index, self.seq + 1
+            self._started, self._epoch_rng = True, taped.epoch_rng
+            return taped.batch, taped.epoch, taped.index
+        before = RngState.capture(self.generators) if self._limit != 0 and self._other_rngs_drawn is None else None
+        batch = self._read()
+        self._live = self.position()
+        if self._limit != 0:
+            if before is None and self.index == 1:
+                before = self._epoch_rng  # an epoch began: every RNG was read before its iterator was made
+            previous = self._tape[-1].rng if self._tape else None
+            full = self._other_rngs_drawn is not False or before is not None
+            rng = RngState.capture(self.generators, like=previous, torch_only=not full)
+            if before is not None:
+                self._watch_other_rngs(before, rng)
+            nbytes = tensor_nbytes(batch) + rng.nbytes_beyond(previous) + 64
+            self._tape.append(_Taped(batch, self.epoch, self.index, self._epoch_rng, rng, nbytes))
+            self.tape_nbytes += nbytes
+        else:
+            self._tape_start = self.seq
+        return batch, self.epoch, self.index
+
+    def _read(self) -> Any:
+        """The next batch of the data's own iterator."""
         if self._it is None:
             self._epoch_rng = RngState.capture(self.generators)
             self._it = iter(self.source)
+            self._started = True
         try:
             batch = next(self._it)
         except StopIteration:
@@ -136,22 +218,47 @@ class BatchStream:
             self.epoch += 1
             self.index = 0
             self._it = None
-            return self.next()
+            self._started = False
+            return self._read()
         self.index += 1
-        return batch, self.epoch, self.index
+        self.seq += 1
+        return batch
+
+    def keep(self, limit: int, since: StreamPosition | None) -> None:
+        """Hold the tape within ``limit`` bytes, and drop its batches before ``since`` (the oldest
+        position a rewind can reach; None: none): the oldest go first."""
+        self._limit = limit
+        first = since.seq if since is not None else self._live.seq
+        while self._tape and (self._tape_start < first or self.tape_nbytes > limit):
+            self.tape_nbytes -= self._tape.popleft().nbytes
+            self._tape_start += 1
 
     def position(self) -> StreamPosition:
-        return StreamPosition(self.epoch, self.index, self._it is not None, self._epoch_rng)
+        return StreamPosition(self.epoch, self.index, self._started, self._epoch_rng, self.seq)
 
     def seek(self, pos: StreamPosition) -> None:
-        self.epoch, self.index, self._it = pos.epoch, 0, None
-        self._epoch_rng = pos.epoch_rng
+        if self._tape_start <= pos.seq <= self._live.seq:  # from the tape (or where the data is)
+            self.epoch, self.index, self.seq = pos.epoch, pos.index, pos.seq
+            self._started, self._epoch_rng = pos.started, pos.epoch_rng
+            self.note = None
+            return
+        self.note = None if pos.seq >= self._live.seq or not self._limit else (
+            f"rewind read {pos.index} batches of epoch {pos.epoch} again: the batches since the checkpoint "
+            "need more memory than --history-mb leaves them"
+        )
+        self._tape.clear()
+        self.tape_nbytes = 0
+        self.epoch, self.index, self.seq, self._it = pos.epoch, 0, pos.seq, None
+        self._started, self._epoch_rng = False, pos.epoch_rng
         if pos.started and pos.epoch_rng is not None:
             pos.epoch_rng.restore()
             self._it = iter(self.source)
+            self._started = True
             for _ in range(pos.index):
                 next(self._it)
             self.index = pos.index
+        self._live = self.position()
+        self._tape_start = self.seq
 
 
 #: Python objects a snapshot holds besides its tensors and RNG states (lists, dicts, the position).
