@@ -18,7 +18,7 @@ def key_table() -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for keys, text in help_rows():
-        table.add_row(keys, text)
+        table.add_row(Text(keys), Text(text))
     table.add_row("↑ / ↓", "Select a tensor in the parameter table")
     return table
 
@@ -37,7 +37,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(key_table(), id="keys")
             yield Static(Text(f"\n{self.scenario_title}", style="bold"), id="scenario-title")
             if self.description:
-                yield Static(self.description)
+                yield Static(Text(self.description))  # the docstring as written: y[i] stays y[i]
             yield Static(Text("\nesc or ?: close · ↑↓ PgUp PgDn: scroll", style="dim"))
 
     def on_mount(self) -> None:

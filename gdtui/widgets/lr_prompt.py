@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -38,7 +39,7 @@ class LrPrompt(ModalScreen[float | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lr-prompt"):
-            yield Static(f"learning rate (now {format_number(self.current)}); enter sets it, esc cancels")
+            yield Static(Text(f"learning rate (now {format_number(self.current)}); enter sets it, esc cancels"))
             yield Input(value=format_number(self.current), id="lr-input")
             yield Static("", id="lr-why")
 
@@ -48,7 +49,7 @@ class LrPrompt(ModalScreen[float | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         lr, why = parse_lr(event.value)
         if why is not None:
-            self.query_one("#lr-why", Static).update(why)
+            self.query_one("#lr-why", Static).update(Text(why))  # it quotes the input: never markup
             return
         self.dismiss(lr)
 
