@@ -7,6 +7,9 @@ plain PyTorch loop written out here, never against values the app produced.
 
 from __future__ import annotations
 
+import pytest
+
+from textual import events
 from textual.widgets import Static
 
 from gdtui.app import make_app
@@ -41,3 +44,27 @@ async def test_help_shows_a_docstring_with_brackets_as_written():
         shown = [str(s.render()) for s in app.screen.query(Static)]
         assert f"\n{title}" in shown  # the title line, "[bold]" and "[/]" included
         assert description.strip() in shown  # "y[i] = w * x[i]" keeps its brackets
+
+
+# --- case 11: keys that arrive after quit ---------------------------------------------------
+
+
+def burst(app, *keys: tuple[str, str | None]) -> None:
+    """Keys as the driver delivers one read of the terminal: all queued before the first is handled."""
+    for key, character in keys:
+        app.post_message(events.Key(key, character))
+
+
+@pytest.mark.parametrize(("key", "character"), [("e", "e"), ("l", "l"), ("k", "k"), ("question_mark", "?"),
+                                                ("h", "h")])
+async def test_keys_in_the_same_burst_as_quit_do_nothing(key, character):
+    """Issue 12 case 11: `q` then at once `e`, `l`, `k`, `?` (or `h`, another screen): the app quits, no NoMatches."""
+    app = make_app(NOT_GATE)
+    async with opened(app) as pilot:
+        await press(pilot, "space")
+        burst(app, ("q", "q"), (key, character))
+        await pilot.pause()
+        await pilot.pause()
+        assert not app.is_running
+    assert app.return_code == 0
+
