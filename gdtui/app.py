@@ -300,7 +300,9 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     def _job(self, job: str, *args: object) -> None:
         try:
             getattr(self.jobs, job)(*args)
-        except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+        except BaseException as exc:  # noqa: BLE001 - whatever ended the job, the panel shows it and the keys come back
+            # (an exception the job let through would otherwise end the worker with no final
+            # message, and leave the app busy, at "step running…", for good)
             self.post_message(SessionUpdate(self.session.state(), error=failure_line(exc)))
 
     # --- messages from the worker --------------------------------------------------------

@@ -116,7 +116,7 @@ class TraceLog:
                 self._own.unlink(missing_ok=True)
 
 
-def failure_line(exc: Exception) -> str:
+def failure_line(exc: BaseException) -> str:
     """An engine failure (not the scenario's: those are ScenarioError and StepError) as one line."""
     return f"gdtui: {type(exc).__name__}: {exc}"
 
@@ -129,7 +129,7 @@ def open_session(load: Callable[[], tuple[Session, str | None]], trace: TraceLog
     except ScenarioError as exc:
         post(OpenFailed(str(exc)))
         return
-    except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+    except BaseException as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
         post(OpenFailed(failure_line(exc)))
         return
     jobs = SessionJobs(session, trace, post)

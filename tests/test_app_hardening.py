@@ -12,10 +12,12 @@ import pytest
 from textual import events
 from textual.widgets import Static
 
+from conftest import PlainLoop
 from gdtui.app import make_app
+from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.lr_prompt import LrPrompt
-from test_app import NOT_GATE, OWN, opened, press
+from test_app import NOT_GATE, OWN, opened, press, status
 
 # --- case 10: user text is never markup --------------------------------------------------
 
@@ -68,3 +70,53 @@ async def test_keys_in_the_same_burst_as_quit_do_nothing(key, character):
         assert not app.is_running
     assert app.return_code == 0
 
+
+
+# --- case 12: a scenario's KeyboardInterrupt, and exceptions that are not an Exception ------
+
+
+@pytest.mark.parametrize(("name", "line", "what"), [
+    ("interrupts_at_step_2.py", 21, "step 2: loss_fn raised KeyboardInterrupt: stopped by the scenario"),
+    ("interrupts_in_optimizer_hook.py", 17, "step 2: optimizer.step() raised KeyboardInterrupt: the hook stops the second step"),
+    ("halts_in_data.py", 19, "step 2: fetching the next batch from data raised Halt: the dataset stops at item 1"),
+])
+async def test_a_keyboard_interrupt_from_the_scenario_shows_in_the_error_panel(name, line, what):
+    """Issue 12 case 12: scenario code that raises KeyboardInterrupt (or another BaseException) during
+    a step: the error panel names file:line, the step is undone, the keys come back, the app lives."""
+    path = OWN / name
+    plain = PlainLoop(path).step()  # step 1 runs as in a plain loop
+    app = make_app(path)
+    async with opened(app) as pilot:
+        await press(pilot, "space", "space")
+        assert app.is_running and not app.busy
+        panel = app.query_one(ErrorPanel)
+        assert panel.display and f"{path}:{line}: {what}" in str(panel.render())
+        assert "step running" not in status(app)
+        assert app.session.step_count == 1 and app.session.next_phase == "forward"  # step 2 was undone
+        assert app.state.params["w"].values == pytest.approx(plain["params"][0], rel=1e-6)
+        await press(pilot, "r", "space")
+        assert app.session.step_count == 1 and not panel.display
+
+
+class Halt(BaseException):
+    """Not an Exception: an `except Exception` lets it through."""
+
+
+async def test_an_exception_the_step_lets_through_does_not_leave_the_step_running(monkeypatch):
+    """Issue 12 case 12: whatever ends a step's job, even a BaseException that is not an Exception and
+    not the scenario's, the app posts a final update: the panel says what, and the keys come back."""
+    from gdtui.jobs import SessionJobs
+
+    def halt(self, n):
+        raise Halt("out of the blue")
+
+    app = make_app(NOT_GATE)
+    async with opened(app) as pilot:
+        monkeypatch.setattr(SessionJobs, "steps", halt)
+        await press(pilot, "space")
+        await pilot.pause(0.3)  # past KEYS_DIM_DELAY, when a job still going says "step running…"
+        assert not app.busy and "step running" not in status(app)
+        assert "gdtui: Halt: out of the blue" in str(app.query_one(ErrorPanel).render())
+        monkeypatch.undo()
+        await press(pilot, "space")
+        assert app.session.step_count == 1
