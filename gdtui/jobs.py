@@ -238,8 +238,11 @@ class SessionJobs:
         if value.flat is None or value.numel > DETAIL_LIST_MAX:
             tensor = self.session.loop.tensors[self.session.loop.names.index(name)]
             value_hist = charts.histogram(tensor)
+            used = self.session.used_grad(name)  # None mid-step
             if state.next_phase != "forward" and tensor.grad is not None:
                 grad_hist = charts.histogram(tensor.grad)
+            elif used is not None:  # the live gradient was zeroed; the session kept the one the update used
+                grad_hist = charts.histogram(used)
             elif grad is not None and grad.flat is not None:
                 # the live gradient was zeroed; the record kept the values the update used
                 grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))

@@ -8,6 +8,7 @@ plain PyTorch loop written out here, never against values the app produced.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from textual import events
 from textual.widgets import Static
@@ -120,3 +121,33 @@ async def test_an_exception_the_step_lets_through_does_not_leave_the_step_runnin
         monkeypatch.undo()
         await press(pilot, "space")
         assert app.session.step_count == 1
+
+
+# --- case 28: the detail view's gradient after a whole step ----------------------------------
+
+
+def plain_histogram(values: list, bins: int = 30) -> list[int]:
+    """Counts in ``bins`` equal bins from the smallest value to the largest, by torch.histc in float64."""
+    g = torch.tensor(values, dtype=torch.float64).reshape(-1)
+    return [int(c) for c in torch.histc(g, bins=bins, min=g.min().item(), max=g.max().item())]
+
+
+@pytest.mark.parametrize("mode", ["optim", "manual"])
+async def test_the_detail_of_a_large_tensor_shows_the_gradient_the_step_used(mode):
+    """Issue 12 case 28: after whole steps, the detail view of a tensor too large for the record (10,000
+    elements) showed an empty gradient histogram, zero_grad having cleared the gradient. It shows the
+    gradient the last update used: the same counts as a plain loop's gradient at that step."""
+    path = OWN / "large_linear.py"
+    plain = PlainLoop(path)
+    plain.step(mode)
+    grads = plain.step(mode)["grads"][0]  # model.weight's gradient at step 2
+    app = make_app(path)
+    async with opened(app) as pilot:
+        await press(pilot, *(["m"] if mode == "manual" else []), "space", "space")
+        assert app.session.mode == mode and app.session.step_count == 2
+        assert app.state.last.grads["weight"].flat is None  # the record holds statistics only
+        await press(pilot, "enter")  # the first row: weight
+        data = app.screen.data
+        assert data.name == "weight" and data.grad_hist is not None
+        assert list(data.grad_hist.counts) == plain_histogram(grads)
+        assert sum(data.grad_hist.counts) == 100 * 100
