@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from textual import events
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from conftest import PlainLoop
 from gdtui.app import make_app
@@ -151,3 +151,39 @@ async def test_the_detail_of_a_large_tensor_shows_the_gradient_the_step_used(mod
         assert data.name == "weight" and data.grad_hist is not None
         assert list(data.grad_hist.counts) == plain_histogram(grads)
         assert sum(data.grad_hist.counts) == 100 * 100
+
+
+# --- case 36: the footer of a modal screen tells the truth -----------------------------------
+
+KEY_NAMES = {"esc": "escape", "?": "question_mark", "enter": "enter"}
+
+
+def visible_footer(app) -> list:
+    """The footer on screen: the modal screen's own, else the one of the screen beneath it."""
+    for screen in reversed(app.screen_stack):
+        footers = screen.query(Footer)
+        if footers:
+            return list(footers.first().query("FooterKey"))  # each key it shows
+    return []
+
+
+@pytest.mark.parametrize("keys", [["question_mark"], ["h"], ["G"], ["o"], ["enter"], ["l"], ["e"], ["k"]],
+                         ids=["help", "hints", "gradcheck", "optimizer_state", "detail", "lr", "export", "breakpoints"])
+async def test_the_footer_of_a_modal_screen_offers_what_its_keys_do(keys):
+    """Issue 12 case 36: `q` inside a report screen closed the report while the footer said "q Quit".
+    Every key the footer of each modal screen shows does what it says there: a close key closes that
+    screen and leaves the app running; nothing on it says Quit."""
+    app = make_app(NOT_GATE)
+    async with opened(app) as pilot:
+        await press(pilot, "space", *keys)
+        modal = app.screen
+        assert len(app.screen_stack) == 2
+        shown = [(k.key_display, k.description) for k in visible_footer(app)]
+        assert shown and all(description in ("Close", "Cancel") for _, description in shown), shown
+        for key_display, _ in shown:
+            for name in key_display.split("/"):
+                await press(pilot, KEY_NAMES.get(name, name))
+                assert app.is_running and app.screen is not modal, (key_display, name)
+                await press(pilot, *keys)  # open it again for the next key
+                modal = app.screen
+        assert app.session.step_count == 1

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 DEFAULT_PATH = "gdtui-trace.jsonl"
 
@@ -25,6 +25,7 @@ class ExportPrompt(ModalScreen[str | None]):
             yield Static("export the steps so far to (a .csv path writes CSV, else JSON Lines); "
                          "enter writes, esc cancels")
             yield Input(value=self.path, id="export-input")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

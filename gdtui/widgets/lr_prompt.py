@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from gdtui.engine.summarize import format_number
 
@@ -42,6 +42,7 @@ class LrPrompt(ModalScreen[float | None]):
             yield Static(Text(f"learning rate (now {format_number(self.current)}); enter sets it, esc cancels"))
             yield Input(value=format_number(self.current), id="lr-input")
             yield Static("", id="lr-why")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
