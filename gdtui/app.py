@@ -83,6 +83,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.start_dir = os.getcwd()
         self._dim_timer = None
         self._enabled: tuple[bool | None, ...] = ()
+        #: Quit was asked for: the keys queued behind it do nothing (see check_action).
+        self.leaving = False
 
     # --- layout -----------------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
 
     def _leave(self) -> None:
         """End the trace and exit: status 2 when the scenario never opened, as headless gives."""
+        self.leaving = True
         self._end()
         self.exit(return_code=2 if self.session is None and self.error else 0)
 
@@ -180,6 +183,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     # --- what may run now ----------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.leaving:
+            return False  # a screen pushed now would never be composed, and its on_mount would fail
         s = self.state
         if s is None:  # the scenario is opening, or did not open: reset loads it (again), step queues
             if action in ("quit", "help") or (action == "step" and self.busy):
@@ -295,7 +300,9 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     def _job(self, job: str, *args: object) -> None:
         try:
             getattr(self.jobs, job)(*args)
-        except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+        except BaseException as exc:  # noqa: BLE001 - whatever ended the job, the panel shows it and the keys come back
+            # (an exception the job let through would otherwise end the worker with no final
+            # message, and leave the app busy, at "step running…", for good)
             self.post_message(SessionUpdate(self.session.state(), error=failure_line(exc)))
 
     # --- messages from the worker --------------------------------------------------------

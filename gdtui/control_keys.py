@@ -29,7 +29,7 @@ class ControlKeys:
         try:
             self.session.toggle_grad_source()
         except ScenarioError as exc:
-            self.notify(str(exc), severity="warning")
+            self.notify(str(exc), severity="warning", markup=False)
         self._controls_changed()
 
     def action_lr_up(self) -> None:

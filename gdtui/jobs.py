@@ -125,7 +125,7 @@ class TraceLog:
                 self._own.unlink(missing_ok=True)
 
 
-def failure_line(exc: Exception) -> str:
+def failure_line(exc: BaseException) -> str:
     """An engine failure (not the scenario's: those are ScenarioError and StepError) as one line."""
     return f"gdtui: {type(exc).__name__}: {exc}"
 
@@ -138,7 +138,7 @@ def open_session(load: Callable[[], tuple[Session, str | None]], trace: TraceLog
     except ScenarioError as exc:
         post(OpenFailed(str(exc)))
         return
-    except Exception as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+    except BaseException as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
         post(OpenFailed(failure_line(exc)))
         return
     jobs = SessionJobs(session, trace, post)
@@ -250,8 +250,11 @@ class SessionJobs:
         if value.flat is None or value.numel > DETAIL_LIST_MAX:
             tensor = self.session.loop.tensors[self.session.loop.names.index(name)]
             value_hist = charts.histogram(tensor)
+            used = self.session.used_grad(name)  # None mid-step
             if state.next_phase != "forward" and tensor.grad is not None:
                 grad_hist = charts.histogram(tensor.grad)
+            elif used is not None:  # the live gradient was zeroed; the session kept the one the update used
+                grad_hist = charts.histogram(used)
             elif grad is not None and grad.flat is not None:
                 # the live gradient was zeroed; the record kept the values the update used
                 grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))

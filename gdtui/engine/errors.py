@@ -6,6 +6,7 @@ exception the scenario's code raised, naming the scenario line it came from.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from pathlib import Path
 
@@ -59,3 +60,13 @@ def error_from(exc: BaseException, path: Path, doing: str = "", fallback_line: i
         what = f"{doing} raised {what}"
     line = locate(exc, path) or fallback_line
     return ScenarioError(what, path, line)
+
+
+def stops_the_run(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C (or SIGTERM/SIGHUP, which gdtui.engine.headless raises as a
+    KeyboardInterrupt), which ends the run, rather than a failure of the scenario's code to report.
+
+    Python runs signal handlers on the main thread only: a KeyboardInterrupt on any other
+    thread (the step-debugger's worker) was raised by the scenario's own code.
+    """
+    return isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()

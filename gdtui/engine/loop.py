@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from gdtui.engine.health import DeadUnitWatch
-from gdtui.engine.errors import ScenarioError, a_type, error_from
+from gdtui.engine.errors import ScenarioError, a_type, error_from, stops_the_run
 from gdtui.engine.scenario import Scenario
 from gdtui.engine.scenario_state import _SAME_WIDTH_INT, ScenarioState
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
@@ -93,7 +93,9 @@ class Loop:
         if self.stream is not None:
             try:
                 item, self.epoch, self.batch = self.stream.next()
-            except Exception as exc:  # noqa: BLE001 - the user's data raised
+            except BaseException as exc:  # noqa: BLE001 - the user's data raised
+                if stops_the_run(exc):
+                    raise
                 raise StepError((error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")))) from None
             if self.batch == 1 and self.epoch > 1:
                 self._new_epoch()
@@ -164,7 +166,9 @@ class Loop:
             return
         try:
             self.loss.backward()
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - a hook of the scenario's raised
+            if stops_the_run(exc):
+                raise
             raise StepError((error_from(exc, self.sc.path, "loss.backward()", self.sc.line("loss_fn", "loss")))) from None
 
     def _apply_grad_fn(self) -> None:
@@ -203,7 +207,9 @@ class Loop:
         if mode == "optim":
             try:
                 self.optimizer.step()
-            except Exception as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - the scenario's optimizer, or a hook of it, raised
+                if stops_the_run(exc):
+                    raise
                 raise StepError((error_from(exc, self.sc.path, "optimizer.step()", self.sc.line("optimizer")))) from None
             return
         with torch.no_grad():
@@ -268,11 +274,13 @@ class Loop:
                 return fn(*args)
             with torch.device(self.sc.device):
                 return fn(*args)
-        except (KeyboardInterrupt, StepError):
+        except StepError:
             raise
         except SystemExit:
             raise StepError((self.sc.error(f"{doing} called sys.exit(); remove it", name))) from None
         except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
+            if stops_the_run(exc):
+                raise
             raise StepError((error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
 
     def capture_rng(self) -> RngState:

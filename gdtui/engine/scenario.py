@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-from gdtui.engine.errors import ScenarioError, a_type, error_from, locate, one_line
+from gdtui.engine.errors import ScenarioError, a_type, error_from, locate, one_line, stops_the_run
 
 MODULE_NAME = "__gdtui_scenario__"
 
@@ -252,9 +252,9 @@ def execute(path: Path, seed: int, device: torch.device, file: Path | None = Non
         raise ScenarioError(
             "the scenario called sys.exit() (or exit()); remove it, gdtui runs the training loop", path
         ) from None
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:  # noqa: BLE001 - any failure of user code becomes one line
+        if stops_the_run(exc):
+            raise
         raise error_from(exc, path, "loading the scenario") from None
     finally:
         try:

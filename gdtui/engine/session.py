@@ -26,7 +26,7 @@ from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError
-from gdtui.engine.records import PHASES, GradSource, Mode, StepRecord, frozen_map
+from gdtui.engine.records import PHASES, GradSource, Mode, StepRecord, TensorView, frozen_map
 from gdtui.engine.rewind import Rewind
 from gdtui.engine.views import Views
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
@@ -46,6 +46,10 @@ class Session(Controls, Rewind, Views):
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
     after every reset. Raises ScenarioError when the scenario does not load.
     """
+
+    #: The last step's number and the gradients its update used, of the tensors too large for its
+    #: record to hold (see _zero_grad_keeping); dropped as the next step starts.
+    _used_grads: tuple[int, dict[int, torch.Tensor]] | None = None
 
     def __init__(
         self,
@@ -174,6 +178,7 @@ class Session(Controls, Rewind, Views):
                 sys.modules[MODULE_NAME] = module
             raise
         self._install(loop)
+        self._used_grads = None
 
     # --- controls -----------------------------------------------------------------------
 
@@ -264,6 +269,7 @@ class Session(Controls, Rewind, Views):
         try:
             if phase == "forward":
                 self.error = None
+                self._used_grads = None  # the last step's gradients (see _zero_grad_keeping): freed before a forward
                 self._begin_step()
                 loop.forward(self.step_count + 1)
             elif phase == "loss":
@@ -361,9 +367,10 @@ class Session(Controls, Rewind, Views):
         hints_whole = read and self._measured_streak >= HINT_LOOKBACK
         self._measured_streak = self._measured_streak + 1 if read else 0
         skipped = self.skip_zero_grad
-        loop.zero_grad(self._step_mode, skip=skipped)
+        kept = self._zero_grad_keeping(grad_views, light, skipped)
         self._grads_zero = not skipped
         self.step_count += 1
+        self._used_grads = (self.step_count, kept)
         dead = loop.watch.collect(self.step_count, previous.dead_units if previous else ()) if loop.watch else ()
         unchanged = {
             name: ((previous.unchanged.get(name, 0) if previous else 0) + 1 if view.norm == 0 else 0)
@@ -402,6 +409,35 @@ class Session(Controls, Rewind, Views):
         loop.clear()
         self._before = None
         return record
+
+    def _zero_grad_keeping(self, grad_views: dict[str, TensorView | None], light: bool,
+                           skipped: bool) -> dict[int, torch.Tensor]:
+        """Run zero_grad, and keep the gradients the update used of the tensors whose record holds
+        only their statistics (more than ``max_values`` elements), for :meth:`used_grad`.
+
+        Kept by reference where zero_grad lets go of them (``optimizer.zero_grad()`` sets them to
+        None; a skipped zero_grad leaves them), so that costs no copy; in manual mode, which zeroes
+        them in place, copied, in a step someone looks at (not light). An optimizer that zeroes them
+        in place keeps none.
+        """
+        loop = self.loop
+        keep = {i: p.grad for i, (p, name) in enumerate(zip(loop.tensors, loop.names))
+                if p.grad is not None and (view := grad_views.get(name)) is not None and view.flat is None}
+        in_place = not skipped and self._step_mode == "manual"
+        if in_place:
+            keep = {} if light else {i: g.clone() for i, g in keep.items()}
+        loop.zero_grad(self._step_mode, skip=skipped)
+        if not skipped and not in_place:
+            keep = {i: g for i, g in keep.items() if loop.tensors[i].grad is not g}
+        return keep
+
+    def used_grad(self, name: str) -> torch.Tensor | None:
+        """The gradient the last step's update used, after that step, for a tensor whose record holds
+        only its statistics (zero_grad has cleared the live one); None when it was not kept."""
+        used = self._used_grads
+        if self._phase or used is None or used[0] != self.step_count:
+            return None  # mid-step (the live gradient is the one), or the kept step was rewound
+        return used[1].get(self.loop.names.index(name))
 
     def _abandon_step(self) -> None:
         """Undo the phases run so far of the step in progress."""

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from gdtui.engine.conditions import ConditionError, RisingLoss
@@ -45,6 +45,7 @@ class BreakpointScreen(ModalScreen[None]):
             yield Static("", id="condition-why")
             yield Static(Text(f"{EXAMPLES}\nenter adds · tab: the list (enter switches, del removes) · esc closes",
                               style="dim"), id="breakpoint-keys")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._fill()

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from gdtui.engine.records import TensorView
 from gdtui.engine.summarize import format_number, format_shape
@@ -47,7 +47,9 @@ def value_lines(view: TensorView | None) -> str:
 class DetailScreen(ModalScreen[None]):
     """All values (paged with PgUp/PgDn) for a small tensor, a histogram for a large one."""
 
-    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
+    #: q closes, as in a pager, and the footer says so (its own: the app's one says q quits).
+    BINDINGS = [Binding("escape", "dismiss", "Close", key_display="esc/q"),
+                Binding("q,enter", "dismiss", "Close", show=False)]
 
     def __init__(self, data: DetailData) -> None:
         super().__init__()
@@ -68,7 +70,8 @@ class DetailScreen(ModalScreen[None]):
                         yield Static(Text(f"{d.name}\n", style="bold") + Text(value_lines(d.value)))
                     with VerticalScroll(id="grad-list"):
                         yield Static(Text("grad\n", style="bold") + Text(value_lines(d.grad)))
-            yield Static("esc: close · ↑↓ PgUp PgDn: scroll", id="detail-keys")
+            yield Static("esc or q: close · ↑↓ PgUp PgDn: scroll", id="detail-keys")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.data.value_hist is not None:

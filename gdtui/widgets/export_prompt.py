@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from gdtui.engine.targets import TargetError, export_target
 
@@ -42,6 +42,7 @@ class ExportPrompt(ModalScreen[str | None]):
                          "enter writes, esc cancels")
             yield Input(value=self.path, id="export-input")
             yield Static("", id="export-why")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

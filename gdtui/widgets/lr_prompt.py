@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from gdtui.engine.summarize import format_number
 
@@ -38,9 +39,10 @@ class LrPrompt(ModalScreen[float | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lr-prompt"):
-            yield Static(f"learning rate (now {format_number(self.current)}); enter sets it, esc cancels")
+            yield Static(Text(f"learning rate (now {format_number(self.current)}); enter sets it, esc cancels"))
             yield Input(value=format_number(self.current), id="lr-input")
             yield Static("", id="lr-why")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -48,7 +50,7 @@ class LrPrompt(ModalScreen[float | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         lr, why = parse_lr(event.value)
         if why is not None:
-            self.query_one("#lr-why", Static).update(why)
+            self.query_one("#lr-why", Static).update(Text(why))  # it quotes the input: never markup
             return
         self.dismiss(lr)
 

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 #: The gradient check's verdicts, and how each is marked (bold and reverse survive NO_COLOR).
 VERDICTS = (
@@ -74,7 +74,9 @@ class ReportBody(Static):
 class ReportScreen(ModalScreen[None]):
     """A title, then the report's lines (or the error that stopped it), scrollable."""
 
-    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close")]
+    #: q closes, as in a pager, and the footer says so (its own: the app's one says q quits).
+    BINDINGS = [Binding("escape", "dismiss", "Close", key_display="esc/q"),
+                Binding("q,enter", "dismiss", "Close", show=False)]
 
     def __init__(self, title: str, lines: tuple[str, ...], *, error: str | None = None,
                  verdicts: bool = False, heading: bool = True) -> None:
@@ -92,7 +94,8 @@ class ReportScreen(ModalScreen[None]):
                 yield Static(Text(self.error, style="bold"), id="report-error")
             else:
                 yield ReportBody(self.lines, self.verdicts, self.heading, id="report-body")
-            yield Static(Text("esc: close · ↑↓ PgUp PgDn: scroll", style="dim"))
+            yield Static(Text("esc or q: close · ↑↓ PgUp PgDn: scroll", style="dim"))
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#report").focus()
