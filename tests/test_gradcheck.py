@@ -110,12 +110,13 @@ def test_a_relu_exactly_at_its_corner_is_a_kink_not_a_mismatch():
 def test_large_tensors_are_sampled_with_a_private_generator():
     session = Session(DIAG / "wide_linear.py")
     before = global_state()
-    first = gradient_check(session, max_entries=8, seed=1)
+    first = gradient_check(session, samples=8, seed=1)
     assert_same_global_state(before)
     weight, bias = first.tensors
     assert (weight.checked, weight.numel, bias.checked, bias.numel) == (8, 1920, 8, 40)
-    assert "weight: 8 of its 1920 entries checked, drawn with seed 1" in first.notes
-    assert gradient_check(session, max_entries=8, seed=1) == first
+    assert weight.direction and bias.direction
+    assert "weight: 8 of its 1920 entries and one random direction checked, drawn with seed 1" in first.notes
+    assert gradient_check(session, samples=8, seed=1) == first
     assert all(t.verdict == "ok" for t in first.tensors)
 
 

@@ -132,6 +132,8 @@ class Scenario:
     metrics: dict[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     steps: int | None = None
     made_optimizer: bool = False
+    #: The code as loaded (the gradient check tells when the file on disk has changed since).
+    tree: ast.Module | None = None
 
     def line(self, *names: str) -> int | None:
         """The line where the first of ``names`` that the file defines is defined."""
@@ -345,6 +347,7 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
         lines=_definition_lines(tree),
         params={},
         optimizer=None,  # type: ignore[arg-type]  # set by _read_optimizer
+        tree=tree,
     )
     model, loss_fn, objective = ns.get("model"), ns.get("loss_fn"), ns.get("loss")
     if model is not None:
