@@ -152,7 +152,10 @@ def _sci(x: float) -> str:
 
 
 def _mb(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{max(nbytes / 2**20, 0.1):.1f} MiB"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{nbytes / 2**10:.1f} KiB"
 
 
 # --- float64 in place, on the session's objects --------------------------------------------
@@ -456,7 +459,7 @@ def gradient_check(session: Any, *, samples: int = DEFAULT_SAMPLES, seed: int = 
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise
-        smaller = max(1, min(samples, DEFAULT_SAMPLES) // 4)
+        smaller = max(1, samples // 4)
         raise ScenarioError(
             f"gradient check: out of memory ({one_line(exc, 80)}): its float64 copies of the {len(tensors)} tensors "
             f"the loss uses need {_mb(_working_bytes(tensors))} besides the session's, plus a float64 forward and "

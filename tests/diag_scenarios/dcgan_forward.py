@@ -10,13 +10,14 @@ from torch import nn
 class Discriminator(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(2, 4, 3)
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.side = nn.Conv2d(1, 4, 3)
         self.head = nn.Linear(4 * 4 * 4, 1)
 
     def forward(self, x):
         fill = torch.full((x.shape[0], 1, 6, 6), 0.5, dtype=torch.float)
         scale = torch.ones(x.shape[0], 1, 6, 6)
-        h = torch.relu(self.conv(torch.cat([x, fill * scale], 1)))
+        h = torch.relu(self.conv(x) + self.side(fill * scale))
         return torch.sigmoid(self.head(h.flatten(1)))
 
 

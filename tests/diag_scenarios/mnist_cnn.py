@@ -1,4 +1,4 @@
-"""An MNIST-style CNN: two convolutions, ReLU and max-pool, on random 14x14 images
+"""An MNIST-style CNN: two convolutions, ReLU and max-pool, on random 28x28 images
 
 Max-pool and ReLU give the loss corners (kinks); the gradient checker must not
 call a correct convolution's gradient a mismatch because a finite difference
@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 torch.manual_seed(4)
-images = torch.randn(16, 1, 14, 14)
-labels = torch.randint(0, 10, (16,))
+images = torch.randn(64, 1, 28, 28)
+labels = torch.randint(0, 10, (64,))
 model = nn.Sequential(
-    nn.Conv2d(1, 6, 3), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Conv2d(6, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Flatten(), nn.Linear(8 * 2 * 2, 10),
+    nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(16 * 5 * 5, 10),
 )
 loss_fn = nn.CrossEntropyLoss()
 data = (images, labels)
