@@ -397,13 +397,14 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         s in text for s in ("out of memory", "not enough memory", "can't allocate memory", "failed to allocate"))
 
 
-def gradient_check(session: Any, *, samples: int = DEFAULT_SAMPLES, seed: int = 0,
+def gradient_check(session: Any, *, samples: int | None = None, seed: int = 0,
                    progress: Callable[[int, int, str], None] | None = None,
                    cancelled: Callable[[], bool] | None = None) -> GradCheckReport:
     """Compare autograd (and grad_fn) with central finite differences at the current parameters.
 
-    Each tensor gets its own step h = ε^(1/3)·max(rms, 0.01), rms its root mean
-    square and ε the loss dtype's machine epsilon (6e-6·rms in float64): the
+    Each tensor gets its own step h = ε^(1/3)·max(rms, 0.001), rms its root mean
+    square (1 for an all-zero tensor) and ε the loss dtype's machine epsilon
+    (6e-6·rms in float64): the
     difference quotient errs by about h²·f'''/6 (truncation) plus ε·|loss|/h
     (rounding), and this h balances the two at the tensor's own scale. The RNG
     is restored before every loss evaluation, so dropout-like randomness is the
@@ -419,7 +420,8 @@ def gradient_check(session: Any, *, samples: int = DEFAULT_SAMPLES, seed: int = 
     loss gives three differences that agree with each other and not with it.
 
     Tensors of at most 32 entries are checked entry by entry; larger ones at
-    ``samples`` entries drawn with a private ``torch.Generator(seed)``, and
+    ``samples`` entries (default: the session's ``gradcheck_samples``) drawn
+    with a private ``torch.Generator(seed)``, and
     along one random direction over all their entries (which catches a wrong
     gradient anywhere in the tensor). The perturbed evaluations of one tensor
     run as one batch (torch.func.vmap) where the model allows it.
@@ -429,6 +431,8 @@ def gradient_check(session: Any, *, samples: int = DEFAULT_SAMPLES, seed: int = 
     when it returns True. Out of memory, it raises a one-line ScenarioError
     saying what the float64 copies need and which ``samples`` to use.
     """
+    if samples is None:
+        samples = getattr(session, "gradcheck_samples", DEFAULT_SAMPLES)
     live = session.loop
     sc = live.sc
     rng = live.capture_rng()
@@ -676,7 +680,7 @@ def _check_tensor(name: str, t: torch.Tensor, g: torch.Tensor, flat: list[int], 
     autograd's ``g`` (see gradient_check for the step and the kinks)."""
     with torch.no_grad():
         rms = t.detach().pow(2).mean().sqrt().item() if t.numel() else 1.0
-    h = eps ** (1 / 3) * max(rms, 1e-2)
+    h = eps ** (1 / 3) * (max(rms, 1e-3) if rms > 0 else 1.0)  # an all-zero tensor (a fresh bias): unit scale
     rtol = max(1e-5, 1e3 * eps ** (2 / 3))
     values = t.detach().reshape(-1)[flat].tolist() if flat else []
     auto = g.reshape(-1)[flat].tolist() if flat else []
