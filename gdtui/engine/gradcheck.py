@@ -33,6 +33,7 @@ import math
 import sys
 import traceback
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -620,7 +621,8 @@ class _Probe:
                         batch[b] += value * v
                     else:
                         flat[b, i] = value
-                with _Watch(self.path):
+                with _Watch(self.path), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # vmap's "no batching rule for …" is not the user's concern
                     if self.sc.device.type == "cpu":
                         losses = vmap(loss_at, randomness="error")(batch)
                     else:
