@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from gdtui.keys import BINDINGS
-from gdtui.messages import DiagnosticReport, ExportDone
+from gdtui.messages import CheckProgress, DiagnosticReport, ExportDone
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.export_prompt import ExportPrompt
 from gdtui.widgets.report_screen import ReportScreen
@@ -53,8 +53,24 @@ class DiagnosticsKeys:
 
     # --- what the jobs send back ---------------------------------------------------------
 
+    def key_escape(self) -> None:
+        """Cancel a gradient check in progress (escape reaches the app when no screen takes it)."""
+        if self.busy and self.jobs is not None and self.activity and self.activity.startswith("gradient check"):
+            self.jobs.cancel.set()
+            self.activity = "gradient check: cancelling…"
+            self._show_status()
+
+    def on_check_progress(self, message: CheckProgress) -> None:
+        if self.busy and self.activity and self.activity.startswith("gradient check") and not self.jobs.cancel.is_set():
+            self.activity = (f"gradient check: tensor {message.k} of {message.n} ({message.name}) · "
+                             "esc cancels · space queues steps, other keys wait")
+            self._show_status()
+
     def on_diagnostic_report(self, message: DiagnosticReport) -> None:
         self._idle()
+        if message.cancelled:
+            self.error_panel.show_notice("gradient check cancelled; the session is as it was", label="cancelled")
+            return
         key = next(b.key for b in BINDINGS if b.action == message.kind)
         self.push_screen(ReportScreen(f"{message.title} ({key})", message.lines, error=message.error,
                                       verdicts=message.kind == "gradcheck"))

@@ -19,7 +19,7 @@ from textual.message import Message
 from gdtui.engine import charts
 from gdtui.engine.compare import compare_updates
 from gdtui.engine.export import ExportError, export_trace
-from gdtui.engine.gradcheck import gradient_check
+from gdtui.engine.gradcheck import CheckCancelled, gradient_check
 from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
@@ -27,7 +27,7 @@ from gdtui.engine.records import SessionState, StepRecord
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
-from gdtui.messages import ChartReady, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate
+from gdtui.messages import ChartReady, CheckProgress, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate
 
 #: The detail view lists up to this many values; a larger tensor gets histograms.
 DETAIL_LIST_MAX = 100
@@ -154,6 +154,7 @@ class SessionJobs:
         self.trace = trace
         self.post = post
         self.stop = threading.Event()
+        self.cancel = threading.Event()  # set by escape during a gradient check
         self.chart_view = "loss"  # set by the app; a run picks a change up with its next post
         self.chart_width = 60
         self.steps_per_s: float | None = None
@@ -315,7 +316,16 @@ class SessionJobs:
     # --- diagnostics and export: results as messages ---------------------------------------
 
     def gradcheck(self) -> None:
-        self._report("gradcheck", "gradient check", gradient_check)
+        self.cancel.clear()
+
+        def check(session: Session):
+            return gradient_check(session, progress=lambda k, n, name: self.post(CheckProgress(k, n, name)),
+                                  cancelled=self.cancel.is_set)
+
+        try:
+            self._report("gradcheck", "gradient check", check)
+        except CheckCancelled:
+            self.post(DiagnosticReport("gradcheck", "gradient check", (), cancelled=True))
 
     def compare(self) -> None:
         self._report("compare", "manual update vs optimizer.step()", compare_updates)

@@ -93,6 +93,19 @@ class DiagnosticReport(Message):
     title: str
     lines: tuple[str, ...]
     error: str | None = None
+    cancelled: bool = False  # the user pressed escape: nothing to show, the session is as it was
+
+
+@dataclass
+class CheckProgress(Message):
+    """The gradient check reached tensor ``k`` of ``n`` (``name``); a newer one replaces one still queued."""
+
+    k: int
+    n: int
+    name: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CheckProgress)
 
 
 @dataclass

@@ -106,15 +106,52 @@ async def test_gradient_check_names_the_hand_written_gradients_factor():
 
 
 async def test_a_diagnostic_that_cannot_run_says_why_in_its_screen(tmp_path):
-    path = tmp_path / "fit_2x.py"
-    shutil.copy(SCENARIOS / "fit_2x.py", path)
+    path = tmp_path / "to_float.py"
+    path.write_text(
+        "import torch\nconv = torch.nn.Conv2d(1, 2, 3)\n"
+        "def model(x):\n    x = x.float()\n    return conv(x).mean((1, 2, 3))\n"
+        "loss_fn = torch.nn.MSELoss()\ndata = (torch.randn(4, 1, 5, 5), torch.randn(4))\n"
+        "optimizer = torch.optim.SGD(conv.parameters(), lr=0.1)\n"
+    )
     app = make_app(path)
     async with opened(app) as pilot:
-        path.write_text(path.read_text() + "\nw = torch.zeros(2, requires_grad=True)\n")  # w changes shape
         await press(pilot, "G")
-        assert "fit_2x.py" in report(app) and "reset first" in report(app)
+        assert "to_float.py:4:" in report(app) and "makes a float32 tensor" in report(app)
         await press(pilot, "escape", "space")
         assert app.session.step_count == 1  # the session goes on
+
+
+async def test_a_gradient_check_shows_its_progress_and_escape_cancels_it(tmp_path):
+    """Issue 12 case 34: the check showed nothing while it ran, and could not be stopped. It now says
+    "tensor k of n", escape cancels it, a step pressed meanwhile is queued, and the session is as it
+    was: its steps equal a plain loop's."""
+    path = tmp_path / "slow.py"
+    path.write_text(
+        "import time\nimport torch\ntorch.manual_seed(0)\n"
+        "net = torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(6)])\n"
+        "def model(x):  # a function: evaluated one perturbation at a time\n    time.sleep(0.02)\n    return net(x)\n"
+        "loss_fn = torch.nn.MSELoss()\n"
+        "data = (torch.randn(5, 3), torch.randn(5, 3))\n"
+        "optimizer = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+    )
+    app = make_app(path)
+    async with opened(app) as pilot:
+        await pilot.press("G")
+        await until(pilot, lambda: "tensor 2 of 12" in status(app))
+        assert "esc cancels" in status(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.busy)
+        await settle(pilot)
+        assert not isinstance(app.screen, ReportScreen)
+        assert "gradient check cancelled" in text(app, ErrorPanel)
+        assert app.session.step_count == 0
+        await pilot.press("G")
+        await until(pilot, lambda: "tensor 2 of 12" in status(app))
+        await pilot.press("space")  # queued behind the check, and run once it is cancelled
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.busy and app.session.step_count == 1)
+        plain = PlainLoop(path)
+        assert app.session.last.loss == plain.step()["loss"]
 
 
 def test_verdicts_are_marked_and_long_lines_break_between_fields():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,3 +211,24 @@ def test_the_activation_watch_ends_after_a_forward_that_calls_no_relu():
     assert relu.loop.watch is not None and relu.last.dead_units
     relu.reset()
     assert relu.loop.watch is not None
+
+
+def test_gradcheck_samples_sets_the_entries_checked_and_out_of_memory_is_one_line(capsys, monkeypatch):
+    """Issue 12 case 18: --gradcheck-samples N checks N entries of a large tensor (wide_linear's weight
+    has 1920), and an out-of-memory error (simulated: the float64 copies' allocation raises) is one
+    line, exit status 2, naming the sample size to use."""
+    from gdtui.engine import gradcheck
+
+    wide = str(Path(__file__).resolve().parent / "diag_scenarios" / "wide_linear.py")
+    assert main([wide, "--headless", "--gradcheck", "--gradcheck-samples", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "  weight  12/1920 entries + 1 direction" in out
+
+    def no_memory(self):
+        raise MemoryError
+
+    monkeypatch.setattr(gradcheck._InPlace, "__enter__", no_memory)
+    assert main([wide, "--headless", "--gradcheck", "--gradcheck-samples", "12"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "gradient check: out of memory" in err and err.endswith("--gradcheck-samples 3")

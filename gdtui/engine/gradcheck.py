@@ -1,4 +1,4 @@
-"""Checking gradients against finite differences, on a float64 copy of the scenario.
+"""Checking gradients against finite differences, on the session's own objects in float64.
 
 A gradient says how much the loss changes when one number of a parameter
 moves a little. That can be measured without calculus: move the number by a
@@ -7,37 +7,70 @@ difference by ``2h`` (a *central finite difference*). If autograd, or a
 hand-written ``grad_fn``, disagrees with that measurement, the gradient is
 wrong.
 
-The check leaves the session as it was: it loads a fresh copy of the scenario
-file, gives it the session's current parameter values, converts it to float64
-(so the measurement is precise), and evaluates the loss there on the batch the
-session is on. To see the next batch of a DataLoader it takes it from the
-session's data stream and seeks back, as a rewind does. The global RNGs, the
-data position and the scenario module are put back as they were.
+The check runs the code the session runs, on the session's own objects: every
+tensor the loss can reach (the trained tensors, the modules' buffers, the
+namespace's tensors and modules, and those a function of the scenario holds in
+its closure) is given a float64 working copy in place (``t.data = …``, which
+keeps every reference to it valid) and gets its own data back, bit for bit,
+afterwards. Float tensors the forward makes are float64 too: the check runs
+with float64 as the default dtype, and a ``dtype=torch.float32`` argument is
+read as float64. The loss is evaluated on the batch the session is on; to see
+the next batch of a DataLoader it takes it from the session's data stream and
+seeks back, as a rewind does. The global RNGs, the data position, the
+namespace's names and the scenario module are put back as they were.
+
+Only where the loss uses a float32 tensor gdtui cannot reach (one held by an
+object of the scenario's own class, say) does it load the file again, with
+float64 as the default dtype, and check that copy; the report says so, and
+says when the file has changed since the session loaded it.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import math
 import sys
+import traceback
+import types
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
-from gdtui.engine.errors import ScenarioError, error_from
-from gdtui.engine.scenario import MODULE_NAME, Scenario, load_scenario
+from gdtui.engine.errors import ScenarioError, error_from, one_line
+from gdtui.engine.scenario import MODULE_NAME, Scenario, load_scenario, read_source
 from gdtui.engine.snapshot import RngState
 from gdtui.engine.summarize import format_number
 
 #: Entries of a tensor this small are all checked.
 SMALL = 32
+#: Entries drawn from each larger tensor, besides one random direction over all of them.
+DEFAULT_SAMPLES = 4
+#: An entry whose central difference disagrees with autograd is measured again with steps
+#: h/KINK_SCALE and h·KINK_SCALE: where the three differ, the loss has a corner within reach.
+KINK_SCALE = 16
+#: The perturbed copies of one tensor evaluated in one batch (torch.func.vmap) take at most this.
+BATCH_BYTES = 256 * 2**20
+#: Floating dtypes the check reads as float64.
+_LOW = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class CheckCancelled(Exception):
+    """The user cancelled the check (``escape`` in the app); the session is as it was."""
 
 
 @dataclass(frozen=True)
 class TensorCheck:
     """Autograd against finite differences for one trained tensor.
 
+    ``checked`` entries, and with ``direction`` one random direction over every entry
+    (the directional derivative g·v against the difference along v).
     ``max_abs_error``/``max_rel_error`` are over the checked entries not at a
     kink; the relative error is |autograd − fd| / max(|autograd|, |fd|, noise),
     where noise is what rounding alone can make the difference quotient be.
@@ -54,6 +87,7 @@ class TensorCheck:
     kinks: int
     worst_index: tuple[int, ...] | None
     verdict: str
+    direction: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,11 +112,12 @@ class GradCheckReport:
     step: int  # finished steps
     next_phase: str
     batch: str  # which batch the loss was evaluated on, in words
-    dtype: str  # the dtype the copy's loss came out in (float64 unless something stayed float32)
+    dtype: str  # the dtype the loss came out in (float64 unless something stayed float32)
     loss: float
     tensors: tuple[TensorCheck, ...]
     grad_fn: tuple[GradFnCheck, ...]
     notes: tuple[str, ...]
+    live: bool = True  # checked on the session's own objects (False: on a fresh load of the file)
 
     @property
     def ok(self) -> bool:
@@ -94,14 +129,15 @@ class GradCheckReport:
     def lines(self) -> list[str]:
         """Short text for headless output."""
         out = [
-            f"gradient check after step {self.step} (next: {self.next_phase}), on {self.batch}, "
-            f"in {self.dtype}: loss {format_number(self.loss, 8)}"
+            (f"gradient check after step {self.step} (next: {self.next_phase}), on {self.batch}, "
+             f"in {self.dtype}: loss {format_number(self.loss, 8)}")
         ]
         width = max((len(t.name) for t in self.tensors), default=0)
         for t in self.tensors:
             kink = f", {t.kinks} at a kink" if t.kinks else ""
+            direction = " + 1 direction" if t.direction else ""
             out.append(
-                f"  {t.name:<{width}}  {t.checked}/{t.numel} entries  max abs err {_sci(t.max_abs_error)}  "
+                f"  {t.name:<{width}}  {t.checked}/{t.numel} entries{direction}  max abs err {_sci(t.max_abs_error)}  "
                 f"max rel err {_sci(t.max_rel_error)}{kink}  {t.verdict}"
             )
         if self.grad_fn:
@@ -116,7 +152,165 @@ def _sci(x: float) -> str:
     return "0" if x == 0 else f"{x:.2g}"
 
 
-# --- the copy ---------------------------------------------------------------------------
+def _mb(nbytes: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{nbytes / 2**10:.1f} KiB"
+
+
+# --- float64 in place, on the session's objects --------------------------------------------
+
+
+def _reachable(sc: Scenario, loop: Any) -> list[torch.Tensor]:
+    """Every tensor the loss can use that gdtui can find: trained tensors, buffers, the tensors
+    and modules of the namespace (in lists, tuples and dicts too) and of the closures of its
+    functions. The tensors of a DataLoader's dataset are not among them: the check copies the batch."""
+    out: list[torch.Tensor] = []
+    seen: set[int] = set()
+
+    def add(t: torch.Tensor) -> None:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+
+    def visit(value: Any, depth: int) -> None:
+        if depth > 4 or id(value) in seen:
+            return
+        if isinstance(value, torch.Tensor):
+            add(value)
+            return
+        seen.add(id(value))
+        if isinstance(value, nn.Module):
+            for sub in value.modules():
+                for t in [*sub.parameters(recurse=False), *sub.buffers(recurse=False)]:
+                    add(t)
+                for name, attr in vars(sub).items():
+                    if not name.startswith("_") and isinstance(attr, torch.Tensor):
+                        add(attr)
+        elif isinstance(value, torch.optim.Optimizer):
+            for group in value.param_groups:
+                for p in group["params"]:
+                    add(p)
+        elif isinstance(value, (list, tuple, dict)) and len(value) <= 10_000:
+            for item in value.values() if isinstance(value, dict) else value:
+                visit(item, depth + 1)
+        elif isinstance(value, types.FunctionType) and value.__closure__:
+            for cell in value.__closure__:
+                try:
+                    visit(cell.cell_contents, depth + 1)
+                except ValueError:  # an empty cell
+                    pass
+
+    for t in [*loop.tensors, *loop.buffers]:
+        add(t)
+    for value in [sc.model, sc.loss_fn, sc.objective, sc.grad_fn]:
+        if value is not None:
+            visit(value, 0)
+    for name, value in list(sc.namespace.items()):
+        if not name.startswith("__"):
+            visit(value, 0)
+    return out
+
+
+def _working_bytes(tensors: list[torch.Tensor]) -> int:
+    return sum(t.numel() * (8 if t.is_floating_point() else t.element_size()) for t in tensors
+               if not (t.is_sparse or t.is_meta or t.is_complex()))
+
+
+class _InPlace:
+    """Gives each tensor a working copy of its data (float64 for a float one) in place, and its own
+    data back on exit: the original storage is never written, so it comes back bit for bit.
+
+    The check writes (perturbs, resets) through the working copies, never through the session's
+    tensors, whose version counters stay as they were: a step in progress can still backward.
+    """
+
+    def __init__(self, tensors: list[torch.Tensor]):
+        self.tensors = tensors
+        self.swapped: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.work: dict[int, torch.Tensor] = {}
+
+    def __enter__(self) -> _InPlace:  # noqa: PYI034 - a private class, never subclassed
+        try:
+            for t in self.tensors:
+                if t.is_sparse or t.is_meta or t.is_complex():
+                    continue
+                work = t.detach().to(torch.float64, copy=True) if t.is_floating_point() else t.detach().clone()
+                try:
+                    original = t.data
+                    t.data = work
+                except RuntimeError:
+                    continue  # cannot be retyped in place; a float32 one the loss uses is noticed by _Watch
+                self.swapped.append((t, original))
+                self.work[id(t)] = work
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self.swapped:
+            t, original = self.swapped.pop()
+            t.data = original
+        self.work.clear()
+
+
+class _NotReachable(Exception):
+    """The loss used a float32 tensor that gdtui could not find to convert."""
+
+
+class _Watch(TorchFunctionMode):
+    """While the loss is evaluated: reads a ``dtype=float32`` argument as float64, and notes which
+    scenario line made a float32 tensor and whether a float32 tensor from outside the forward
+    (one gdtui did not convert) was used."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.low: dict[int, torch.Tensor] = {}  # float32 tensors made during the evaluation
+        self.made_at: int | None = None  # the scenario line that made the first one from float64 inputs
+        self.foreign_at: int | None = None  # the line that used a float32 tensor made before it
+        self.retyped: set[int] = set()  # lines whose dtype=float32 was read as float64
+
+    def _line(self) -> int | None:
+        line = None
+        for frame in traceback.extract_stack():
+            if frame.filename == self.path:
+                line = frame.lineno
+        return line
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if kwargs.get("dtype") in _LOW:
+            kwargs = {**kwargs, "dtype": torch.float64}
+            line = self._line()
+            if line is not None:
+                self.retyped.add(line)
+        inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        low_in = [a for a in inputs if a.dtype in _LOW]
+        if self.foreign_at is None and any(id(a) not in self.low for a in low_in):
+            self.foreign_at = self._line() or 0
+        out = func(*args, **kwargs)
+        for o in tree_flatten(out)[0]:
+            if isinstance(o, torch.Tensor) and o.dtype in _LOW:
+                self.low[id(o)] = o
+                if not low_in and self.made_at is None:
+                    self.made_at = self._line()
+        return out
+
+
+def _changed_on_disk(session: Any) -> bool:
+    """Whether the file's code differs from the code the session loaded (comments aside)."""
+    tree = session.loop.sc.tree
+    try:
+        now = ast.parse(read_source(session.file))
+    except (OSError, SyntaxError, ValueError):
+        return True
+    return tree is None or ast.dump(now) != ast.dump(tree)
+
+
+# --- a fresh load of the file, where the session's objects cannot be used --------------------
 
 
 def _tensor_ids(values: Any) -> set[int]:
@@ -132,34 +326,9 @@ def _tensor_ids(values: Any) -> set[int]:
     return ids
 
 
-def _to_float64(sc: Scenario, live: set[int]) -> bool:
-    """Convert the copy's float tensors to float64 in place (``t.data = …`` keeps identity,
-    so closures, Modules and the optimizer still see the same objects).
-
-    Objects the live session also holds (a tensor imported from a helper module
-    is the same object in both loads) are left alone; returns whether any was.
-    """
-    seen: set[int] = set()
-    skipped = False
-    for value in [*sc.params.values(), sc.model, *sc.namespace.values()]:
-        if id(value) in seen or not isinstance(value, (nn.Module, torch.Tensor)):
-            continue
-        seen.add(id(value))
-        if _tensor_ids([value]) & live:
-            skipped = True
-        elif isinstance(value, nn.Module):
-            value.double()
-        elif value.is_floating_point() and value.dtype != torch.float64:
-            try:
-                value.data = value.data.double()
-            except RuntimeError:
-                skipped = True  # type promotion will still see the float64 ones
-    return skipped
-
-
-def _load_copy(session: Any) -> tuple[Scenario, bool]:
-    """A fresh float64 copy of the scenario holding the session's current values, and whether
-    some of its tensors had to stay in their dtype (shared with the session)."""
+def _load_copy(session: Any) -> Scenario:
+    """A fresh load of the file, made with float64 as the default dtype, holding the session's
+    current values. Raises ScenarioError when its tensors no longer fit the session's."""
     live = session.loop
     copy = load_scenario(session.path, seed=session.seed, device=live.sc.device, file=session.file,
                          args=session.scenario_args)
@@ -182,14 +351,12 @@ def _load_copy(session: Any) -> tuple[Scenario, bool]:
             "session's own (are they made in an imported module?); create them in the scenario file",
             session.path,
         )
-    skipped = _to_float64(copy, live_ids)
     with torch.no_grad():
         for name, t in zip(live.names, live.tensors):
-            copy.params[name].copy_(t.detach())
+            copy.params[name].data = t.detach().to(torch.float64, copy=True)
         for mine, theirs in zip(copy.buffers, live.buffers):
-            if mine.is_floating_point():
-                mine.copy_(theirs.detach())
-    return copy, skipped
+            mine.data = theirs.detach().to(torch.float64 if theirs.is_floating_point() else theirs.dtype, copy=True)
+    return copy
 
 
 def _as64(v: Any) -> Any:
@@ -224,38 +391,90 @@ def _batch(session: Any, rng: RngState) -> tuple[Any, Any, str, RngState | None]
     return x, y, f"the next batch, step {n}'s (epoch {epoch}, batch {batch})", after
 
 
-def gradient_check(session: Any, *, max_entries: int = 16, seed: int = 0) -> GradCheckReport:
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("out of memory", "not enough memory", "can't allocate memory", "failed to allocate"))
+
+
+def gradient_check(session: Any, *, samples: int | None = None, seed: int = 0,
+                   progress: Callable[[int, int, str], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> GradCheckReport:
     """Compare autograd (and grad_fn) with central finite differences at the current parameters.
 
-    Each checked entry p_i is moved to p_i ± h with h = ε^(1/3)·max(1, |p_i|),
-    ε the loss dtype's machine epsilon (6e-6 in float64): the difference quotient
-    errs by about h²·f'''/6 (truncation) plus ε·|loss|/h (rounding), and this h
-    balances the two. The RNG is restored before every loss evaluation, so
-    dropout-like randomness is the same each time.
+    Each tensor gets its own step h = ε^(1/3)·max(rms, 0.001), rms its root mean
+    square (1 for an all-zero tensor) and ε the loss dtype's machine epsilon
+    (6e-6·rms in float64): the
+    difference quotient errs by about h²·f'''/6 (truncation) plus ε·|loss|/h
+    (rounding), and this h balances the two at the tensor's own scale. The RNG
+    is restored before every loss evaluation, so dropout-like randomness is the
+    same each time.
 
-    A ReLU (or abs, clamp, max) has a corner, a *kink*: the derivative jumps.
-    When p_i ± h straddles one, the central difference averages the two sides
-    and matches neither; autograd gives the one-sided derivative of the side
-    the point is on. An entry whose autograd value matches the forward or the
-    backward one-sided difference, while those two disagree, is counted "at a
-    kink" rather than a mismatch.
+    A ReLU or a max-pool (or abs, clamp, max) has a corner, a *kink*: the
+    derivative jumps. When p_i ± h straddles one, the central difference
+    averages the two sides and matches neither. An entry where autograd and
+    the difference disagree is measured again with steps h/16 and 16·h: if
+    those differ from each other (the loss is not smooth within reach), or
+    autograd matches one one-sided difference while the two sides disagree, it
+    is counted "at a kink" rather than a mismatch. A wrong gradient on a smooth
+    loss gives three differences that agree with each other and not with it.
 
     Tensors of at most 32 entries are checked entry by entry; larger ones at
-    ``max_entries`` entries drawn with a private ``torch.Generator(seed)``.
+    ``samples`` entries (default: the session's ``gradcheck_samples``) drawn
+    with a private ``torch.Generator(seed)``, and
+    along one random direction over all their entries (which catches a wrong
+    gradient anywhere in the tensor). The perturbed evaluations of one tensor
+    run as one batch (torch.func.vmap) where the model allows it.
+
+    ``progress(k, n, name)`` is called before the k-th of n tensors;
+    ``cancelled()`` is polled between evaluations, and CheckCancelled raised
+    when it returns True. Out of memory, it raises a one-line ScenarioError
+    saying what the float64 copies need and which ``samples`` to use.
     """
+    if samples is None:
+        samples = getattr(session, "gradcheck_samples", DEFAULT_SAMPLES)
     live = session.loop
+    sc = live.sc
     rng = live.capture_rng()
     module = sys.modules.get(MODULE_NAME)
+    bindings = dict(sc.namespace)
+    default_dtype = torch.get_default_dtype()
+    tensors = _reachable(sc, live)
     try:
+        torch.set_default_dtype(torch.float64)
         inputs, targets, where, forward_rng = _batch(session, rng)
-        copy, skipped = _load_copy(session)
-        probe = _Probe(copy, _as64(inputs), _as64(targets), forward_rng or rng)
-        report = _check(session, copy, probe, where, forward_rng is None, max_entries, seed)
-        if skipped:
-            note = "some tensors are shared with the session (imported from another module) and kept their dtype"
-            report = dataclasses.replace(report, notes=report.notes + (note,))
-        return report
+        notes: list[str] = []
+        try:
+            with _InPlace(tensors) as swap:
+                probe = _Probe(sc, _as64(inputs), _as64(targets), forward_rng or rng, bindings, cancelled, swap.work)
+                report = _check(session, sc, probe, where, forward_rng is None, samples, seed, progress)
+        except _NotReachable as exc:
+            copy = _load_copy(session)
+            probe = _Probe(copy, _as64(inputs), _as64(targets), forward_rng or rng, dict(copy.namespace), cancelled,
+                           {}, strict=False)
+            report = _check(session, copy, probe, where, forward_rng is None, samples, seed, progress)
+            notes.append(f"checked a fresh load of the file, not the session's own objects: {exc}")
+            report = dataclasses.replace(report, live=False)
+        if _changed_on_disk(session):
+            notes.append("the file has changed since the session loaded it: " + (
+                "this checked the code the session runs (r loads the new one)" if report.live
+                else "this checked the code on disk, which the session does not run; r loads it"))
+        return dataclasses.replace(report, notes=report.notes + tuple(notes)) if notes else report
+    except (RuntimeError, MemoryError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        smaller = max(1, samples // 4)
+        raise ScenarioError(
+            f"gradient check: out of memory ({one_line(exc, 80)}): its float64 copies of the {len(tensors)} tensors "
+            f"the loss uses need {_mb(_working_bytes(tensors))} besides the session's, plus a float64 forward and "
+            f"backward; free memory, or check fewer entries at once with --gradcheck-samples {smaller}",
+            session.path) from None
     finally:
+        torch.set_default_dtype(default_dtype)
+        sc.namespace.clear()
+        sc.namespace.update(bindings)
         rng.restore()
         if module is not None:
             sys.modules[MODULE_NAME] = module
@@ -264,11 +483,26 @@ def gradient_check(session: Any, *, max_entries: int = 16, seed: int = 0) -> Gra
 
 
 class _Probe:
-    """Loss evaluations on the float64 copy, each from the same RNG state and buffers."""
+    """Loss evaluations in float64, each from the same RNG state, buffers and namespace names.
 
-    def __init__(self, sc: Scenario, inputs: Any, targets: Any, rng: RngState):
+    ``strict``: a float32 tensor the loss uses that was made before it (one the
+    conversion did not reach) raises _NotReachable, so the caller can fall back
+    to a fresh load.
+    """
+
+    def __init__(self, sc: Scenario, inputs: Any, targets: Any, rng: RngState, bindings: dict[str, Any],
+                 cancelled: Callable[[], bool] | None, work: dict[int, torch.Tensor], strict: bool = True):
         self.sc, self.inputs, self.targets, self.rng = sc, inputs, targets, rng
-        self.buffers = [b.detach().clone() for b in sc.buffers]
+        self.bindings = bindings
+        self.cancelled = cancelled
+        self.strict = strict
+        self.path = str(sc.path)
+        self.work = work  # where to write each converted tensor: its working copy
+        self.buffers = [(self.writable(b), b.detach().clone()) for b in sc.buffers]
+        self.retyped: set[int] = set()
+        self.batched: bool | None = None  # None: not tried yet
+        self._names = ({id(p): n for n, p in sc.model.named_parameters(remove_duplicate=False)}
+                       if isinstance(sc.model, nn.Module) else {})
 
     def run(self, fn: Any, *args: Any, doing: str) -> Any:
         try:
@@ -276,27 +510,137 @@ class _Probe:
                 return fn(*args)
             with torch.device(self.sc.device):
                 return fn(*args)
+        except (KeyboardInterrupt, CheckCancelled, _NotReachable):
+            raise
+        except (RuntimeError, MemoryError) as exc:
+            if _is_out_of_memory(exc):
+                raise
+            raise self._error(exc, doing) from None
         except Exception as exc:  # noqa: BLE001 - the user's code raised
-            raise error_from(exc, self.sc.path, f"gradient check: {doing}") from None
+            raise self._error(exc, doing) from None
+
+    def _error(self, exc: BaseException, doing: str) -> ScenarioError:
+        watch = self._watch
+        if watch is not None and watch.made_at is not None:
+            return ScenarioError(
+                f"gradient check: this line makes a float32 tensor, which the float64 check cannot mix with its "
+                f"float64 ones ({doing} then raised {type(exc).__name__}: {one_line(exc, 120)}); make it in the "
+                "default dtype, or in its input's (x.to(other.dtype))", self.path, watch.made_at)
+        if watch is not None and watch.foreign_at is not None and self.strict:
+            raise _NotReachable(f"the loss uses a float32 tensor gdtui cannot reach (line {watch.foreign_at})")
+        return error_from(exc, self.sc.path, f"gradient check: {doing}")
+
+    def _prepare(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise CheckCancelled
+        self.rng.restore()
+        self.sc.namespace.update(self.bindings)
+        with torch.no_grad():
+            for b, saved in self.buffers:
+                b.copy_(saved)
+
+    _watch: _Watch | None = None
 
     def loss(self) -> torch.Tensor:
-        self.rng.restore()
-        with torch.no_grad():
-            for b, saved in zip(self.sc.buffers, self.buffers):
-                b.copy_(saved)
-        if self.sc.objective is not None:
-            return self.run(self.sc.objective, doing="loss()")
-        return self.run(self.sc.loss_fn, self.run(self.sc.model, self.inputs, doing="model"), self.targets, doing="loss_fn")
+        self._prepare()
+        self._watch = _Watch(self.path)
+        with self._watch:
+            if self.sc.objective is not None:
+                out = self.run(self.sc.objective, doing="loss()")
+            else:
+                out = self.run(self.sc.loss_fn, self.run(self.sc.model, self.inputs, doing="model"), self.targets,
+                               doing="loss_fn")
+        self.retyped |= self._watch.retyped
+        if self.strict and self._watch.foreign_at is not None and isinstance(out, torch.Tensor) and out.dtype != torch.float64:
+            raise _NotReachable(f"the loss uses a float32 tensor gdtui cannot reach (line {self._watch.foreign_at})")
+        return out
 
     def value(self) -> float:
         with torch.no_grad():
             return self.loss().item()
 
+    # --- perturbed evaluations --------------------------------------------------------------
 
-def _check(session, sc: Scenario, probe: _Probe, where: str, in_progress: bool,
-           max_entries: int, seed: int) -> GradCheckReport:
+    def values(self, t: torch.Tensor, rows: list[tuple[int | None, float]], v: torch.Tensor | None) -> list[float]:
+        """The loss with ``t`` perturbed as each row says: (flat index, the value it takes) or
+        (None, d): t + d·v. ``t`` is back as it was afterwards."""
+        if self.batched is not False and id(t) in self._names and self.sc.objective is None:
+            try:
+                out = self._batched(t, rows, v)
+                self.batched = True
+                return out
+            except (KeyboardInterrupt, CheckCancelled):
+                raise
+            except Exception:  # noqa: BLE001 - vmap cannot run this model (dropout, an in-place buffer update…)
+                self.batched = False
+        return self._looped(t, rows, v)
+
+    def writable(self, t: torch.Tensor) -> torch.Tensor:
+        return self.work.get(id(t), t)
+
+    def _looped(self, t: torch.Tensor, rows: list[tuple[int | None, float]], v: torch.Tensor | None) -> list[float]:
+        saved = t.detach().clone()
+        t = self.writable(t)
+        flat = t.view(-1) if t.is_contiguous() else None
+        out = []
+        try:
+            for i, x in rows:
+                with torch.no_grad():
+                    if i is None:
+                        t.add_(v, alpha=x)
+                    elif flat is not None:
+                        flat[i] = x
+                    else:
+                        t[tuple(int(k) for k in torch.unravel_index(torch.tensor(i), t.shape))] = x
+                out.append(self.value())
+                with torch.no_grad():
+                    t.copy_(saved)
+        finally:
+            with torch.no_grad():
+                t.copy_(saved)
+        return out
+
+    def _batched(self, t: torch.Tensor, rows: list[tuple[int | None, float]], v: torch.Tensor | None) -> list[float]:
+        from torch.func import functional_call, vmap
+
+        name = self._names[id(t)]
+        model, loss_fn, x, y = self.sc.model, self.sc.loss_fn, self.inputs, self.targets
+
+        def loss_at(p: torch.Tensor) -> torch.Tensor:
+            return loss_fn(functional_call(model, {name: p}, (x,)), y)
+
+        chunk = max(1, BATCH_BYTES // max(1, t.numel() * t.element_size()))
+        out: list[float] = []
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            self._prepare()
+            with torch.no_grad():
+                batch = t.detach().unsqueeze(0).repeat(len(part), *[1] * t.dim())
+                flat = batch.view(len(part), -1)
+                for b, (i, value) in enumerate(part):
+                    if i is None:
+                        batch[b] += value * v
+                    else:
+                        flat[b, i] = value
+                with _Watch(self.path), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # vmap's "no batching rule for …" is not the user's concern
+                    if self.sc.device.type == "cpu":
+                        losses = vmap(loss_at, randomness="error")(batch)
+                    else:
+                        with torch.device(self.sc.device):
+                            losses = vmap(loss_at, randomness="error")(batch)
+            if losses.dtype != torch.float64:
+                raise TypeError("not float64")
+            out += losses.reshape(-1).tolist()
+        return out
+
+
+def _check(session: Any, sc: Scenario, probe: _Probe, where: str, in_progress: bool, samples: int, seed: int,
+           progress: Callable[[int, int, str], None] | None) -> GradCheckReport:
     tensors = list(sc.params.values())
     loss = probe.loss()
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise sc.error("gradient check: the loss is not a scalar tensor", "loss_fn", "loss")
     grads = torch.autograd.grad(loss, tensors, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g.detach() for t, g in zip(tensors, grads)]
     notes = []
@@ -311,53 +655,98 @@ def _check(session, sc: Scenario, probe: _Probe, where: str, in_progress: bool,
     fn_checks = _check_grad_fn(sc, grads, probe) if sc.grad_fn is not None else ()
     gen = torch.Generator().manual_seed(seed)
     checks = []
-    for name, t, g in zip(sc.params, tensors, grads):
+    eps = torch.finfo(loss.dtype).eps
+    l0 = loss.item()
+    for k, (name, t, g) in enumerate(zip(sc.params, tensors, grads)):
+        if progress is not None:
+            progress(k + 1, len(tensors), name)
         n = t.numel()
-        flat = list(range(n)) if n <= SMALL else sorted(torch.randperm(n, generator=gen)[:max_entries].tolist())
+        flat = list(range(n)) if n <= SMALL else sorted(torch.randperm(n, generator=gen)[:samples].tolist())
+        v = None
         if n > SMALL:
-            notes.append(f"{name}: {len(flat)} of its {n} entries checked, drawn with seed {seed}")
-        checks.append(_check_tensor(name, t, g, flat, probe, loss.item(), torch.finfo(loss.dtype).eps))
+            v = torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.device)
+            v = v / v.norm() * math.sqrt(n)  # root mean square 1, as an entry's unit step
+            notes.append(f"{name}: {len(flat)} of its {n} entries and one random direction checked, drawn with seed {seed}")
+        checks.append(_check_tensor(name, t, g, flat, v, probe, l0, eps))
+    if probe.retyped:
+        lines = ", ".join(str(n) for n in sorted(probe.retyped))
+        notes.append(f"line{'s' if len(probe.retyped) > 1 else ''} {lines} ask{'' if len(probe.retyped) > 1 else 's'} "
+                     "for a float32 tensor: the check made it float64")
     dtype = str(loss.dtype).removeprefix("torch.")
-    return GradCheckReport(str(session.path), session.step_count, session.next_phase, where, dtype, loss.item(),
+    return GradCheckReport(str(session.path), session.step_count, session.next_phase, where, dtype, l0,
                            tuple(checks), tuple(fn_checks), tuple(notes))
 
 
-def _check_tensor(name: str, t: torch.Tensor, g: torch.Tensor, flat: list[int], probe: _Probe,
-                  l0: float, eps: float) -> TensorCheck:
-    """Central differences at the entries ``flat`` of ``t`` (flat indices), against autograd's ``g``."""
+def _check_tensor(name: str, t: torch.Tensor, g: torch.Tensor, flat: list[int], v: torch.Tensor | None,
+                  probe: _Probe, l0: float, eps: float) -> TensorCheck:
+    """Central differences at the entries ``flat`` of ``t`` (flat indices), and along ``v``, against
+    autograd's ``g`` (see gradient_check for the step and the kinks)."""
+    with torch.no_grad():
+        rms = t.detach().pow(2).mean().sqrt().item() if t.numel() else 1.0
+    h = eps ** (1 / 3) * (max(rms, 1e-3) if rms > 0 else 1.0)  # an all-zero tensor (a fresh bias): unit scale
+    rtol = max(1e-5, 1e3 * eps ** (2 / 3))
     values = t.detach().reshape(-1)[flat].tolist() if flat else []
     auto = g.reshape(-1)[flat].tolist() if flat else []
-    rtol = max(1e-5, 1e3 * eps ** (2 / 3))
-    max_abs, max_rel, worst, kinks, bad = 0.0, 0.0, None, 0, False
-    for i, p, a in zip(flat, values, auto):
-        idx = tuple(int(k) for k in torch.unravel_index(torch.tensor(i), t.shape)) if t.dim() else ()
-        h = eps ** (1 / 3) * max(1.0, abs(p))
-        up, down = p + h, p - h
-        with torch.no_grad():
-            t[idx] = up
-            lp = probe.value()
-            t[idx] = down
-            lm = probe.value()
-            t[idx] = p
-        fd = (lp - lm) / (up - down)
-        noise = 100 * eps * max(1.0, abs(l0)) / h  # what rounding alone can make the quotient be
+    # (flat index or None for the direction, unperturbed value or 0, autograd's derivative)
+    points: list[tuple[int | None, float, float]] = list(zip(flat, values, auto))
+    if v is not None:
+        points.append((None, 0.0, (g * v).sum().item()))
 
-        def close(u: float, v: float) -> bool:
-            return abs(u - v) <= noise + rtol * max(abs(u), abs(v))
+    def rows_for(step: float) -> list[tuple[int | None, float]]:
+        rows: list[tuple[int | None, float]] = []
+        for i, p, _ in points:
+            rows += [(i, p + step), (i, p - step)] if i is not None else [(None, step), (None, -step)]
+        return rows
 
-        if not close(a, fd):
-            fwd, bwd = (lp - l0) / (up - p), (l0 - lm) / (p - down)
-            if (close(a, fwd) or close(a, bwd)) and not close(fwd, bwd):
-                kinks += 1
-                continue
-            bad = True
-        err = abs(a - fd)
-        rel = err / max(abs(a), abs(fd), noise)
-        if worst is None or rel > max_rel:
-            worst = idx
+    def quotients(step: float, losses: list[float]) -> list[float]:
+        out = []
+        for k, (i, p, _) in enumerate(points):
+            up, down = (p + step, p - step) if i is not None else (step, -step)
+            out.append((losses[2 * k] - losses[2 * k + 1]) / (up - down))
+        return out
+
+    def close(u: float, w: float, step: float) -> bool:
+        noise = 100 * eps * max(1.0, abs(l0)) / step  # what rounding alone can make a quotient be
+        return abs(u - w) <= noise + rtol * max(abs(u), abs(w))
+
+    at_h = probe.values(t, rows_for(h), v)
+    fd = quotients(h, at_h)
+    suspects = [k for k, (_, _, a) in enumerate(points) if not close(a, fd[k], h)]
+    kink: set[int] = set()
+    if suspects:
+        small, large = h / KINK_SCALE, h * KINK_SCALE
+        rows = []
+        for k in suspects:
+            i, p, _ = points[k]
+            for step in (small, large):
+                rows += [(i, p + step), (i, p - step)] if i is not None else [(None, step), (None, -step)]
+        more = probe.values(t, rows, v)
+        for j, k in enumerate(suspects):
+            i, p, a = points[k]
+            lp, lm = at_h[2 * k], at_h[2 * k + 1]
+            up, down = (p + h, p - h) if i is not None else (h, -h)
+            base = p if i is not None else 0.0
+            fd_small = (more[4 * j] - more[4 * j + 1]) / (2 * small)
+            fd_large = (more[4 * j + 2] - more[4 * j + 3]) / (2 * large)
+            fwd, bwd = (lp - l0) / (up - base), (l0 - lm) / (base - down)
+            uneven = not (close(fd_small, fd[k], small) and close(fd[k], fd_large, h))
+            one_sided = (close(a, fwd, h) or close(a, bwd, h)) and not close(fwd, bwd, h)
+            if uneven or one_sided:
+                kink.add(k)
+    max_abs, max_rel, worst, bad = 0.0, 0.0, None, False
+    for k, (i, _, a) in enumerate(points):
+        if k in kink:
+            continue
+        err = abs(a - fd[k])
+        noise = 100 * eps * max(1.0, abs(l0)) / h
+        rel = err / max(abs(a), abs(fd[k]), noise)
+        bad = bad or not close(a, fd[k], h)
+        if i is not None and (worst is None or rel > max_rel):
+            worst = tuple(int(x) for x in torch.unravel_index(torch.tensor(i), t.shape)) if t.dim() else ()
         max_abs, max_rel = max(max_abs, err), max(max_rel, rel)
-    verdict = "mismatch" if bad else ("at a kink" if kinks else "ok")
-    return TensorCheck(name, tuple(t.shape), len(flat), t.numel(), max_abs, max_rel, kinks, worst, verdict)
+    verdict = "mismatch" if bad else ("at a kink" if kink else "ok")
+    return TensorCheck(name, tuple(t.shape), len(flat), t.numel(), max_abs, max_rel, len(kink), worst, verdict,
+                       direction=v is not None)
 
 
 def _drew_random_numbers(start: RngState) -> bool:

@@ -166,6 +166,8 @@ class Scenario:
     #: The scenario's lr scheduler, stepped after each update ("step") or epoch ("epoch").
     scheduler: Any = None
     scheduler_interval: str = "step"
+    #: The code as loaded (the gradient check tells when the file on disk has changed since).
+    tree: ast.Module | None = None
 
     def line(self, *names: str) -> int | None:
         """The line where the first of ``names`` that the file defines is defined."""
@@ -394,6 +396,7 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
         lines=_definition_lines(tree),
         params={},
         optimizer=None,  # type: ignore[arg-type]  # set by _read_optimizer
+        tree=tree,
     )
     model, loss_fn, objective = ns.get("model"), ns.get("loss_fn"), ns.get("loss")
     if model is not None:

@@ -65,6 +65,7 @@ class Session(Controls, Rewind, Views):
         watch_activations: bool = True,
         checkpoint_every: int | None = None,
         args: Sequence[str] = (),
+        gradcheck_samples: int = 4,
     ):
         self.path = Path(path)
         #: Where the file is, resolved once: a scenario may change the working directory, and
@@ -78,6 +79,8 @@ class Session(Controls, Rewind, Views):
         self.max_values = max_values
         self._launch = (mode, lr, grad_source)
         self.watch_activations = watch_activations
+        #: Entries the gradient check draws from each tensor of more than 32 (--gradcheck-samples).
+        self.gradcheck_samples = gradcheck_samples
         # Steps between rewind checkpoints, for each History it installs (a reset keeps it);
         # None picks it from the measured costs (see History.interval).
         self._checkpoint_every = checkpoint_every
