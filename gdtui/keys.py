@@ -1,7 +1,7 @@
-"""The step-debugger's key bindings: one table for the app, the footer, the help screen and the README.
+"""The step-debugger's key bindings: one table for the app, the footer, the help screen and docs/step-debugger.md.
 
 Each binding's ``description`` is the short word the footer shows; its
-``tooltip`` is the sentence the help screen and the README show.
+``tooltip`` is the sentence the help screen and docs/step-debugger.md show.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def help_rows() -> list[tuple[str, str]]:
 
 
 def markdown_table() -> str:
-    """The key table as Markdown, for the README."""
+    """The key table as Markdown, for docs/step-debugger.md."""
     lines = ["| Key | What it does |", "| --- | --- |"]
     for keys, text in help_rows():
         keys_md = " / ".join(f"`{k.strip()}`" for k in keys.split(" / "))

@@ -2,7 +2,7 @@
 
 A scenario is a plain Python file. gdtui seeds every RNG, executes the file in a
 fresh module under the requested default device, then reads its module-level
-names (see the README's "Scenario contract"). Every problem found here is a
+names (see docs/scenarios.md). Every problem found here is a
 :class:`gdtui.engine.errors.ScenarioError` whose message is one line:
 ``path:line: what; how to fix``.
 """
@@ -423,7 +423,7 @@ def load_scenario(path: str | Path, *, seed: int = 0, device: str | torch.device
         sc.objective = objective
     else:
         raise ScenarioError(
-            "defines neither `model` (with `loss_fn` and `data`) nor `loss`; define them, see the scenario contract in the README",
+            "defines neither `model` (with `loss_fn` and `data`) nor `loss`; define them, see the scenario contract in docs/scenarios.md",
             path,
         )
     tensors = _read_optimizer(ns, sc)

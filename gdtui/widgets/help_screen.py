@@ -1,4 +1,4 @@
-"""HelpScreen: the key table (the same one the footer and the README use) and the scenario's story."""
+"""HelpScreen: the key table (the same one the footer and docs/step-debugger.md use) and the scenario's story."""
 
 from __future__ import annotations
 
