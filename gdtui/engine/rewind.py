@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK
 from gdtui.engine.history import StepControls
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import StepRecord
-from gdtui.engine.errors import ScenarioError
 from gdtui.engine.snapshot import Snapshot
 
 
@@ -58,9 +58,17 @@ class Rewind:
         k = min(n, self.rewind_depth)
         if undone + k:
             mid_step = bool(self._phase)
+            # A learning rate the user set is a control, like the mode: it outlives the rewind of
+            # the steps it was written in, and is written again before the next update.
+            written = [self._history.controls_of(s).lr_written for s in range(self.step_count - k + 1, self.step_count + 1)]
+            if mid_step:
+                written.append(self._step_written)
+            user_lr = next((w for w in reversed(written) if w is not None), None)
             self._phase = 0
             self._before = None
             self._go_to(self.step_count - k, mid_step=mid_step)
+            if self._lr_override is None and user_lr is not None:
+                self._lr_override = list(user_lr)
             self._note_unrestored()
         return undone + k
 

@@ -28,9 +28,9 @@ from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import Loop, StepError
 from gdtui.engine.records import PHASES, GradSource, Mode, StepRecord, TensorView, frozen_map
 from gdtui.engine.rewind import Rewind
-from gdtui.engine.views import Views
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
+from gdtui.engine.views import Views
 
 MB = 2**20
 #: A light step (see Session.step) keeps the values of tensors of at most this many elements (or
@@ -309,6 +309,7 @@ class Session(Controls, Rewind, Views):
 
     def _begin_step(self) -> None:
         self._before = None
+        self._step_written = None
         self._scheduler_mark = self.loop.scheduler_mark()
         if self._history.due(self.step_count):
             loop, zero = self.loop, self._grads_zero
