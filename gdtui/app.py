@@ -29,6 +29,8 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Footer
 
+from gdtui.control_keys import ControlKeys
+from gdtui.diagnostics_keys import DiagnosticsKeys
 from gdtui.engine.charts import ChartFrame
 from gdtui.engine.conditions import ConditionError
 from gdtui.engine.records import SessionState
@@ -36,8 +38,6 @@ from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog, failure_line, open_session
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
-from gdtui.control_keys import ControlKeys
-from gdtui.diagnostics_keys import DiagnosticsKeys
 from gdtui.messages import ChartReady, DetailData, OpenFailed, SessionOpened, SessionUpdate
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen

@@ -18,13 +18,13 @@ from textual.message import Message
 
 from gdtui.engine import charts
 from gdtui.engine.compare import compare_updates
+from gdtui.engine.errors import ScenarioError
 from gdtui.engine.export import ExportError, export_trace
 from gdtui.engine.gradcheck import CheckCancelled, gradient_check
 from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
-from gdtui.engine.errors import ScenarioError
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import ChartReady, CheckProgress, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate

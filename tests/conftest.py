@@ -7,10 +7,11 @@ import random
 import runpy
 from pathlib import Path
 
-import hypothesis_profiles  # noqa: F401 - registers --hypothesis-profile default/long before the run
 import numpy as np
 import pytest
 import torch
+
+import hypothesis_profiles  # noqa: F401 - registers --hypothesis-profile default/long before the run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -56,8 +57,7 @@ class PlainLoop:
     @staticmethod
     def _forever(loader):
         while True:
-            for batch in loader:
-                yield batch
+            yield from loader
 
     def step(self, mode: str = "optim", grad_fn: bool = False) -> dict:
         ns = self.ns

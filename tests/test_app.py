@@ -149,7 +149,7 @@ async def test_phase_key_walks_the_loop_panel_line_by_line():
     async with opened(app) as pilot:
         marked = []
         for _ in range(5):
-            line = next(l for l in text(app, LoopPanel).splitlines() if l.startswith("▶"))
+            line = next(row for row in text(app, LoopPanel).splitlines() if row.startswith("▶"))
             marked.append(line.split()[1])
             await press(pilot, "s")
         assert marked == ["pred", "loss", "loss.backward()", "optimizer.step()", "optimizer.zero_grad()"]

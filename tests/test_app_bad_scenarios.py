@@ -11,14 +11,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from test_app import NOT_GATE, opened, press, settle, status
+from test_bad_scenarios import CASES
 
 from conftest import BAD, PlainLoop, read_trace
 from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine.trace import TraceWriter
 from gdtui.widgets.error_panel import ErrorPanel
-from test_app import NOT_GATE, OWN, opened, press, settle, status
-from test_bad_scenarios import CASES
 
 AT_LOAD = [c for c in CASES if not c[3].startswith("step ")]
 AT_STEP = [c for c in CASES if c[3].startswith("step ")]

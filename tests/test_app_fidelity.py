@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_app import OWN, opened, press
 
 from conftest import PlainLoop, read_trace
 from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine.trace import TraceWriter
 from gdtui.widgets.charts import LossChart
-from test_app import OWN, opened, press
 
 STEPS = 4
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
+from test_app import NOT_GATE, OWN, opened, press, status
 from textual import events
 from textual.widgets import Footer, Static
 
@@ -18,7 +18,6 @@ from gdtui.app import make_app
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.lr_prompt import LrPrompt
-from test_app import NOT_GATE, OWN, opened, press, status
 
 # --- case 10: user text is never markup --------------------------------------------------
 

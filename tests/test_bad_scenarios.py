@@ -138,31 +138,22 @@ def test_ctrl_c_while_a_step_line_is_written_still_counts_it(tmp_path, monkeypat
 
     from gdtui.engine.trace import TraceWriter
 
-    write_step = TraceWriter.step
-    written = 0
+    write_step, flush = TraceWriter.step, TraceWriter.flush
+    written, fired = 0, False
 
     def step(self, record):
         nonlocal written
         written += 1
-        if written == 5:
-            real = self._file
+        write_step(self, record)
 
-            class Interrupted:
-                def write(self, text):
-                    return real.write(text)
+    def flush_then_interrupt(self):
+        nonlocal fired
+        flush(self)
+        if written == 5 and not fired:
+            fired = True
+            os.kill(os.getpid(), signal.SIGINT)
 
-                def flush(self):
-                    real.flush()
-                    os.kill(os.getpid(), signal.SIGINT)
-
-            self._file = Interrupted()
-            try:
-                write_step(self, record)
-            finally:
-                self._file = real
-        else:
-            write_step(self, record)
-
+    monkeypatch.setattr(TraceWriter, "flush", flush_then_interrupt)
     monkeypatch.setattr(TraceWriter, "step", step)
     trace = tmp_path / "t.jsonl"
     path = SCENARIOS / "not_gate.py"

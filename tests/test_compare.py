@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_gradcheck import steps_with_probe
 
 from conftest import ROOT, PlainLoop, seed_scenarios
 from gdtui.engine import Session
 from gdtui.engine.compare import compare_updates
-from test_gradcheck import steps_with_probe
 
 DIAG = Path(__file__).resolve().parent / "diag_scenarios"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_gradcheck import steps_with_probe
 
 from conftest import ROOT, PlainLoop
 from gdtui.engine import Session
 from gdtui.engine.optstate import optimizer_state
-from test_gradcheck import steps_with_probe
 
 DIAG = Path(__file__).resolve().parent / "diag_scenarios"
 

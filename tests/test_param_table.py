@@ -10,12 +10,12 @@ not_gate.py, 2.8265495 and 1.3553205, from w = 3 and b = 1.
 from __future__ import annotations
 
 import pytest
+from test_app import NOT_GATE, opened, press, settle
 
 from conftest import BAD, SCENARIOS
 from gdtui.app import make_app
 from gdtui.engine.summarize import format_number
 from gdtui.widgets.param_table import ParamTable
-from test_app import NOT_GATE, opened, press, settle
 
 
 def painted(table: ParamTable) -> list[str]:

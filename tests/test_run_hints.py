@@ -18,8 +18,7 @@ import pytest
 import torch
 
 from conftest import SCENARIOS, PlainLoop, read_trace
-from gdtui.engine import Session
-from gdtui.engine import pacing
+from gdtui.engine import Session, pacing
 from gdtui.engine.health import FROZEN_STEPS, HINT_LOOKBACK
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.trace import TraceWriter

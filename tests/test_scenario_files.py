@@ -7,6 +7,7 @@ import os
 import shutil
 
 import pytest
+from test_app import opened, press
 from textual.widgets import Input
 
 from conftest import BAD, ROOT, PlainLoop, read_trace
@@ -14,7 +15,6 @@ from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine import ScenarioError, Session
 from gdtui.widgets.report_screen import ReportScreen
-from test_app import opened, press
 
 
 @pytest.mark.parametrize("name", ["utf8_bom.py", "latin1_coding.py"])

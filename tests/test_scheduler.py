@@ -12,8 +12,8 @@ import runpy
 
 import pytest
 import torch
-from conftest import read_trace
 
+from conftest import read_trace
 from gdtui.cli import main
 from gdtui.engine import Session
 from gdtui.engine.errors import ScenarioError

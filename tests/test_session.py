@@ -366,7 +366,7 @@ def test_a_light_step_with_no_reader_of_norms_still_stops_on_nan(tmp_path):
     )
     light = Session(path, max_values=4, watch_activations=False)
     whole = Session(path, max_values=4, watch_activations=False)
-    for step in range(1, 10):
+    for step in range(1, 10):  # noqa: B007 - the step it breaks at is checked below
         a, b = light.step(detail=False), whole.step()
         assert math.isnan(a.params["w"].norm) and a.params["w"].finite == b.params["w"].finite
         assert a.nonfinite == b.nonfinite

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_app import until_open
 
 from gdtui.app import make_app
-from test_app import until_open
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (80, 24)

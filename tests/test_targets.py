@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_app import opened, press
 
 from conftest import ROOT, SCENARIOS, PlainLoop, read_trace
 from gdtui.app import make_app
@@ -27,7 +28,6 @@ from gdtui.engine.export import ExportError, export_trace
 from gdtui.engine.targets import TargetError, export_target
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import ExportPrompt
-from test_app import opened, press
 
 NOT_GATE = SCENARIOS / "not_gate.py"
 

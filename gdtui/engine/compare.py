@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
+from gdtui.engine.errors import ScenarioError, error_from, one_line
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import TensorView
-from gdtui.engine.errors import ScenarioError, error_from, one_line
 from gdtui.engine.summarize import format_number, format_view, summarize
 
 #: Param-group keys that choose an implementation, not the rule.

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.errors import ScenarioError, a_type, error_from, stops_the_run
+from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario
 from gdtui.engine.scenario_state import _SAME_WIDTH_INT, ScenarioState
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
@@ -96,13 +96,13 @@ class Loop:
             except BaseException as exc:  # noqa: BLE001 - the user's data raised
                 if stops_the_run(exc):
                     raise
-                raise StepError((error_from(exc, sc.path, "fetching the next batch from data", sc.line("data")))) from None
+                raise StepError(error_from(exc, sc.path, "fetching the next batch from data", sc.line("data"))) from None
             if self.batch == 1 and self.epoch > 1:
                 self._new_epoch()
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise StepError((sc.error(
+                raise StepError(sc.error(
                     f"data yielded {a_type(item)} as a batch; each batch must be (inputs, targets)", "data"
-                )))
+                ))
             if any(isinstance(v, torch.Tensor) and v.is_meta for v in item):
                 raise StepError(sc.error("data yielded a batch on the meta device, which holds shapes but no values; "
                                          "yield tensors with values", "data"))
@@ -132,15 +132,15 @@ class Loop:
             loss = self._call(sc.loss_fn, (self.pred, self.targets), "loss_fn", "loss_fn")
             who = "loss_fn"
         if not isinstance(loss, torch.Tensor):
-            raise StepError((sc.error(
+            raise StepError(sc.error(
                 f"{who} returned {a_type(loss)}, not a tensor; return a scalar tensor built from the trained tensors",
                 "loss_fn", "loss",
-            )))
+            ))
         if loss.numel() != 1:
-            raise StepError((sc.error(
+            raise StepError(sc.error(
                 f"{who} returned a tensor of shape {tuple(loss.shape)}; the loss must be a scalar (try .mean())",
                 "loss_fn", "loss",
-            )))
+            ))
         if loss.is_complex():
             raise StepError(sc.error(
                 f"{who} returned a complex loss ({str(loss.dtype).removeprefix('torch.')}); gradient descent needs a "
@@ -148,11 +148,11 @@ class Loop:
                 "loss_fn", "loss",
             ))
         if not loss.requires_grad:
-            raise StepError((sc.error(
+            raise StepError(sc.error(
                 f"{who} returned a tensor with no grad (it does not depend on any trained tensor); "
                 "build it from the model's output without .detach(), .item() or torch.no_grad()",
                 "loss_fn", "loss",
-            )))
+            ))
         self.loss = loss
         if sc.metrics:
             with torch.no_grad():
@@ -169,7 +169,7 @@ class Loop:
         except BaseException as exc:  # noqa: BLE001 - a hook of the scenario's raised
             if stops_the_run(exc):
                 raise
-            raise StepError((error_from(exc, self.sc.path, "loss.backward()", self.sc.line("loss_fn", "loss")))) from None
+            raise StepError(error_from(exc, self.sc.path, "loss.backward()", self.sc.line("loss_fn", "loss"))) from None
 
     def _apply_grad_fn(self) -> None:
         sc = self.sc
@@ -177,20 +177,20 @@ class Loop:
         if isinstance(got, dict):
             missing = [n for n in self.names if n not in got]
             if missing:
-                raise StepError((sc.error(f"grad_fn returned no gradient for {', '.join(missing)}; return one per trained tensor", "grad_fn")))
+                raise StepError(sc.error(f"grad_fn returned no gradient for {', '.join(missing)}; return one per trained tensor", "grad_fn"))
             grads = [got[n] for n in self.names]
         elif isinstance(got, (tuple, list)) and len(got) == len(self.names):
             grads = list(got)
         else:
-            raise StepError((sc.error(
+            raise StepError(sc.error(
                 f"grad_fn returned {a_type(got)}; return a dict name -> tensor, or a tuple of {len(self.names)} in params order",
                 "grad_fn",
-            )))
+            ))
         with torch.no_grad():
             for name, p, g in zip(self.names, self.tensors, grads):
                 g = torch.as_tensor(g, dtype=p.dtype, device=p.device)
                 if g.shape != p.shape:
-                    raise StepError((sc.error(f"grad_fn gave {name} a gradient of shape {tuple(g.shape)}, but {name} has shape {tuple(p.shape)}", "grad_fn")))
+                    raise StepError(sc.error(f"grad_fn gave {name} a gradient of shape {tuple(g.shape)}, but {name} has shape {tuple(p.shape)}", "grad_fn"))
                 if p.grad is None:
                     p.grad = g.detach().clone()
                 else:
@@ -210,7 +210,7 @@ class Loop:
             except BaseException as exc:  # noqa: BLE001 - the scenario's optimizer, or a hook of it, raised
                 if stops_the_run(exc):
                     raise
-                raise StepError((error_from(exc, self.sc.path, "optimizer.step()", self.sc.line("optimizer")))) from None
+                raise StepError(error_from(exc, self.sc.path, "optimizer.step()", self.sc.line("optimizer"))) from None
             return
         with torch.no_grad():
             for indices, lr in zip(self.groups, lrs):
@@ -277,11 +277,11 @@ class Loop:
         except StepError:
             raise
         except SystemExit:
-            raise StepError((self.sc.error(f"{doing} called sys.exit(); remove it", name))) from None
+            raise StepError(self.sc.error(f"{doing} called sys.exit(); remove it", name)) from None
         except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported, not raised
             if stops_the_run(exc):
                 raise
-            raise StepError((error_from(exc, self.sc.path, doing, self.sc.line(name)))) from None
+            raise StepError(error_from(exc, self.sc.path, doing, self.sc.line(name))) from None
 
     def capture_rng(self) -> RngState:
         """Every RNG this scenario can draw from: the global ones and its DataLoader's generators."""

@@ -10,8 +10,9 @@ summaries, and for Adam the step each element took at the last update.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

@@ -7,9 +7,10 @@ No record ever holds a live tensor.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 Mode = Literal["manual", "optim"]
 GradSource = Literal["autograd", "grad_fn"]

@@ -102,7 +102,7 @@ class LossChart(PlotextPlot):
                 plt.scatter([x for x in xs if lo <= x <= hi], ys, marker="●", label="steps")
             plt.xlabel(ls.names[0])
             return
-        for level, (xs, ys) in ls.contours:
+        for _level, (xs, ys) in ls.contours:
             plt.scatter(xs, ys, marker="braille")
         plt.plot([p[0] for p in ls.path], [p[1] for p in ls.path], marker="●", label="path")
         plt.xlabel(ls.names[0])

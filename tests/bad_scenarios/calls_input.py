@@ -1,4 +1,3 @@
 """Asks the terminal for the learning rate."""
-import torch
 
 lr = float(input("lr? "))

@@ -4,6 +4,7 @@ import time
 
 import torch
 
+
 def _poll():
     while True:
         time.sleep(0.05)

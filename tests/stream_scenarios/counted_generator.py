@@ -2,6 +2,7 @@
 import numpy as np
 import torch
 
+
 class Stream:
     """Re-iterable: each epoch is a fresh generator of 5000 batches; ``made`` counts them."""
 
