@@ -4,7 +4,6 @@ import time
 
 import torch
 
-
 def _poll():
     while True:
         time.sleep(0.05)

@@ -2,7 +2,6 @@
 import numpy as np
 import torch
 
-
 class Stream:
     """Re-iterable: each epoch is a fresh generator of 5000 batches; ``made`` counts them."""
 
