@@ -99,6 +99,18 @@ class PlainLoop:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def ctrl_c_as_in_a_terminal():
+    """The Ctrl-C tests send SIGINT to gdtui, in this process or a child. A shell that starts the
+    tests in the background (`.ci/run &`) hands them SIGINT ignored, which children inherit: give
+    this process Python's own handler, so that it and its children get SIGINT as in a terminal."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tests run torch on one thread: on a 2-core machine tiny models are several times faster so
     (BCEWithLogitsLoss took ~3 ms a call with 2 threads, 0.2 ms with one), and every comparison is

@@ -292,7 +292,9 @@ class Session(Controls, Rewind, Views):
                 self._reads = self._detail or self._reads_norms()
                 self._before = self._copies_before_update()
                 loop.update(self._step_mode, self._step_lrs)
-                if not self._replaying:
+                if not self._replaying and self._lr_override is written:
+                    # Written: the param groups hold it now. A new one the screen set during this
+                    # update (a run goes on while + is pressed) is kept for the next update.
                     self._lr_override = None
                 loop.after_update(self._scheduler_mark)
             else:
