@@ -65,8 +65,10 @@ class TrainerClient:
     """One connection to a trainer; ``process`` is the trainer when this client started it."""
 
     def __init__(self, sock: socket.socket, hello: p.Hello, path: str, process: subprocess.Popen | None = None,
-                 name: str = ""):
+                 name: str = "", output: int | None = None):
         self.sock = sock
+        #: A copy of the trainer's pseudo-terminal (its reading end), read only once the trainer ended.
+        self._output = output
         self.hello = hello
         self.path = path
         self.process = process
@@ -128,7 +130,7 @@ class TrainerClient:
     @classmethod
     def _greeted(cls, sock: socket.socket, path: str, process, name: str) -> TrainerClient:
         try:
-            first = _read_one(sock)
+            first, output = _read_one(sock)
         except p.VersionMismatch as exc:
             sock.close()
             raise TrainerError(str(exc)) from None
@@ -138,7 +140,7 @@ class TrainerClient:
         if not isinstance(first, p.Hello):
             sock.close()
             raise TrainerError(f"{path}: the first message was not a hello")
-        return cls(sock, first, path, process, name)
+        return cls(sock, first, path, process, name, output)
 
     # --- talking ------------------------------------------------------------------------------
 
@@ -167,6 +169,10 @@ class TrainerClient:
     def detach(self) -> None:
         """Close the connection and leave the trainer running (paused)."""
         self._closed = True
+        with self._send_lock:
+            output, self._output = self._output, None
+        if output is not None:
+            os.close(output)
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -192,8 +198,9 @@ class TrainerClient:
             except ProcessLookupError:
                 pass
             process.wait()
+        ended = self._ended()
         self.detach()
-        return self._ended()
+        return ended
 
     def kill(self) -> None:
         """SIGKILL the trainer's process group (this client started it)."""
@@ -216,6 +223,9 @@ class TrainerClient:
                 break
             if event is None:
                 break
+            if isinstance(event, p.Refused):  # a refusal after the hello (another client attached meanwhile)
+                detail = event.reason
+                break
             if isinstance(event, p.Output):
                 self.last_lines.extend(text for _, text in event.lines)
             self.events.put(event)
@@ -231,18 +241,42 @@ class TrainerClient:
                 code = None
             if code is not None:
                 status, sig = (None, -code) if code < 0 else (code, None)
+        with self._send_lock:  # the reader thread and quit() may both get here
+            output, self._output = self._output, None
+        if output is not None and process is not None and process.poll() is not None:
+            rest = p.OUTPUT_MARK.sub(b"", _drain(output))
+            self.last_lines.extend(line.rstrip(b"\r").decode("utf-8", "replace") for line in rest.splitlines())
+        if output is not None:
+            os.close(output)
         return Ended(status, sig, tuple(self.last_lines), detail)
 
 
 def _read_one(sock: socket.socket):
-    """The first message, read a byte at a time: what follows it belongs to the reader thread."""
+    """The first message, read a byte at a time: what follows it belongs to the reader thread.
+    Returns it and the file descriptor that came with it (the trainer's output), or None."""
+    byte, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    output = fds[0] if fds else None
     line = bytearray()
-    while True:
-        byte = sock.recv(1)
-        if not byte:
-            raise TrainerError("the trainer closed the connection before its hello")
-        if byte == b"\n":
-            return p.loads(bytes(line))
+    while byte and byte != b"\n":
         line += byte
         if len(line) > 1 << 20:
             raise TrainerError("the trainer's hello is too long")
+        byte = sock.recv(1)
+    if not byte:
+        raise TrainerError("the trainer closed the connection before its hello")
+    return p.loads(bytes(line)), output
+
+
+def _drain(fd: int) -> bytes:
+    """What is left to read of the trainer's pseudo-terminal, once it has ended."""
+    os.set_blocking(fd, False)
+    data = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:  # EAGAIN: nothing more; EIO: every writer is gone and it is empty
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -417,6 +418,11 @@ class LineReader:
                     raise ProtocolError("the stream ended inside a message")
                 return None
             self._buffer += chunk
+
+
+#: The trainer writes this into its own output at each step's start (see gdtui.trainer): a
+#: reader of that output strips it.
+OUTPUT_MARK = re.compile(rb"\x1b\]5757;gdtui-step=(-?\d+)\x07")
 
 
 # --- where sockets live ---------------------------------------------------------------------

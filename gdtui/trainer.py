@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import re
 import select
 import signal
 import socket
@@ -45,7 +44,7 @@ from gdtui import protocol as p
 
 #: Written into the pseudo-terminal by the main thread: the step the output after it belongs to.
 MARK = b"\x1b]5757;gdtui-step=%d\x07"
-_MARK = re.compile(rb"\x1b\]5757;gdtui-step=(-?\d+)\x07")
+_MARK = p.OUTPUT_MARK
 #: Sync marks (negative numbers) tell the output reader to report back: a command's output is
 #: all sent before its last event.
 _SYNC_WAIT_S = 1.0
@@ -256,8 +255,14 @@ class Trainer:
         """Greet, check the client's version, then read its commands until it goes away."""
         step = self.session.step_count if self.session is not None else 0
         scenario = self.args.scenario
+        if self._client is not None:  # checked again, under the lock, once it attaches
+            self._refuse(conn, self._busy_line())
+            return
         try:
-            conn.sendall(p.dumps(p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), scenario, step)))
+            # With the hello, the client gets a copy of the pseudo-terminal's reading end: what the
+            # output thread had no time to read before this process died (a segfault) it reads then.
+            hello = p.dumps(p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), scenario, step))
+            socket.send_fds(conn, [hello], [self.output.master])
             reader = p.LineReader(conn.recv)
             attach = reader.read()
         except p.VersionMismatch as exc:
@@ -272,8 +277,7 @@ class Trainer:
         name = f"pid {attach.pid}" + (f" ({attach.name})" if attach.name else "")
         with self.output.lock, self._send_lock:  # no output line between the tail and the live lines
             if self._client is not None:
-                refused = (f"trainer pid {os.getpid()} ({scenario}) already has a client: {self._client_name}; "
-                           "detach it first")
+                refused = self._busy_line()
             else:
                 refused = None
                 self._client, self._client_name = conn, name
@@ -310,6 +314,10 @@ class Trainer:
             self.send(p.Error(f"gdtui protocol: {exc}"))
         with self._send_lock:
             self._drop(conn)
+
+    def _busy_line(self) -> str:
+        return (f"trainer pid {os.getpid()} ({self.args.scenario}) already has a client: {self._client_name}; "
+                "detach it first")
 
     def _refuse(self, conn: socket.socket, reason: str) -> None:
         try:
