@@ -1,0 +1,465 @@
+"""The trainer protocol: commands from a screen to a trainer process, events back.
+
+One message is one line of JSON (UTF-8, ASCII-escaped) ending in ``\\n``, over any byte stream: a
+Unix socket, a pipe, a socketpair. The trainer speaks first, with a :class:`Hello` that carries
+PROTOCOL_VERSION; the client answers with :class:`Attach`, which carries its own. A client and a
+trainer of different versions stop there, with one clear line (:class:`VersionMismatch`).
+
+Messages carry gdtui's frozen records (StepRecord, SessionState, TensorView, the chart records),
+never tensors, and never pickle: :func:`encode` turns a record into plain JSON values and
+:func:`decode` builds it again, equal field for field. Floats are exact (JSON writes a Python
+float's shortest repr, which reads back to the same bits); NaN, Inf and -Inf, which JSON has no
+number for, are written ``{"$f": "nan"}``. Tuples and read-only mappings are tagged, so a decoded
+record has the types the engine built. Only the record types named here are ever built from a
+message.
+
+docs/protocol.md describes the messages. This module imports no torch and no textual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gdtui import __version__
+from gdtui.engine.chart_records import ChartFrame, Histogram, LossLandscape, LossSeries, ModelFit
+from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, TensorView, frozen_map
+
+#: Raised when a message changes meaning: a field added is not a change (readers ignore unknown
+#: fields and new fields have defaults); a field removed or renamed, or a record changed, is.
+PROTOCOL_VERSION = 1
+
+#: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
+MAX_LINE = 256 * 2**20
+
+
+class ProtocolError(Exception):
+    """A message that is not one of this protocol's, told in one line."""
+
+
+class VersionMismatch(ProtocolError):
+    """The other side speaks another version of the protocol."""
+
+    def __init__(self, theirs: object, who: str):
+        self.theirs = theirs
+        super().__init__(
+            f"the {who} speaks gdtui protocol {theirs!r} and this gdtui ({__version__}) speaks "
+            f"{PROTOCOL_VERSION}: run the same gdtui on both sides"
+        )
+
+
+# --- records <-> plain values -------------------------------------------------------------
+
+_RECORDS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (StepRecord, SessionState, TensorView, Hint, DeadUnits, ChartFrame, Histogram, LossSeries, ModelFit, LossLandscape)
+}
+_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _float(x: float) -> Any:
+    if math.isfinite(x):
+        return x
+    return {"$f": "nan" if x != x else ("inf" if x > 0 else "-inf")}
+
+
+def encode(value: Any) -> Any:
+    """``value`` as JSON values: records, tuples, mappings, lists, str, int, float, bool, None."""
+    if value is None or value is True or value is False or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, tuple):
+        return {"$t": [encode(v) for v in value]}
+    if isinstance(value, Mapping):
+        return {"$m": {str(k): encode(v) for k, v in value.items()}}
+    cls = type(value)
+    if cls.__name__ in _RECORDS and _RECORDS[cls.__name__] is cls:
+        # Only the dataclass fields: a TensorView's values and statistics computed on first use are not sent.
+        return {"$r": cls.__name__, "f": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(cls)}}
+    raise ProtocolError(f"cannot send a {cls.__name__} in a message")
+
+
+def decode(value: Any) -> Any:
+    """The value :func:`encode` was given, from its JSON values."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "$f" in value:
+        try:
+            return _FLOATS[value["$f"]]
+        except (KeyError, TypeError):
+            raise ProtocolError(f"{value['$f']!r} is not a float this protocol writes") from None
+    if "$t" in value:
+        return tuple(decode(v) for v in value["$t"])
+    if "$m" in value:
+        return frozen_map({k: decode(v) for k, v in value["$m"].items()})
+    if "$r" in value:
+        cls = _RECORDS.get(value["$r"])
+        if cls is None:
+            raise ProtocolError(f"{value['$r']!r} is not a record this protocol carries")
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: decode(v) for k, v in value.get("f", {}).items() if k in known}
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"a {cls.__name__} that does not build: {exc}") from None
+    raise ProtocolError(f"an object with keys {sorted(value)[:4]} is not a value this protocol writes")
+
+
+# --- messages ---------------------------------------------------------------------------
+
+_MESSAGES: dict[str, type] = {}
+
+
+def _message(name: str):
+    """Register a frozen dataclass as the message ``name`` (its ``type`` on the wire)."""
+
+    def register(cls):
+        cls = dataclass(frozen=True)(cls)
+        cls.TYPE = name
+        _MESSAGES[name] = cls
+        return cls
+
+    return register
+
+
+# Commands: client -> trainer.
+
+
+@_message("attach")
+class Attach:
+    """The client's answer to Hello: its protocol version, and who it is (named to a second client)."""
+
+    protocol: int
+    gdtui_version: str
+    pid: int
+    name: str = ""
+
+
+@_message("step")
+class Step:
+    """Run ``n`` whole steps (each finishes the step in progress first)."""
+
+    n: int = 1
+
+
+@_message("phase")
+class Phase:
+    """Run the next phase of the step in progress."""
+
+
+@_message("run")
+class Run:
+    """Step until Pause, a failed step, a NaN/Inf, a stop condition, or ``limit`` steps."""
+
+    limit: int | None = None
+
+
+@_message("pause")
+class Pause:
+    """Stop a run after the step in progress (handled at once, not queued)."""
+
+
+@_message("rewind")
+class Rewind:
+    n: int = 1
+
+
+@_message("reset")
+class Reset:
+    """Load the scenario again (also: try again after it failed to load)."""
+
+
+@_message("set_controls")
+class SetControls:
+    """Change the controls; a field left None stays as it is. ``conditions`` replaces the stop
+    conditions (the k screen's and --break's, as typed)."""
+
+    mode: str | None = None
+    grad_source: str | None = None
+    lr: float | None = None
+    skip_zero_grad: bool | None = None
+    conditions: tuple[str, ...] | None = None
+
+
+@_message("gradient_check")
+class GradientCheck:
+    pass
+
+
+@_message("compare")
+class Compare:
+    pass
+
+
+@_message("optimizer_state")
+class OptimizerState:
+    pass
+
+
+@_message("hints")
+class Hints:
+    """The last step made whole (see Session.detail_last), and its health hints."""
+
+
+@_message("detail")
+class Detail:
+    """One tensor: its value and gradient views, and histograms when it is too large to list."""
+
+    name: str
+
+
+@_message("chart")
+class Chart:
+    """The chart of ``view`` ("loss", "fit", "landscape") for a chart ``width`` columns wide;
+    later frames use them too."""
+
+    view: str = "loss"
+    width: int = 60
+
+
+@_message("export")
+class Export:
+    path: str
+
+
+@_message("interrupt")
+class Interrupt:
+    """Stop the step in progress: the trainer raises SIGINT in its main thread (the user's code gets
+    KeyboardInterrupt) and rolls the step back. Does nothing between steps. Handled at once."""
+
+
+@_message("quit")
+class Quit:
+    """End the trainer."""
+
+
+# Events: trainer -> client.
+
+
+@_message("hello")
+class Hello:
+    """The trainer's first message on every connection."""
+
+    protocol: int
+    gdtui_version: str
+    pid: int
+    scenario: str
+    step: int = 0
+
+
+@_message("refused")
+class Refused:
+    """Another client is connected; the trainer closes this connection."""
+
+    reason: str
+
+
+@_message("opened")
+class Opened:
+    """The scenario loaded (or loaded again), or a client attached to a loaded one: what to show."""
+
+    state: SessionState
+    views: tuple[str, ...] = ("loss",)
+    warning: str | None = None
+
+
+@_message("load_failed")
+class LoadFailed:
+    """The scenario did not load; Reset tries again."""
+
+    error: str
+
+
+@_message("stepped")
+class Stepped:
+    """A step finished."""
+
+    record: StepRecord
+
+
+@_message("frame")
+class Frame:
+    """What the screen shows now, after a command or during a run."""
+
+    state: SessionState
+    chart: ChartFrame | None = None
+    final: bool = True
+    steps_per_s: float | None = None
+    #: A one-line remark: nothing to rewind, a replay that ran differently.
+    notice: str | None = None
+
+
+@_message("stopped")
+class Stopped:
+    """A run or a series of steps ended: ``reason`` is limit, paused, nonfinite, condition,
+    error or interrupted."""
+
+    reason: str
+    record: StepRecord | None = None
+    message: str | None = None
+
+
+@_message("output")
+class Output:
+    """Lines the trainer's process wrote to its fds 1 and 2, marked with the step in progress
+    when they were written (0: while the scenario loaded)."""
+
+    lines: tuple[tuple[int, str], ...]
+
+
+@_message("error")
+class Error:
+    """A command failed (a StepError, a bad value): one line; the session stays usable."""
+
+    message: str
+    command: str | None = None
+
+
+@_message("report")
+class Report:
+    """A diagnostic's lines: gradient_check, compare, optimizer_state, hints or export."""
+
+    kind: str
+    lines: tuple[str, ...]
+    ok: bool = True
+
+
+@_message("detail_data")
+class DetailData:
+    name: str
+    value: TensorView
+    grad: TensorView | None
+    value_hist: Histogram | None = None
+    grad_hist: Histogram | None = None
+
+
+@_message("chart_frame")
+class ChartReady:
+    frame: ChartFrame
+
+
+@_message("exited")
+class Exited:
+    """The trainer is ending (Quit): the last message of the connection. A trainer that dies
+    sends none; the client reports its exit status or signal (see gdtui.client.Ended)."""
+
+    status: int = 0
+
+
+COMMANDS = (Attach, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
+            Hints, Detail, Chart, Export, Interrupt, Quit)
+EVENTS = (Hello, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
+          ChartReady, Exited)
+
+
+def dumps(message: Any) -> bytes:
+    """One message as its line, ``\\n`` included."""
+    cls = type(message)
+    if _MESSAGES.get(getattr(cls, "TYPE", None)) is not cls:
+        raise ProtocolError(f"a {cls.__name__} is not a message of this protocol")
+    body = {"type": cls.TYPE}
+    for f in dataclasses.fields(cls):
+        body[f.name] = encode(getattr(message, f.name))
+    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def loads(line: bytes | str) -> Any:
+    """The message of one line. A Hello or Attach of another protocol version raises
+    VersionMismatch before anything else of the line is read."""
+    try:
+        body = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"a line that is not JSON: {str(exc)[:80]}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise ProtocolError("a message with no type")
+    kind = body.pop("type")
+    if kind in ("hello", "attach") and body.get("protocol") != PROTOCOL_VERSION:
+        raise VersionMismatch(body.get("protocol"), "trainer" if kind == "hello" else "client")
+    cls = _MESSAGES.get(kind)
+    if cls is None:
+        raise ProtocolError(f"{kind!r} is not a message of gdtui protocol {PROTOCOL_VERSION}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: decode(v) for k, v in body.items() if k in known})
+    except TypeError as exc:
+        raise ProtocolError(f"a {kind} message that does not build: {exc}") from None
+
+
+class LineReader:
+    """Messages from a socket or a file descriptor, one line at a time, with no buffering past
+    what has arrived. ``read()`` returns None at the end of the stream."""
+
+    def __init__(self, recv):
+        self._recv = recv  # a function of a byte count, returning b"" at the end
+        self._buffer = bytearray()
+
+    def read(self) -> Any | None:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                return loads(line)
+            if len(self._buffer) > MAX_LINE:
+                raise ProtocolError(f"a message longer than {MAX_LINE // 2**20} MB")
+            chunk = self._recv(1 << 16)
+            if not chunk:
+                if self._buffer:
+                    raise ProtocolError("the stream ended inside a message")
+                return None
+            self._buffer += chunk
+
+
+#: The trainer writes this into its own output at each step's start (see gdtui.trainer): a
+#: reader of that output strips it.
+OUTPUT_MARK = re.compile(rb"\x1b\]5757;gdtui-step=(-?\d+)\x07")
+
+
+# --- where sockets live ---------------------------------------------------------------------
+
+
+def socket_dir() -> str:
+    """The folder for trainers' sockets: $XDG_RUNTIME_DIR/gdtui, else gdtui-$UID in the temp
+    folder; made with mode 0700. Raises ProtocolError (one line) when it is someone else's or
+    others can read it."""
+    import os
+    import stat
+    import tempfile
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    path = os.path.join(runtime, "gdtui") if runtime and os.path.isdir(runtime) else os.path.join(
+        tempfile.gettempdir(), f"gdtui-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ProtocolError(f"{path}: not a folder of yours that only you can read (mode 0700); remove it or "
+                            "set XDG_RUNTIME_DIR")
+    return path
+
+
+__all__ = [
+    "COMMANDS",
+    "EVENTS",
+    "PROTOCOL_VERSION",
+    "LineReader",
+    "ProtocolError",
+    "VersionMismatch",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
+    "socket_dir",
+]

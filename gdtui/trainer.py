@@ -1,0 +1,691 @@
+"""``python -m gdtui.trainer SCENARIO --socket PATH [session flags] [-- ARGS]``: the trainer process.
+
+The trainer loads a scenario's Session in its main thread (so the user's code has ``__main__``,
+signals and KeyboardInterrupt where it expects them) and serves one Unix socket speaking
+gdtui.protocol to one client at a time. Its fds 1 and 2 are a pseudo-terminal that it reads
+itself: everything the user's code, a C extension or a subprocess writes there reaches the
+client as Output lines, each marked with the step in progress when it was written.
+
+Threads:
+* the main thread loads the scenario and runs the commands, one at a time, from a queue;
+* an acceptor takes connections: a second client while one is attached is refused, with a line
+  naming the attached one;
+* one reader a connection: commands go on the queue, except Pause and Interrupt, which act at
+  once (stop a run; SIGINT to this process, whose handler raises KeyboardInterrupt only while a
+  command runs). A client that goes away pauses a run and leaves the trainer waiting for the next;
+* the output reader drains the pseudo-terminal. The main thread writes a private escape
+  sequence into it at each step's start, so the reader knows exactly where each step's output
+  begins, whichever thread or process wrote it.
+
+What each step runs is still a loop of its own here (``_steps``): it moves onto
+gdtui.engine.runner when that lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import select
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+import tty
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gdtui import __version__
+from gdtui import protocol as p
+
+#: Written into the pseudo-terminal by the main thread: the step the output after it belongs to.
+MARK = b"\x1b]5757;gdtui-step=%d\x07"
+_MARK = p.OUTPUT_MARK
+#: Sync marks (negative numbers) tell the output reader to report back: a command's output is
+#: all sent before its last event.
+_SYNC_WAIT_S = 1.0
+#: Output lines kept for a client that attaches later, and for the last lines of a trainer that ended.
+TAIL_LINES = 500
+#: A partial line longer than this is sent as it stands.
+LONG_LINE = 1 << 16
+#: Frames a run sends, at most, a second.
+RUN_FRAMES_PER_S = 20
+
+
+class SocketInUse(Exception):
+    """The socket path cannot be served: one line."""
+
+
+def bind_socket(path: str) -> socket.socket:
+    """A listening Unix socket at ``path``, mode 0600. A stale socket there (nobody answers) is
+    replaced; anything else that exists there is refused with SocketInUse."""
+    if len(os.fsencode(path)) > 100:
+        raise SocketInUse(f"{path}: too long for a Unix socket path; choose a shorter one")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None:
+        if not stat.S_ISSOCK(info.st_mode):
+            raise SocketInUse(f"{path} exists and is not a socket; choose another path")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)  # stale: its trainer is gone
+        except OSError as exc:
+            raise SocketInUse(f"{path}: cannot check the socket there ({exc.strerror})") from None
+        else:
+            raise SocketInUse(f"{path}: a trainer is already listening there; gdtui --connect {path} opens it")
+        finally:
+            probe.close()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # no moment when someone else could connect
+    try:
+        server.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    server.listen(4)
+    return server
+
+
+class OutputCapture:
+    """fds 1 and 2 onto a pseudo-terminal; a thread reads its other end into marked lines."""
+
+    def __init__(self, sink):
+        self._sink = sink  # called with a tuple of (step, line), under self.lock
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no \r\n translation, no echo: bytes arrive as written
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(slave, 1)
+        os.dup2(slave, 2)
+        os.close(slave)
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(line_buffering=True)  # a terminal now: lines go out as printed
+        self.master = master
+        self.lock = threading.Lock()
+        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_LINES)
+        self.step = 0
+        self.throttle = False  # during a run: read in batches rather than at every step's mark
+        self._partial = b""
+        self._synced = threading.Condition()
+        self._sync_seen = 0
+        threading.Thread(target=self._read, name="gdtui-output", daemon=True).start()
+
+    def mark(self, step: int) -> None:
+        """From the main thread: what is written from now on belongs to ``step``."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(1, MARK % step)
+
+    def sync(self) -> None:
+        """From the main thread: wait (a second at most) until everything written so far is sent."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with self._synced:
+            target = self._sync_seen + 1
+        os.write(1, MARK % -target)
+        deadline = time.monotonic() + _SYNC_WAIT_S
+        with self._synced:
+            while self._sync_seen < target and time.monotonic() < deadline:
+                self._synced.wait(deadline - time.monotonic())
+
+    def _read(self) -> None:
+        while True:
+            try:
+                select.select([self.master], [], [])
+                data = os.read(self.master, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            self._take(data)
+            if self.throttle and len(data) < 4096:
+                time.sleep(0.005)  # marks of many short steps: one read, not one wake a step
+
+    def _take(self, data: bytes) -> None:
+        lines: list[tuple[int, str]] = []
+        synced = None
+        with self.lock:
+            buffer = self._partial + data
+            pos = 0
+            for match in _MARK.finditer(buffer):
+                self._split(buffer[pos:match.start()], lines, final=True)
+                n = int(match.group(1))
+                if n < 0:
+                    synced = -n
+                else:
+                    self.step = n
+                pos = match.end()
+            rest = buffer[pos:]
+            cut = rest.rfind(b"\n")
+            keep_from = cut + 1
+            escape = rest.rfind(b"\x1b", keep_from)
+            if escape >= 0 and len(rest) - escape < 32:  # perhaps a mark cut in two by the read
+                self._split(rest[:escape], lines, final=False)
+                self._partial = rest[escape:] if escape >= keep_from else rest[keep_from:]
+            else:
+                self._split(rest, lines, final=len(rest) - keep_from > LONG_LINE)
+            if lines:
+                self.tail.extend(lines)
+                self._sink(tuple(lines))
+        if synced is not None:
+            with self._synced:
+                self._sync_seen = max(self._sync_seen, synced)
+                self._synced.notify_all()
+
+    def _split(self, chunk: bytes, lines: list, final: bool) -> None:
+        """Whole lines of ``chunk`` to ``lines``; the rest kept, or sent too when ``final``."""
+        *whole, rest = chunk.split(b"\n")
+        for line in whole:
+            lines.append((self.step, line.rstrip(b"\r").decode("utf-8", "replace")))
+        if final and rest:
+            lines.append((self.step, rest.rstrip(b"\r").decode("utf-8", "replace")))
+            rest = b""
+        self._partial = rest
+
+
+class Trainer:
+    """One scenario, one socket, one client at a time."""
+
+    def __init__(self, args: argparse.Namespace, server: socket.socket, path: str):
+        self.args = args
+        self.server = server
+        self.path = path
+        self.commands: queue.Queue = queue.Queue()
+        self.session = None
+        self.load_error: str | None = None
+        self.views: tuple[str, ...] = ("loss",)
+        self.chart_view, self.chart_width = "loss", 60
+        self._landscape = None
+        self.busy = False  # a command runs in the main thread: SIGINT interrupts it
+        self.stop = threading.Event()  # Pause, or the client went away: a run ends after its step
+        self._client: socket.socket | None = None
+        self._client_name = ""
+        self._send_lock = threading.Lock()
+        self.attached = threading.Event()
+        self._attaches = 0  # connections attached so far
+        self._greeted = 0  # of which those already sent the state (an Opened goes to the attached one)
+        self.output = OutputCapture(self._output)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _output(self, lines: tuple[tuple[int, str], ...]) -> None:
+        self.send(p.Output(lines))
+
+    def send(self, message) -> None:
+        """To the attached client, if any; a client that cannot take it is dropped."""
+        data = p.dumps(message)
+        with self._send_lock:
+            client = self._client
+            if client is None:
+                return
+            try:
+                client.sendall(data)
+            except OSError:
+                self._drop(client)
+
+    def _drop(self, client: socket.socket) -> None:
+        if self._client is client:
+            self._client = None
+            self.stop.set()  # a run pauses: the trainer waits for the next client
+        try:
+            client.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        client.close()
+
+    # --- connections --------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), name="gdtui-client", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        """Greet, check the client's version, then read its commands until it goes away."""
+        step = self.session.step_count if self.session is not None else 0
+        scenario = self.args.scenario
+        if self._client is not None:  # checked again, under the lock, once it attaches
+            self._refuse(conn, self._busy_line())
+            return
+        try:
+            # With the hello, the client gets a copy of the pseudo-terminal's reading end: what the
+            # output thread had no time to read before this process died (a segfault) it reads then.
+            hello = p.dumps(p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), scenario, step))
+            socket.send_fds(conn, [hello], [self.output.master])
+            reader = p.LineReader(conn.recv)
+            attach = reader.read()
+        except p.VersionMismatch as exc:
+            self._refuse(conn, str(exc))
+            return
+        except (OSError, p.ProtocolError):
+            conn.close()
+            return
+        if not isinstance(attach, p.Attach):
+            self._refuse(conn, "the first message must be attach")
+            return
+        name = f"pid {attach.pid}" + (f" ({attach.name})" if attach.name else "")
+        with self.output.lock, self._send_lock:  # no output line between the tail and the live lines
+            if self._client is not None:
+                refused = self._busy_line()
+            else:
+                refused = None
+                self._client, self._client_name = conn, name
+                self._attaches += 1
+                number = self._attaches
+                self.stop.clear()
+                try:
+                    if self.output.tail:
+                        conn.sendall(p.dumps(p.Output(tuple(self.output.tail))))
+                except OSError:
+                    self._client = None
+                    conn.close()
+                    return
+        if refused:
+            self._refuse(conn, refused)
+            return
+        self.attached.set()
+        self.commands.put(_Attached(number))
+        try:
+            while True:
+                command = reader.read()
+                if command is None:
+                    break
+                if isinstance(command, p.Pause):
+                    self.stop.set()
+                elif isinstance(command, p.Interrupt):
+                    if self.busy:
+                        os.kill(os.getpid(), signal.SIGINT)
+                else:
+                    if isinstance(command, p.Quit):
+                        self.stop.set()
+                    self.commands.put(command)
+        except (OSError, p.ProtocolError) as exc:
+            self.send(p.Error(f"gdtui protocol: {exc}"))
+        with self._send_lock:
+            self._drop(conn)
+
+    def _busy_line(self) -> str:
+        return (f"trainer pid {os.getpid()} ({self.args.scenario}) already has a client: {self._client_name}; "
+                "detach it first")
+
+    def _refuse(self, conn: socket.socket, reason: str) -> None:
+        try:
+            conn.sendall(p.dumps(p.Refused(reason)))
+        except OSError:
+            pass
+        conn.close()
+
+    # --- the main thread ----------------------------------------------------------------------
+
+    def main(self) -> int:
+        signal.signal(signal.SIGINT, self._on_sigint)
+        threading.Thread(target=self.accept, name="gdtui-accept", daemon=True).start()
+        if self.args.wait:
+            self.attached.wait()
+        self._run_command(self._load)
+        while True:
+            command = self.commands.get()
+            if isinstance(command, p.Quit):
+                self.output.sync()
+                self.send(p.Exited(0))
+                return 0
+            if isinstance(command, _Attached):
+                if command.number > self._greeted:
+                    self._greet()
+                continue
+            self._run_command(lambda command=command: self._do(command))
+            self.output.sync()
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.busy:
+            raise KeyboardInterrupt
+
+    def _run_command(self, fn) -> None:
+        self.busy = True
+        try:
+            fn()
+        except KeyboardInterrupt:
+            self.busy = False
+            self._interrupted()
+        except Exception as exc:  # noqa: BLE001 - an engine failure is told to the client; the trainer lives on
+            self.send(p.Error(f"gdtui: {type(exc).__name__}: {exc}"))
+        finally:
+            self.busy = False
+
+    def _interrupted(self) -> None:
+        session = self.session
+        if session is None:
+            self.load_error = "interrupted while loading the scenario"
+            self.send(p.LoadFailed(self.load_error))
+            return
+        # The step in progress goes back to its start (a rewind of the step in progress).
+        session._abandon_step()
+        self.send(p.Stopped("interrupted", session.last, "interrupted: the step in progress was rolled back"))
+        self._frame()
+
+    def _greet(self) -> None:
+        self._greeted = self._attaches
+        if self.session is not None:
+            self.send(p.Opened(self.session.state(), self.views))
+        elif self.load_error is not None:
+            self.send(p.LoadFailed(self.load_error))
+
+    def _load(self) -> None:
+        from gdtui.cli import configure
+        from gdtui.engine.conditions import ConditionError
+        from gdtui.engine.errors import ScenarioError
+        from gdtui.engine.session import Session
+
+        self.output.mark(0)
+        args = self.args
+        try:
+            if self.session is None:
+                session = Session(args.scenario, **session_options(args))
+                configure(session, args)
+                self.session = session
+            else:
+                self.session.reset()
+        except (ScenarioError, ConditionError) as exc:
+            self.load_error = str(exc)
+            self._greeted = self._attaches
+            if self.session is not None:
+                self.send(p.Error(f"{exc} (the previous session is kept)", "reset"))
+            else:
+                self.send(p.LoadFailed(self.load_error))
+            return
+        self.load_error = None
+        self._describe()
+        self.output.sync()
+        self._greeted = self._attaches
+        self.send(p.Opened(self.session.state(), self.views))
+
+    def _describe(self) -> None:
+        from gdtui.engine import charts
+
+        session = self.session
+        sc, tensors = session.scenario, session.loop.tensors
+        views = ["loss"]
+        if charts.fit_kind(sc) is not None:
+            views.append("fit")
+        if session.scalar_path is not None and charts.landscape_applies(sc, tensors):
+            views.append("landscape")
+        self.views = tuple(views)
+        self._landscape = None
+
+    def _chart(self):
+        from gdtui.engine import charts
+
+        session, view = self.session, self.chart_view
+        sc, tensors = session.scenario, session.loop.tensors
+        if view == "fit" and "fit" in self.views:
+            payload = charts.model_fit(sc, tensors)
+        elif view == "landscape" and "landscape" in self.views:
+            payload = charts.loss_landscape(sc, session.loop.names, tensors, session.scalar_path, self._landscape)
+            self._landscape = payload or self._landscape
+        else:
+            view, payload = "loss", charts.loss_series(session.losses, self.chart_width)
+        return charts.ChartFrame(view, payload, session.step_count)
+
+    def _frame(self, final: bool = True, notice: str | None = None, rate: float | None = None) -> None:
+        self.send(p.Frame(self.session.state(), self._chart(), final=final, steps_per_s=rate, notice=notice))
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _do(self, command) -> None:
+        from gdtui.engine.loop import StepError
+
+        if isinstance(command, p.Reset) or self.session is None:
+            if isinstance(command, p.Reset):
+                self._load()
+            else:
+                self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", command.TYPE))
+            return
+        session = self.session
+        try:
+            if isinstance(command, p.Step):
+                self._steps(command.n, stop_on_conditions=False)
+            elif isinstance(command, p.Run):
+                self._steps(command.limit, stop_on_conditions=True)
+            elif isinstance(command, p.Phase):
+                self.output.mark(session.step_count + 1)
+                record = session.step_phase()
+                if record is not None:
+                    self.send(p.Stepped(record))
+                self._frame(notice=nonfinite_notice(record) or session.take_replay_note())
+            elif isinstance(command, p.Rewind):
+                undone = session.rewind(command.n)
+                self._frame(notice=session.take_replay_note() if undone else "nothing to rewind")
+            elif isinstance(command, p.SetControls):
+                self._set_controls(command)
+            elif isinstance(command, p.Chart):
+                self.chart_view, self.chart_width = command.view, max(2, int(command.width))
+                self.send(p.ChartReady(self._chart()))
+            elif isinstance(command, p.Detail):
+                self._detail(command.name)
+            elif isinstance(command, p.Hints):
+                session.detail_last()
+                last = session.last
+                self.send(p.Report("hints", tuple(h.message for h in (last.hints if last else ()))))
+                self._frame()
+            elif isinstance(command, (p.GradientCheck, p.Compare, p.OptimizerState)):
+                self._diagnose(command)
+            elif isinstance(command, p.Export):
+                self.send(p.Error("export: the trainer keeps no trace yet; run gdtui --headless --trace FILE",
+                                  command.TYPE))
+        except StepError as exc:
+            self.send(p.Error(str(exc), command.TYPE))
+            self._frame()
+
+    def _steps(self, limit: int | None, stop_on_conditions: bool) -> None:
+        """``limit`` whole steps, or until Pause: Stepped for each (a run: frames, paced), then Stopped."""
+        from gdtui.engine.loop import StepError
+
+        session, stop = self.session, self.stop
+        stop.clear()
+        done, reason, message, record = 0, "limit", None, session.last
+        run = stop_on_conditions  # a run sends paced frames; Step n sends each step
+        self.output.throttle = run
+        started = last_frame = time.perf_counter()
+        try:
+            while limit is None or done < limit:
+                if stop.is_set():
+                    reason = "paused"
+                    break
+                self.output.mark(session.step_count + 1)
+                try:
+                    record = session.step()
+                except StepError as exc:
+                    reason, message = "error", str(exc)
+                    break
+                done += 1
+                if not run:
+                    self.send(p.Stepped(record))
+                if record.nonfinite is not None:
+                    reason, message = "nonfinite", nonfinite_notice(record)
+                    break
+                if stop_on_conditions:
+                    hits = session.triggered(record)
+                    if hits:
+                        reason = "condition"
+                        message = f"{', '.join(h.text for h in hits)} holds after step {record.step}"
+                        break
+                now = time.perf_counter()
+                if run and now - last_frame >= 1 / RUN_FRAMES_PER_S:
+                    last_frame = now
+                    self._frame(final=False, rate=done / (now - started))
+        finally:
+            self.output.throttle = False
+        elapsed = time.perf_counter() - started
+        self.output.sync()
+        self.send(p.Stopped(reason, record, message))
+        notice = message if reason != "error" else None
+        self._frame(notice=notice or session.take_replay_note(), rate=done / elapsed if run and elapsed > 0 else None)
+
+    def _set_controls(self, c: p.SetControls) -> None:
+        from gdtui.engine.conditions import ConditionError
+
+        session = self.session
+        try:
+            if c.mode is not None:
+                session.set_mode(c.mode)
+            if c.grad_source is not None:
+                session.set_grad_source(c.grad_source)
+            if c.lr is not None:
+                session.set_lr(c.lr)
+            if c.skip_zero_grad is not None:
+                session.skip_zero_grad = bool(c.skip_zero_grad)
+            if c.conditions is not None:
+                kept = session.conditions
+                session.conditions = []
+                try:
+                    for text in c.conditions:
+                        session.add_condition(text)
+                except ConditionError:
+                    session.conditions = kept
+                    raise
+        except (ValueError, ConditionError, Exception) as exc:  # noqa: BLE001 - ScenarioError too: one line
+            self.send(p.Error(str(exc), c.TYPE))
+        self._frame()
+
+    def _detail(self, name: str) -> None:
+        import torch
+
+        from gdtui.engine import charts
+
+        session = self.session
+        state = session.state()
+        if name not in state.params:
+            self.send(p.Error(f"no tensor named {name!r}", "detail"))
+            return
+        value, grad = state.params[name], state.grads.get(name)
+        if state.next_phase == "forward" and state.last is not None:
+            grad = state.last.grads.get(name)  # the gradient the last update used
+        value_hist = grad_hist = None
+        if value.flat is None or value.numel > DETAIL_LIST_MAX:
+            tensor = session.loop.tensors[session.loop.names.index(name)]
+            value_hist = charts.histogram(tensor)
+            used = session.used_grad(name)
+            if state.next_phase != "forward" and tensor.grad is not None:
+                grad_hist = charts.histogram(tensor.grad)
+            elif used is not None:
+                grad_hist = charts.histogram(used)
+            elif grad is not None and grad.flat is not None:
+                grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
+        self.send(p.DetailData(name, value, grad, value_hist, grad_hist))
+
+    def _diagnose(self, command) -> None:
+        from gdtui.engine.compare import compare_updates
+        from gdtui.engine.errors import ScenarioError
+        from gdtui.engine.gradcheck import gradient_check
+        from gdtui.engine.optstate import optimizer_state
+
+        diagnose = {p.GradientCheck: gradient_check, p.Compare: compare_updates, p.OptimizerState: optimizer_state}
+        try:
+            report = diagnose[type(command)](self.session)
+        except ScenarioError as exc:
+            self.send(p.Error(str(exc), command.TYPE))
+            return
+        self.send(p.Report(command.TYPE, tuple(report.lines()), bool(getattr(report, "ok", True))))
+
+
+#: The detail view lists up to this many values; a larger tensor gets histograms.
+DETAIL_LIST_MAX = 100
+
+
+@dataclass(frozen=True)
+class _Attached:
+    """Queued by a connection's thread: the ``number``th client attached; the main thread sends it
+    the state, unless a load since sent it already."""
+
+    number: int
+
+
+def nonfinite_notice(record) -> str | None:
+    if record is None or record.nonfinite is None:
+        return None
+    return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}; b rewinds, - lowers the lr"
+
+
+def session_options(args: argparse.Namespace) -> dict:
+    from gdtui.cli import SHOWN_VALUES
+
+    return dict(
+        seed=args.seed,
+        device=args.device,
+        history_mb=args.history_mb,
+        max_values=max(args.trace_max_elements, SHOWN_VALUES),
+        mode=args.mode,
+        lr=args.lr,
+        grad_source=args.grad_source,
+        watch_activations=True,
+        args=args.scenario_args,
+        gradcheck_samples=args.gradcheck_samples,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gdtui.cli import _count, _learning_rate, _megabytes, _Parser, _seed
+
+    parser = _Parser(prog="python -m gdtui.trainer",
+                     description="Serve one scenario's step-debugger session on a Unix socket (gdtui's trainer process).")
+    parser.add_argument("scenario", help="the scenario file; arguments after -- are its own")
+    parser.add_argument("--socket", metavar="PATH", help="the socket to serve (default: one in gdtui's socket folder)")
+    parser.add_argument("--wait", action="store_true", help="load the scenario once the first client attaches")
+    parser.add_argument("--mode", choices=["manual", "optim"])
+    parser.add_argument("--grad-source", choices=["autograd", "grad_fn"])
+    parser.add_argument("--seed", type=_seed, default=0)
+    parser.add_argument("--device", default="cpu", metavar="DEV")
+    parser.add_argument("--lr", type=_learning_rate, metavar="LR")
+    parser.add_argument("--trace-max-elements", type=_count("elements"), default=4096, metavar="N")
+    parser.add_argument("--history-mb", type=_megabytes, default=256, metavar="MB")
+    parser.add_argument("--until", metavar="EXPR")
+    parser.add_argument("--break", dest="breaks", action="append", default=[], metavar="EXPR")
+    parser.add_argument("--stop-on-rise", type=_count("steps", least=1), metavar="K")
+    parser.add_argument("--gradcheck-samples", type=_count("entries", least=1), default=4, metavar="N")
+    parser.add_argument("--no-zero-grad", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = build_parser().parse_args(argv[:cut])
+    args.scenario_args = argv[cut + 1 :]
+    try:
+        path = args.socket or os.path.join(p.socket_dir(), f"{Path(args.scenario).stem}-{os.getpid()}.sock")
+        server = bind_socket(path)
+    except (SocketInUse, p.ProtocolError) as exc:
+        print(f"gdtui trainer: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"gdtui trainer: {path}: cannot serve a socket there ({exc.strerror})", file=sys.stderr)
+        return 2
+    try:
+        trainer = Trainer(args, server, path)
+        return trainer.main()
+    finally:
+        server.close()
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Threads the scenario started, and the client threads, must not keep a quitting trainer alive.
+    os._exit(status)
