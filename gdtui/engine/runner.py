@@ -252,10 +252,13 @@ class Run:
                     self.record = record
                     self.done = record.step - self._start
                     if trace is not None:
-                        if record.step < expected:  # a check found this earlier step went NaN/Inf
+                        if record.step < expected:  # the check at a checkpoint found this earlier step went NaN/Inf
                             trace.rewind(record.step - 1)
                         trace.step(record)
                         self._traced = record.step
+                if record.step < expected:  # the first bad step was this one: the run stops there
+                    stopped = self._stop("nonfinite", record.nonfinite)
+                    break
                 if self.trace_ends and trace.error:  # type: ignore[attr-defined]
                     # a full disk, ulimit -f: the trace ends on its last whole line
                     message = trace.take_error()  # type: ignore[attr-defined]
