@@ -11,8 +11,8 @@ rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
 * **headless**: :func:`gdtui.engine.headless.run_headless` stepping a
   :class:`Session`, as ``gdtui SCENARIO --headless --quiet`` does.
 * **run**: the step-debugger's run mode without a screen, as the app's run
-  worker (gdtui.jobs) drives it: ``session.step()`` in a loop with activations
-  watched and every step written to a trace; the steps between two frames are
+  worker (gdtui.jobs) drives it: the same :class:`gdtui.engine.runner.Run`, with
+  activations watched and every step written to a trace; the steps between two frames are
   light (large tensors only checked for NaN and Inf, no hints, except the few
   before a frame, which measure the norms its hints compare with), and a shown step is
   summarised in full and its state (every 500 ms with the loss chart's data)
@@ -54,9 +54,6 @@ LABELS = {
     "headless": "(b) gdtui --headless",
     "run": "(c) run mode (TUI worker)",
 }
-#: The run mode's loss chart is downsampled to this many points: gdtui.jobs' width, which
-#: imports textual and so cannot be imported here (tests/test_bench.py checks they agree).
-CHART_WIDTH = 60
 #: Without --steps: as many steps as take the plain loop about this long, within the bounds below.
 TARGET_SECONDS = 0.5
 MIN_STEPS, MAX_STEPS = 3, 2000
@@ -139,12 +136,14 @@ def prepare_headless(path: Path, device: str, history_mb: float) -> Run:
 
 def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
     """``run(n)``: the run worker of the step-debugger, posting to nowhere (activations watched, as in
-    the app, and every step written to a temporary trace, as the app's export log is)."""
+    the app, and every step written to a temporary trace, as the app's export log is): the same
+    gdtui.engine.runner.Run, schedule and stop conditions as SessionJobs.run."""
     import atexit
 
-    from gdtui.engine import StepError
-    from gdtui.engine.charts import loss_series
+    from gdtui.engine.charts import CHART_WIDTH, loss_series
     from gdtui.engine.pacing import FramePacer
+    from gdtui.engine.runner import Frame
+    from gdtui.engine.runner import Run as Runner
     from gdtui.engine.trace import TraceWriter
 
     session = _session(path, device, history_mb, watch_activations=True)
@@ -155,25 +154,19 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
         """The app's post_message; here the state goes nowhere."""
 
     def run(n: int) -> None:
-        pacer = FramePacer()
-        bad = None
-        for i in range(n):
-            try:
-                record, shown = pacer.step(session, left=n - i)
-            except StepError as exc:
-                raise BenchError(str(exc)) from None
-            trace.step(record)
-            session.triggered(record)  # the worker checks the stop conditions after every step
-            if record.nonfinite:
-                bad = record
-                break
-            if shown:
-                pacer.show(lambda chart, rate: post(session.state(), loss_series(session.losses, CHART_WIDTH) if chart else None, rate))
-        bad = session.check_deferred() or bad  # the checks the run left to later, as the app's makes them
-        if bad is not None:
+        runner = Runner(session, n, schedule=FramePacer(), trace=trace)
+        rate = None
+        for event in runner:
+            if type(event) is Frame:
+                rate = event.steps_per_s
+                post(session.state(), loss_series(session.losses, CHART_WIDTH) if event.chart else None, rate)
+        stopped = runner.stopped
+        if stopped.error:
+            raise BenchError(stopped.error)
+        if stopped.reason == "nonfinite":
+            bad = stopped.record
             raise BenchError(f"{session.path}: step {bad.step}: {bad.nonfinite} became NaN/Inf; lower the learning rate", 3)
-        session.detail_last()
-        post(session.state(), loss_series(session.losses, CHART_WIDTH), pacer.rate)
+        post(session.state(), loss_series(session.losses, CHART_WIDTH), rate)
 
     return run
 

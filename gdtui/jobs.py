@@ -2,7 +2,7 @@
 
 :class:`SessionJobs` runs in the app's thread worker, one job at a time (the app
 guards that with its ``busy`` reactive). Every job ends by posting a final
-message; a run also posts progress, paced by gdtui.engine.pacing.FramePacer.
+message; a run posts the frames of gdtui.engine.runner.Run, paced by gdtui.engine.pacing.FramePacer.
 Nothing here touches a widget: the screen only ever sees frozen records.
 """
 
@@ -25,6 +25,7 @@ from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
+from gdtui.engine.runner import Frame, Run, Stopped
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import ChartReady, CheckProgress, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate
@@ -156,7 +157,7 @@ class SessionJobs:
         self.stop = threading.Event()
         self.cancel = threading.Event()  # set by escape during a gradient check
         self.chart_view = "loss"  # set by the app; a run picks a change up with its next post
-        self.chart_width = 60
+        self.chart_width = charts.CHART_WIDTH  # set by the app to the chart's width
         self.steps_per_s: float | None = None
         self._landscape: charts.LossLandscape | None = None
 
@@ -267,51 +268,22 @@ class SessionJobs:
         A continuous run (no ``limit``) pauses where a stop condition holds: the
         breakpoints of the k screen and the command line's --break, --until and
         --stop-on-rise. Queued steps (``limit``) run on, as the key presses asked.
+        The steps are gdtui.engine.runner.Run's; this only posts what it yields.
         """
-        session, stop = self.session, self.stop
-        pacer = FramePacer()
-        done = 0
-        traced = session.step_count  # the last step the trace has
-        error = notice = None
-
-        def log(record: StepRecord) -> None:
-            nonlocal traced
-            if record.step <= traced:  # a check found an earlier step went NaN/Inf: the log goes back to it
-                self.trace.rewind(record.step - 1)
-            self.trace.step(record)
-            traced = record.step
-
-        while not stop.is_set() and (limit is None or done < limit):
-            # Steps between two frames are light (see Session.step); the last one is made whole below.
-            try:
-                record, shown = pacer.step(
-                    session, left=None if limit is None else limit - done, detail=self.trace.detailed
-                )
-            except StepError as exc:
-                error = str(exc)
-                break
-            log(record)
-            done += 1
-            notice = nonfinite_notice(record) or (break_notice(session, record) if limit is None else None)
-            if notice:
-                break
-            if shown:
-                pacer.show(lambda chart, rate: self.update(final=False, chart=chart, steps_per_s=rate))
-                self.steps_per_s = pacer.rate
-        try:
-            # The steps between frames left their NaN/Inf checks to later (see FramePacer): make them
-            # now, and stop at the first step that went NaN/Inf, as a run that checked each one would.
-            bad = session.check_deferred()
-            if bad is not None:
-                log(bad)
-                error, notice = None, nonfinite_notice(bad)
-            session.detail_last()
-        except StepError as exc:
-            error = error or str(exc)
-        if session.step_count < traced:  # a check's replay failed and left the session at a checkpoint
-            self.trace.rewind(session.step_count)
-        notice = notice or session.take_replay_note()  # a step that ran again differently (see Rewind)
-        self.update(error=error, notice=notice, steps_per_s=self.steps_per_s if limit is None else None)
+        run = Run(self.session, limit, schedule=FramePacer(detail=self.trace.detailed), trace=self.trace,
+                  conditions=limit is None, paused=self.stop.is_set)
+        for event in run:
+            if type(event) is Frame:
+                self.update(final=False, chart=event.chart, steps_per_s=event.steps_per_s)
+                self.steps_per_s = event.steps_per_s
+        stopped = run.stopped
+        notice = None
+        if stopped.reason == "nonfinite":
+            notice = nonfinite_notice(stopped.record)
+        elif stopped.reason == "condition":
+            notice = break_notice(stopped)
+        self.update(error=stopped.error, notice=notice or stopped.note,
+                    steps_per_s=self.steps_per_s if limit is None else None)
 
     # --- diagnostics and export: results as messages ---------------------------------------
 
@@ -364,10 +336,6 @@ def nonfinite_notice(record: StepRecord | None) -> str | None:
     return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}; b rewinds, - lowers the lr"
 
 
-def break_notice(session: Session, record: StepRecord) -> str | None:
-    """The stop conditions that hold after ``record``'s step, by name: breakpoints (k), --break, --until."""
-    hits = session.triggered(record)
-    if not hits:
-        return None
-    names = ", ".join(h.text for h in hits)
-    return f"{names} holds after step {record.step} (k edits the breakpoints)"
+def break_notice(stopped: Stopped) -> str:
+    """The stop conditions that held after the run's last step, by name: breakpoints (k), --break, --until."""
+    return f"{', '.join(stopped.hits)} holds after step {stopped.record.step} (k edits the breakpoints)"

@@ -71,9 +71,11 @@ def test_unavailable_device_is_one_line_and_exit_2(capsys):
 
 
 def test_bench_draws_the_chart_as_wide_as_the_run_worker():
-    from gdtui import bench, jobs
+    """Issue 13: the bench and the run worker take the chart's width from one engine constant."""
+    from gdtui import jobs
+    from gdtui.engine import charts
 
-    assert bench.CHART_WIDTH == jobs.SessionJobs(None, None, print).chart_width
+    assert jobs.SessionJobs(None, None, print).chart_width == charts.CHART_WIDTH
 
 
 def test_bench_imports_no_ui_library():

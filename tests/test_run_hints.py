@@ -1,7 +1,7 @@
 """A continuous run measures nothing for the hints between frames, yet its shown steps get whole hints.
 
 The steps between two frames of a run skip the copy before the update and the
-norms (see FramePacer); the HINT_LOOKBACK steps before a shown one measure
+norms (see FramePacer, the schedule of gdtui.engine.runner.Run); the HINT_LOOKBACK steps before a shown one measure
 them. These tests check that a shown step, a paused run's last step and a
 rewind's target carry the hints of a run that measured every step, with the
 numbers of a plain PyTorch loop, and that the steps left unmeasured say so.
@@ -21,6 +21,7 @@ from conftest import SCENARIOS, PlainLoop, read_trace
 from gdtui.engine import Session, pacing
 from gdtui.engine.health import FROZEN_STEPS, HINT_LOOKBACK
 from gdtui.engine.pacing import FramePacer
+from gdtui.engine.runner import Frame, Run, Stepped
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog
 
@@ -94,16 +95,16 @@ def test_a_runs_shown_steps_have_the_hints_of_a_run_that_measured_every_step(sce
     clock = FakeClock()
     monkeypatch.setattr(pacing, "time", SimpleNamespace(perf_counter=clock.perf_counter))
     session = Session(scenario)
-    pacer = FramePacer(interval=6.5)
     records, shown_steps = [], []
-    for i in range(STEPS):
-        clock.t = float(i)
-        record, shown = pacer.step(session, left=STEPS - i)
-        records.append(record)
-        if shown:
-            shown_steps.append(record.step)
-            pacer.show(lambda chart, rate: None)
-    assert shown_steps == [10, 19, 28]  # due at steps 8, 17, 26; shown once HINT_LOOKBACK steps measured
+    for event in Run(session, STEPS, schedule=FramePacer(interval=5.5), conditions=False):
+        if type(event) is Stepped:
+            records.append(event.record)
+            clock.t = float(event.record.step)  # the step took a second
+        elif type(event) is Frame:
+            shown_steps.append(event.record.step)
+    # each step takes a second of the pacer's clock: due at steps 7, 16, 25 (5.5 s after the frame
+    # before); shown once HINT_LOOKBACK steps measured
+    assert shown_steps == [9, 18, 27]
     want = whole_run(scenario)
     plain = PlainLoop(scenario)
     w = dict(plain.ns["model"].named_parameters())["body.0.weight"]
@@ -121,7 +122,7 @@ def test_a_runs_shown_steps_have_the_hints_of_a_run_that_measured_every_step(sce
             continue
         assert record.updates["body.0.weight"].norm == torch.dist(w.detach(), before).double().item()
         assert record.update_ratio("unused") == 0.0
-    for step, count in zip([*shown_steps, STEPS], [3, 3, 3, 5]):  # the last five steps are measured
+    for step, count in zip([*shown_steps, STEPS], [3, 3, 3, 6]):  # the last six steps are measured (25 to 30)
         got = records[step - 1]
         assert not got.light
         assert "frozen" in [h.kind for h in got.hints] and "update_ratio" in [h.kind for h in got.hints]
@@ -355,12 +356,23 @@ class TimedSession:
     def __init__(self, clock, seconds):
         self.clock, self.seconds, self.measured = clock, seconds, []
         self.last_step_seconds = 0.0
+        self.step_count = 0
 
     def step(self, detail, defer_checks, hints):
         took = self.last_step_seconds = self.seconds(len(self.measured))
         self.measured.append(hints)
         self.clock.t += took
-        return SimpleNamespace(step=len(self.measured), nonfinite=None)
+        self.step_count += 1
+        return SimpleNamespace(step=self.step_count, nonfinite=None)
+
+    def check_deferred(self):
+        return None
+
+    def detail_last(self):
+        return None
+
+    def take_replay_note(self):
+        return None
 
 
 @pytest.mark.parametrize("slow", [None, 0, 500], ids=["steady", "slow-first", "slow-midway"])
@@ -369,10 +381,8 @@ def test_one_slow_step_does_not_make_a_run_measure_every_later_step(monkeypatch,
     clock = FakeClock()
     monkeypatch.setattr(pacing, "time", SimpleNamespace(perf_counter=clock.perf_counter))
     session = TimedSession(clock, lambda i: 0.6 if i == slow else 0.005)
-    pacer = FramePacer()
-    for _ in range(2000):
-        if pacer.step(session)[1]:
-            pacer.show(lambda chart, rate: None)
+    for _ in Run(session, 2000, schedule=FramePacer(), conditions=False):
+        pass
     assert session.measured[1000:].count(True) < 0.2 * 1000
 
 

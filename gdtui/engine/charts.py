@@ -41,6 +41,10 @@ def downsample(values: Sequence[float], width: int) -> tuple[tuple[int, ...], tu
     return tuple(idx), tuple(values[i] for i in idx)
 
 
+#: The loss chart's points until the screen says how wide the chart is (and in ``gdtui bench``).
+CHART_WIDTH = 60
+
+
 def loss_series(losses: Sequence[float], width: int) -> LossSeries:
     idx, vals = downsample(losses, width)
     return LossSeries(steps=tuple(i + 1 for i in idx), losses=tuple(float(v) for v in vals), total=len(losses))

@@ -28,6 +28,19 @@ class ScenarioError(Exception):
         return f"{self.path}:{self.line}: {self.message}"
 
 
+class StepError(Exception):
+    """The scenario's code raised during a step; ``str()`` is one line with file and line."""
+
+    def __init__(self, error: ScenarioError):
+        self.error = error
+        super().__init__(str(error))
+
+    def at_step(self, step: int) -> StepError:
+        """The same error, saying which step it stopped."""
+        e = self.error
+        return StepError(ScenarioError(f"step {step}: {e.message}", e.path, e.line))
+
+
 def a_type(obj: object) -> str:
     """``a float``, ``an int``: the type of ``obj`` with its article."""
     name = type(obj).__name__

@@ -1,4 +1,4 @@
-"""The headless runner: step a session N times, print a line per step, write the trace.
+"""The headless runner: step a session N times (gdtui.engine.runner.Run), print a line per step; the run writes the trace.
 
 Exit statuses: 0 done, 1 a gradient check failed, 2 scenario error, 3 NaN/Inf, 130 Ctrl-C
 (128 + the signal: 143 SIGTERM, 129 SIGHUP). A closed stdout raises BrokenPipeError, after the
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from gdtui.engine.loop import StepError
 from gdtui.engine.records import StepRecord
+from gdtui.engine.runner import EveryStep, Run, Stepped, Stopped
 from gdtui.engine.session import Session
 from gdtui.engine.summarize import format_number, format_values
 from gdtui.engine.trace import TraceWriter
@@ -139,33 +139,43 @@ def run_headless(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
+    """Print the events of gdtui.engine.runner.Run: a line per step (``quiet``: the last only),
+    and how the run stopped; return the exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
-    if trace:
-        state = session.state()
-        trace.start(
-            scenario=str(session.path),
-            seed=session.seed,
-            device=state.device,
-            mode=session.mode,
-            params=dict(state.params),
-        )
-        if trace.error:
-            print(trace.take_error(), file=err)
-            return EXIT_ERROR
     batches = session.scenario.batches is not None
-    detail = trace is not None or not quiet  # quiet and untraced: no one sees a step's mean, std, min or max
-    done = 0
-    record: StepRecord | None = None
-    ended = False
+    with _CtrlC() as ctrl_c:
+        run = Run(session, steps, schedule=EveryStep.headless(quiet=quiet, traced=trace is not None),
+                  trace=trace, trace_ends=True, guard=ctrl_c.held)
+        try:
+            try:
+                for event in run:
+                    if not quiet and type(event) is Stepped:
+                        record = event.record
+                        print(step_line(record, batches), file=out, flush=True)
+                        if hints:
+                            for hint in record.hints:
+                                print(f"       ! {hint.message}", file=out)
+            except KeyboardInterrupt as exc:  # in a print: stop as if it had landed in a step
+                run.interrupt(exc)
+            return _stopped(run.stopped, session, quiet, batches, out, err)
+        except KeyboardInterrupt as exc:  # in the lines that say how it stopped
+            print(f"{interrupted_how(exc)} after {run.done} steps", file=err)
+            return interrupted_status(exc)
+        except BrokenPipeError:  # the reader of the step lines is gone (| head): the CLI exits quietly
+            run.abandon()
+            raise
 
-    def end(steps_done: int, reason: str, message: str | None = None) -> None:
-        nonlocal ended
-        if trace and not ended:
-            ended = True
-            trace.end(steps_done, reason, message)
 
-    def stop_nonfinite(record: StepRecord) -> int:
+def _stopped(stopped: Stopped, session: Session, quiet: bool, batches: bool, out: TextIO, err: TextIO) -> int:
+    """Say how the run stopped (its trace already ended); the exit status."""
+    record = stopped.record
+    if stopped.note:  # its replay ran a step differently (see Rewind)
+        print(f"{session.path}: {stopped.note}", file=err)
+    if stopped.error:
+        print(stopped.error, file=err)
+        return EXIT_ERROR
+    if stopped.reason == "nonfinite":
         if quiet:
             print(step_line(record, batches), file=out)
         print(
@@ -173,79 +183,12 @@ def run_headless(
             "lower the learning rate (--lr) or check the data",
             file=err,
         )
-        end(done, "nonfinite", record.nonfinite)
         return EXIT_NONFINITE
-
-    def stop_error(exc: StepError) -> int:
-        print(exc, file=err)
-        end(done, "error", str(exc))
-        return EXIT_ERROR
-
-    def settle() -> int | None:
-        """Before the run stops for any reason: the exit status when a step that a quiet run left
-        unchecked went NaN/Inf (Session.check_deferred), else None."""
-        try:
-            bad = session.check_deferred()
-        except StepError as exc:
-            return stop_error(exc)
-        finally:
-            note = session.take_replay_note()  # its replay ran a step differently (see Rewind)
-            if note:
-                print(f"{session.path}: {note}", file=err)
-        return stop_nonfinite(bad) if bad else None
-
-    with _CtrlC() as ctrl_c:
-        try:
-            for _ in range(steps):
-                try:
-                    # A quiet run checks large tensors for NaN/Inf at each checkpoint, not each step (see
-                    # Session.step); before it stops for any other reason, settle finds the first bad step.
-                    record = session.step(detail=detail, defer_checks=True)
-                except StepError as exc:
-                    stopped = settle()
-                    return stop_error(exc) if stopped is None else stopped
-                with ctrl_c.held():  # a Ctrl-C waits until the step is counted and traced
-                    done += 1
-                    if trace:
-                        trace.step(record)
-                if trace and trace.error:  # a full disk, ulimit -f: the trace ends on its last whole line
-                    print(trace.take_error(), file=err)
-                    return EXIT_ERROR
-                if not quiet:
-                    print(step_line(record, batches), file=out, flush=True)
-                    if hints:
-                        for hint in record.hints:
-                            print(f"       ! {hint.message}", file=out)
-                if record.nonfinite:
-                    stopped = settle()
-                    return stop_nonfinite(record) if stopped is None else stopped
-                hits = session.triggered(record)
-                if hits:
-                    stopped = settle()
-                    if stopped is not None:
-                        return stopped
-                    if quiet:
-                        print(step_line(record, batches), file=out)
-                    print(f"stopped after step {record.step}: {hits[0].text}", file=out)
-                    end(done, "until" if hits[0].kind == "until" else "break", hits[0].text)
-                    return EXIT_OK
-            stopped = settle()
-            if stopped is not None:
-                return stopped
-        except KeyboardInterrupt as exc:  # SIGTERM and SIGHUP too, as Terminated
-            try:
-                stopped = settle()  # a checked run would have stopped at the NaN already (mid-step too)
-            except KeyboardInterrupt:
-                stopped = None
-            if stopped is not None:
-                return stopped
-            print(f"{interrupted_how(exc)} after {done} steps", file=err)
-            end(done, "interrupted")
-            return interrupted_status(exc)
-        except BrokenPipeError:  # the reader of the step lines is gone (| head): the CLI exits quietly
-            end(done, "interrupted")
-            raise
-    end(done, "steps")  # first: the final line may find the pipe closed
+    if stopped.reason == "interrupted":
+        print(f"{interrupted_how(stopped.interrupt)} after {stopped.steps} steps", file=err)
+        return interrupted_status(stopped.interrupt)
     if quiet:
         print(step_line(record, batches) if record else "0 steps", file=out)
+    if stopped.reason == "condition":
+        print(f"stopped after step {record.step}: {stopped.message}", file=out)
     return EXIT_OK

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from gdtui.engine.errors import ScenarioError, a_type, error_from, stops_the_run
+from gdtui.engine.errors import ScenarioError, StepError, a_type, error_from, stops_the_run
 from gdtui.engine.health import DeadUnitWatch
 from gdtui.engine.scenario import Scenario
 from gdtui.engine.scenario_state import _SAME_WIDTH_INT, ScenarioState
@@ -23,19 +23,6 @@ from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Sp
 from gdtui.engine.summarize import summarize
 
 _PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
-
-
-class StepError(Exception):
-    """The scenario's code raised during a step; ``str()`` is one line with file and line."""
-
-    def __init__(self, error: ScenarioError):
-        self.error = error
-        super().__init__(str(error))
-
-    def at_step(self, step: int) -> StepError:
-        """The same error, saying which step it stopped."""
-        e = self.error
-        return StepError(ScenarioError(f"step {step}: {e.message}", e.path, e.line))
 
 
 def manual_mode_note(optimizer: torch.optim.Optimizer) -> str | None:

@@ -1,4 +1,4 @@
-"""When a continuous run shows a step: the frame pacing shared by the app's run worker and ``gdtui bench``.
+"""When a continuous run shows a step: the schedule of the app's run worker and of ``gdtui bench``'s run mode.
 
 A shown step costs more than a light one (every tensor summarised in full,
 then the state built and posted), so a run shows one at most every
@@ -11,22 +11,16 @@ of the step), except the HINT_LOOKBACK steps before a frame, which the shown
 step's hints compare with: its hints are those of a run that measured every
 step, but a "frozen" tensor's count of unchanged steps starts there. Nor are
 their large tensors checked for NaN and Inf each step, but at each rewind
-checkpoint (Session.step's ``defer_checks``): a step may return the record of
-an earlier one, the first that went NaN/Inf, and the caller calls
-``session.check_deferred()`` before the run stops.
+checkpoint (Session.step's ``defer_checks``): gdtui.engine.runner.Run makes
+the checks left before it stops, and stops at the first step that went NaN/Inf.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from gdtui.engine.health import HINT_LOOKBACK
-
-if TYPE_CHECKING:
-    from gdtui.engine.records import StepRecord
-    from gdtui.engine.session import Session
+from gdtui.engine.runner import StepPlan
 
 #: A run shows at most one state per this many seconds (10 frames a second)...
 #: The screen's thread draws each frame, and while it draws the worker waits for the
@@ -41,15 +35,23 @@ SHOW_SHARE = 0.05
 
 
 class FramePacer:
-    """Run a session's steps for a continuous run: light ones between frames, a whole one to show.
+    """The schedule of a continuous run on the screen (see gdtui.engine.runner): light steps
+    between frames, a whole one to show.
 
-    ``step`` runs one step and says whether to show it; ``show`` posts that
-    step's state and learns what showing cost, which spaces the next frame.
+    ``plan`` says what the next step measures and whether it is shown; ``frame``
+    and ``framed`` bracket the consumer's showing it, and learn what showing
+    cost, which spaces the next frame. ``detail``: every step whole (a trace the
+    user wants whole).
     """
 
-    def __init__(self, interval: float = RUN_POST_INTERVAL, chart_interval: float = RUN_CHART_INTERVAL):
+    #: A paused run's last step is made whole: the screen shows it.
+    whole_at_stop = True
+
+    def __init__(self, interval: float = RUN_POST_INTERVAL, chart_interval: float = RUN_CHART_INTERVAL,
+                 detail: bool = False):
         self.interval = interval
         self.chart_interval = chart_interval
+        self.detail = detail
         self.gap = interval
         self.last = self.last_chart = self.since = time.perf_counter()
         self.count = 0
@@ -60,14 +62,12 @@ class FramePacer:
         self._frame_steps = 0
         self._frame_seconds = 0.0
         self._measured = 0  # how many steps in a row, up to the last, measured their hints' inputs
+        self._start = 0.0  # when the frame being shown began
+        self._chart = False  # whether it carries the chart's data
 
-    def step(self, session: Session, *, left: int | None = None, detail: bool = False) -> tuple[StepRecord, bool]:
-        """One step, light unless it is to be shown, is the last of the run (``left``, when the run
-        has an end, counts the steps left with this one), or ``detail`` is asked for (a trace the
-        user wants whole); returns its record and whether to show it. Raises StepError.
-
-        The record is an earlier step's when a check found that step went NaN/Inf; the session
-        is then just after it."""
+    def plan(self, left: int | None) -> StepPlan:
+        """The next step: light unless it is to be shown, is the last of the run (``left``, when the
+        run has an end, counts the steps left with this one), or ``detail`` is asked for."""
         now = time.perf_counter()
         last = left == 1
         due = now - self.last >= self.gap
@@ -75,29 +75,34 @@ class FramePacer:
         # The HINT_LOOKBACK steps before a whole one measure what its hints compare with. A frame
         # is due soon when it is due before they would be done, at the light steps' pace.
         soon = now + HINT_LOOKBACK * self._light_seconds - self.last >= self.gap
-        measure = due or soon or detail or (left is not None and left <= HINT_LOOKBACK + 1)
-        record = session.step(detail=shown or last or detail, defer_checks=True, hints=measure)
+        measure = due or soon or self.detail or (left is not None and left <= HINT_LOOKBACK + 1)
+        return StepPlan(whole=shown or last or self.detail, hints=measure, defer=True, show=shown)
+
+    def stepped(self, plan: StepPlan, seconds: float) -> None:
+        measure = plan.hints
         self._measured = self._measured + 1 if measure else 0
-        seconds = session.last_step_seconds
         self.count += 1
-        if measure or shown:
+        if measure or plan.show:
             self._frame_steps += 1
             self._frame_seconds += seconds
-        if not shown:  # measured steps too: one slow step must not keep ``soon`` true for good
+        if not plan.show:  # measured steps too: one slow step must not keep ``soon`` true for good
             self._light_seconds = seconds if not self._light_seconds else 0.9 * self._light_seconds + 0.1 * seconds
-        return record, shown
 
-    def show(self, post: Callable[[bool, float | None], object]) -> None:
-        """Post the shown step: ``post(chart, rate)``, where ``chart`` says the chart's data is due."""
-        start = time.perf_counter()
+    def frame(self) -> tuple[float | None, bool]:
+        """A shown step's frame begins: the steps per second since the last, and whether the chart's data is due."""
+        start = self._start = time.perf_counter()
         self.rate = self.count / max(start - self.since, 1e-9)
-        chart = start - self.last_chart >= self.chart_interval
-        post(chart, self.rate)
+        self._chart = start - self.last_chart >= self.chart_interval
+        return self.rate, self._chart
+
+    def framed(self) -> None:
+        """The frame was shown: what it cost (and what the whole step and the measured ones before
+        it cost over light ones) spaces the next."""
         now = time.perf_counter()
         self.count, self.since, self.last = 0, now, now
-        if chart:
+        if self._chart:
             self.last_chart = now
-        extra = now - start  # and what the whole step and the measured ones before it cost over light ones
+        extra = now - self._start
         if self._light_seconds:
             extra += max(self._frame_seconds - self._frame_steps * self._light_seconds, 0.0)
         self._frame_steps, self._frame_seconds = 0, 0.0
