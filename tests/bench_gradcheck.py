@@ -6,7 +6,7 @@ temporary folder, a BERT-style encoder (embedding, 4 transformer encoder
 layers, a classifier head) and a transfer-learning ResNet-style head (a frozen
 convolutional backbone, a trained residual block and linear layer), and prints
 the median wall time of ``gradient_check`` on each, over three runs, with the
-number of loss evaluations it made.
+number of model evaluations it made (a vmap'd call counts its batch).
 
 ``--module PATH`` times another version of gdtui/engine/gradcheck.py (say, the
 one before issue 12, from ``git show REV:gdtui/engine/gradcheck.py``) against
@@ -94,6 +94,24 @@ def load_check(module: str | None):
     return mod.gradient_check
 
 
+def count_evaluations(model) -> list[int]:
+    """A counter of the model's evaluations: one per call, or the batch size of a vmap'd call."""
+    import torch
+
+    count = [0]
+
+    def hook(module, args) -> None:
+        rows = 1
+        for p in module.parameters():
+            if torch._C._functorch.is_batchedtensor(p):
+                rows = torch._C._functorch.get_unwrapped(p).shape[torch._C._functorch.maybe_get_bdim(p)]
+                break
+        count[0] += rows
+
+    model.register_forward_pre_hook(hook)
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", help="another gradcheck.py to time")
@@ -110,8 +128,10 @@ def main() -> None:
             path = Path(folder) / f"{name}.py"
             path.write_text(source)
             session = Session(path, device=args.device)
+            count = count_evaluations(session.loop.sc.model)
             times = []
             for _ in range(args.runs):
+                count[0] = 0
                 start = time.perf_counter()
                 report = check(session)
                 if args.device.startswith("cuda"):
@@ -119,7 +139,7 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             verdicts = {t.verdict for t in report.tensors}
             print(f"{name:13} {len(report.tensors):3} tensors  median {statistics.median(times):7.2f} s  "
-                  f"(runs: {', '.join(f'{t:.2f}' for t in times)})  verdicts {sorted(verdicts)}  "
+                  f"(runs: {', '.join(f'{t:.2f}' for t in times)})  {count[0]} evaluations  verdicts {sorted(verdicts)}  "
                   f"on {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 

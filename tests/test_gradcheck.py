@@ -106,17 +106,41 @@ def test_a_relu_exactly_at_its_corner_is_a_kink_not_a_mismatch():
     assert report.ok
 
 
-def test_large_tensors_are_sampled_with_a_private_generator():
+def test_large_tensors_are_checked_along_a_direction_drawn_with_a_private_generator():
     session = Session(DIAG / "wide_linear.py")
     before = global_state()
     first = gradient_check(session, samples=8, seed=1)
     assert_same_global_state(before)
     weight, bias = first.tensors
-    assert (weight.checked, weight.numel, bias.checked, bias.numel) == (8, 1920, 8, 40)
+    # both agree along their direction, so no entry is measured on its own
+    assert (weight.checked, weight.numel, bias.checked, bias.numel) == (0, 1920, 0, 40)
     assert weight.direction and bias.direction
-    assert "weight: 8 of its 1920 entries and one random direction checked, drawn with seed 1" in first.notes
+    assert ("tensors of more than 32 entries are checked along one random direction over all their entries "
+            "(drawn with seed 1), and at 8 of their entries where it disagrees") in first.notes
+    assert "  weight  1 direction of 1920 entries" in "\n".join(first.lines())
     assert gradient_check(session, samples=8, seed=1) == first
     assert all(t.verdict == "ok" for t in first.tensors)
+
+
+def test_a_correct_large_tensor_costs_two_loss_evaluations(tmp_path):
+    """Issue 12 case 34: the check was slow. Each tensor of more than 32 entries cost 2 evaluations per
+    sampled entry and 2 for its direction (4 samples: 10, and 4 more per kink re-check). A large tensor
+    whose direction agrees now costs 2; the counter counts the loss evaluations: 1 for autograd's
+    gradient, then 2 for the weight (1920 entries) and 2 for the bias (40 entries)."""
+    path = tmp_path / "counted.py"
+    path.write_text(
+        "import torch\ntorch.manual_seed(1)\nlayer = torch.nn.Linear(48, 40)\ncalls = []\n"
+        "def model(x):  # a function: evaluated one perturbation at a time\n"
+        "    calls.append(1)\n    return torch.tanh(layer(x))\n"
+        "loss_fn = torch.nn.MSELoss()\ndata = (torch.randn(16, 48), torch.randn(16, 40))\n"
+        "optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)\n"
+    )
+    session = Session(path)
+    calls = session.loop.sc.namespace["calls"]
+    calls.clear()
+    report = gradient_check(session)
+    assert [t.verdict for t in report.tensors] == ["ok", "ok"], report.lines()
+    assert len(calls) == 1 + 2 + 2
 
 
 @pytest.mark.parametrize("name", ["crop_yields", "dropout_loader"])
