@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-on-rise", type=_count("steps", least=1), metavar="K", help="pause (headless: stop) when the loss rose K steps in a row")
     p.add_argument("--hints", action="store_true", help="headless: print the health hints under each step")
     p.add_argument("--gradcheck", action="store_true", help="headless: after the steps (default 0), compare autograd with finite differences; exit 1 if it fails")
-    p.add_argument("--gradcheck-samples", type=_count("entries", least=1), default=4, metavar="N", help="the gradient check (--gradcheck, G) tries N entries of each tensor larger than 32, and one random direction (default 4)")
+    p.add_argument("--gradcheck-samples", type=_count("entries", least=1), default=4, metavar="N", help="the gradient check (--gradcheck, G) checks each tensor larger than 32 along one random direction, and at N of its entries where that disagrees (default 4)")
     p.add_argument("--compare", action="store_true", help="headless: after the steps, show the update manual mode and optimizer.step() would make next")
     p.add_argument("--optimizer-state", action="store_true", help="headless: after the steps, show the optimizer's state per tensor")
     p.add_argument("--no-zero-grad", action="store_true", help="skip zero_grad, so gradients accumulate (a teaching toggle)")

@@ -1,4 +1,4 @@
-"""Time the gradient check: ``python tests/bench_gradcheck.py [--module PATH] [--device DEV]``.
+"""Time the gradient check: ``python tests/bench_gradcheck.py [--module PATH | --against PATH] [--device DEV]``.
 
 Not a test (timings flake under load); run it by hand on the machine you report
 about. It writes two scenarios ported from public training loops to a
@@ -6,11 +6,12 @@ temporary folder, a BERT-style encoder (embedding, 4 transformer encoder
 layers, a classifier head) and a transfer-learning ResNet-style head (a frozen
 convolutional backbone, a trained residual block and linear layer), and prints
 the median wall time of ``gradient_check`` on each, over three runs, with the
-number of loss evaluations it made.
+number of model evaluations it made (a vmap'd call counts its batch).
 
 ``--module PATH`` times another version of gdtui/engine/gradcheck.py (say, the
 one before issue 12, from ``git show REV:gdtui/engine/gradcheck.py``) against
-the same sessions.
+the same sessions; ``--against PATH`` times that version and this one in turns,
+run by run, so that both see the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -82,21 +83,40 @@ optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], 
 '''
 
 
-def load_check(module: str | None):
+def load_check(module: str | None, as_name: str = "gradcheck_under_test"):
     if module is None:
         from gdtui.engine.gradcheck import gradient_check
 
         return gradient_check
-    spec = importlib.util.spec_from_file_location("gradcheck_under_test", module)
+    spec = importlib.util.spec_from_file_location(as_name, module)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["gradcheck_under_test"] = mod
+    sys.modules[as_name] = mod
     spec.loader.exec_module(mod)
     return mod.gradient_check
+
+
+def count_evaluations(model) -> list[int]:
+    """A counter of the model's evaluations: one per call, or the batch size of a vmap'd call."""
+    import torch
+
+    count = [0]
+
+    def hook(module, args) -> None:
+        rows = 1
+        for p in module.parameters():
+            if torch._C._functorch.is_batchedtensor(p):
+                rows = torch._C._functorch.get_unwrapped(p).shape[torch._C._functorch.maybe_get_bdim(p)]
+                break
+        count[0] += rows
+
+    model.register_forward_pre_hook(hook)
+    return count
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", help="another gradcheck.py to time")
+    parser.add_argument("--against", help="another gradcheck.py to time in turns with this one")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -104,23 +124,33 @@ def main() -> None:
 
     from gdtui.engine import Session
 
-    check = load_check(args.module)
+    checks = {"": load_check(args.module)}
+    if args.against:
+        checks = {"against": load_check(args.against, "gradcheck_against"), "this": checks[""]}
     with tempfile.TemporaryDirectory() as folder:
         for name, source in (("bert_encoder", BERT), ("resnet_head", RESNET)):
             path = Path(folder) / f"{name}.py"
             path.write_text(source)
             session = Session(path, device=args.device)
-            times = []
+            count = count_evaluations(session.loop.sc.model)
+            times: dict[str, list[float]] = {label: [] for label in checks}
+            evaluations, reports = {}, {}
             for _ in range(args.runs):
-                start = time.perf_counter()
-                report = check(session)
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
-            verdicts = {t.verdict for t in report.tensors}
-            print(f"{name:13} {len(report.tensors):3} tensors  median {statistics.median(times):7.2f} s  "
-                  f"(runs: {', '.join(f'{t:.2f}' for t in times)})  verdicts {sorted(verdicts)}  "
-                  f"on {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+                for label, check in checks.items():
+                    count[0] = 0
+                    start = time.perf_counter()
+                    reports[label] = check(session)
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    times[label].append(time.perf_counter() - start)
+                    evaluations[label] = count[0]
+            for label in checks:
+                verdicts = {t.verdict for t in reports[label].tensors}
+                print(f"{name:13} {label:8} {len(reports[label].tensors):3} tensors  "
+                      f"median {statistics.median(times[label]):7.2f} s  "
+                      f"(runs: {', '.join(f'{t:.2f}' for t in times[label])})  {evaluations[label]} evaluations  "
+                      f"verdicts {sorted(verdicts)}  "
+                      f"on {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 if __name__ == "__main__":

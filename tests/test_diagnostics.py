@@ -229,15 +229,20 @@ def test_the_activation_watch_ends_after_a_forward_that_calls_no_relu():
 
 
 def test_gradcheck_samples_sets_the_entries_checked_and_out_of_memory_is_one_line(capsys, monkeypatch):
-    """Issue 12 case 18: --gradcheck-samples N checks N entries of a large tensor (wide_linear's weight
-    has 1920), and an out-of-memory error (simulated: the float64 copies' allocation raises) is one
-    line, exit status 2, naming the sample size to use."""
+    """Issue 12 case 18: --gradcheck-samples N checks N entries of a large tensor whose random direction
+    disagrees (wrong_scale's w1, 8192 entries; case 34: wide_linear's weight agrees, so none), and an
+    out-of-memory error (simulated: the float64 copies' allocation raises) is one line, exit status 2,
+    naming the sample size to use."""
     from gdtui.engine import gradcheck
 
-    wide = str(Path(__file__).resolve().parent / "diag_scenarios" / "wide_linear.py")
+    folder = Path(__file__).resolve().parent / "diag_scenarios"
+    assert main([str(folder / "wrong_scale.py"), "--headless", "--gradcheck", "--gradcheck-samples", "12"]) == 1
+    out = capsys.readouterr().out
+    assert "  w1  1 direction + 12/8192 entries" in out and out.count("mismatch") == 1
+    wide = str(folder / "wide_linear.py")
     assert main([wide, "--headless", "--gradcheck", "--gradcheck-samples", "12"]) == 0
     out = capsys.readouterr().out
-    assert "  weight  12/1920 entries + 1 direction" in out
+    assert "  weight  1 direction of 1920 entries" in out
 
     def no_memory(self):
         raise MemoryError
