@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conftest import ROOT
-from gdtui.cli import build_parser
+from gdtui.cli import build_parser, main
 from gdtui.keys import markdown_table
 
 README = (ROOT / "README.md").read_text()
@@ -16,12 +18,25 @@ def flags():
     return [f for a in build_parser()._actions for f in a.option_strings if f.startswith("--") and f != "--help"]
 
 
-def test_the_key_table_in_the_docs_is_the_bindings_table():
-    """The key table of docs/step-debugger.md is the one gdtui/keys.py makes (the footer and help use it)."""
-    page = (DOCS / "step-debugger.md").read_text()
-    start = page.index("<!-- keys:start -->\n") + len("<!-- keys:start -->\n")
-    end = page.index("<!-- keys:end -->")
-    assert page[start:end] == markdown_table(), "regenerate it with: python -m gdtui.keys"
+@pytest.mark.parametrize("page", ["README.md", "docs/step-debugger.md"])
+def test_the_key_tables_are_the_bindings_table(page):
+    """The key tables of the README and docs/step-debugger.md are the one gdtui/keys.py makes
+    (the footer and the help screen use it too)."""
+    text = (ROOT / page).read_text()
+    start = text.index("<!-- keys:start -->\n") + len("<!-- keys:start -->\n")
+    end = text.index("<!-- keys:end -->")
+    assert text[start:end] == markdown_table(), "regenerate it with: python -m gdtui.keys"
+
+
+def test_the_readmes_scenario_gives_the_notebooks_losses(tmp_path, capsys):
+    """The README's short NOT gate is a working scenario: headless, its first five losses are
+    the seed notebook's (0.5183403, 0.50608575, 0.50116986, 0.49811363, 0.4955888)."""
+    block = README[README.index("```python\n") + len("```python\n"):]
+    path = tmp_path / "short_not_gate.py"
+    path.write_text(block[: block.index("```")])
+    assert main([str(path), "--headless", "--steps", "5"]) == 0
+    losses = [float(line.split()[3]) for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    assert losses == pytest.approx([0.5183403, 0.50608575, 0.50116986, 0.49811363, 0.4955888], rel=1e-6)
 
 
 def test_the_command_line_page_documents_every_flag():
