@@ -300,7 +300,7 @@ class Trainer:
         name = f"pid {attach.pid}" + (f" ({attach.name})" if attach.name else "")
         with self.output.lock, self._send_lock:  # no output line between the tail and the live lines
             if self._ending:
-                refused = f"trainer pid {os.getpid()} is ending: no client came in {self.detach_timeout_s:g} s"
+                refused = f"trainer pid {os.getpid()} is ending: it had no client for {self.detach_timeout_s / 60:g} min"
             elif self._client is not None:
                 refused = self._busy_line()
             else:
@@ -370,6 +370,8 @@ class Trainer:
         try:
             return self._main()
         except _Ending as ending:
+            for signum in (signal.SIGINT, signal.SIGTERM):  # a second one does not cut the ending short
+                signal.signal(signum, signal.SIG_IGN)
             self.output.sync()
             self.send(p.Exited(ending.status))
             self.say(f"gdtui: the trainer at {self.path} ended ({signal.Signals(ending.signum).name})")
@@ -387,7 +389,7 @@ class Trainer:
                 command = self.commands.get(timeout=poll)
             except queue.Empty:
                 if self._alone_too_long():
-                    self.say(f"gdtui: no client for {self.detach_timeout_s:g} s: the trainer at {self.path} ends")
+                    self.say(f"gdtui: no client for {self.detach_timeout_s / 60:g} min: the trainer at {self.path} ends")
                     return 0
                 continue
             if isinstance(command, p.Quit):

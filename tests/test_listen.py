@@ -163,6 +163,30 @@ def test_sighup_pauses_a_run_and_connect_with_no_path_finds_the_trainer(listenin
     assert out.stdout.splitlines()[-1] == f"gdtui --connect {listening['path']} would connect to it"
 
 
+def test_a_client_whose_terminal_hangs_up_leaves_the_trainer_paused(listening):
+    """Issue 13: a client stepping the trainer (gdtui --connect --headless) dies of SIGHUP, as when its SSH
+    session drops: the trainer lives, stops stepping, and waits with no client."""
+    proc = subprocess.Popen([sys.executable, "-m", "gdtui", "--connect", listening["path"], "--headless", "--steps",
+                             "100000000"], cwd=ROOT, env=listening["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert read_line(proc).startswith("step ")  # it steps
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(30) == -signal.SIGHUP
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    time.sleep(0.5)
+    first = gdtui(listening["env"], "--connect", listening["path"]).stdout
+    time.sleep(0.3)
+    again = gdtui(listening["env"], "--connect", listening["path"]).stdout
+    assert listening["proc"].poll() is None
+    step = re.search(r"  step (\d+)  ", first).group(1)
+    assert int(step) > 0 and re.search(r"  step (\d+)  ", again).group(1) == step  # paused: no step since
+    assert "  no client for " in again
+
+
 def test_the_listing_removes_stale_sockets(listening):
     """Issue 13: gdtui --connect with no path removes a socket nobody answers on (its trainer died) and
     says so, and still lists the live trainer."""
