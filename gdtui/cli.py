@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  gdtui scenarios/not_gate.py                         open the step-debugger\n"
         "  gdtui scenarios/not_gate.py --headless --steps 5    run 5 steps without the screen\n"
         "  gdtui S.py --headless -- --width 8                  S.py runs with sys.argv == ['S.py', '--width', '8']\n"
+        "  gdtui scenarios/not_gate.py --listen                serve it on a socket, no screen; then:\n"
+        "  gdtui --connect                                     list your trainers (--connect PATH: one's status)\n"
         "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
         "                                                      time a scenario: gdtui bench --help",
     )
@@ -383,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("the following arguments are required: scenario")
     if args.listen is not None:
         return _listen(parser, args)
+    if args.headless and args.detach_timeout is not None:
+        parser.error("--detach-timeout is a trainer's (--listen); a headless run has no client to wait for")
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, TraceWriter
 

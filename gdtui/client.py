@@ -286,6 +286,8 @@ def trainer_status(path: str, timeout: float = 2.0) -> p.Hello:
     sock.settimeout(timeout)
     try:
         try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise TrainerError(f"{path}: not a socket, so no trainer is there")
             sock.connect(path)
         except ConnectionRefusedError:
             raise StaleSocket(f"{path}: a stale socket (no trainer answers there)") from None

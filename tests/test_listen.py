@@ -231,3 +231,17 @@ def test_a_detached_trainer_ends_after_its_detach_timeout(tmp_path):
         assert not os.path.exists(path)
     finally:
         client.kill()
+
+
+def test_listen_refuses_a_path_that_is_not_a_stale_socket(tmp_path):
+    """Issue 13: gdtui --listen PATH on an existing file is one line, status 2, and leaves the file as it was;
+    gdtui --connect on it says it is not a socket."""
+    path = tmp_path / "taken"
+    path.write_text("keep me")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = gdtui(env, "scenarios/not_gate.py", "--listen", str(path))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"gdtui trainer: {path} exists and is not a socket; choose another path\n"
+    assert path.read_text() == "keep me"
+    out = gdtui(env, "--connect", str(path))
+    assert out.returncode == 2 and out.stderr == f"gdtui --connect: {path}: not a socket, so no trainer is there\n"
