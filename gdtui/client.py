@@ -6,6 +6,10 @@ posts each event as a message. When the connection ends the last event is :class
 trainer this client started, how its process ended (exit status or signal) and its last output
 lines; for one it connected to, that the connection closed.
 
+:func:`find_trainers` lists the user's trainers from their hellos (a status query that does not
+attach) and removes stale sockets; :func:`list_trainers` and :func:`remote_steps` are what
+``gdtui --connect`` runs.
+
 The trainer runs in its own session and process group, so a Ctrl-C at the screen's terminal never
 reaches it and the screen decides what a Ctrl-C means (``interrupt``). This module imports no
 torch and no textual.

@@ -1,4 +1,4 @@
-"""``python -m gdtui.trainer SCENARIO --socket PATH [session flags] [-- ARGS]``: the trainer process.
+"""``python -m gdtui.trainer SCENARIO [--socket PATH] [session flags] [-- ARGS]``: the trainer process.
 
 The trainer loads a scenario's Session in its main thread (so the user's code has ``__main__``,
 signals and KeyboardInterrupt where it expects them) and serves one Unix socket speaking
@@ -16,6 +16,11 @@ Threads:
 * the output reader drains the pseudo-terminal. The main thread writes a private escape
   sequence into it at each step's start, so the reader knows exactly where each step's output
   begins, whichever thread or process wrote it.
+
+A client that goes away, and SIGHUP (the terminal or SSH session that started a --listen trainer
+went away), pause a run; the trainer waits for the next client. With no client for
+--detach-timeout minutes (default 30; --listen: forever) it ends. SIGTERM, and a SIGINT that no
+client's interrupt asked for, end it. Each ending removes its socket.
 
 What each step runs is still a loop of its own here (``_steps``): it moves onto
 gdtui.engine.runner when that lands.
