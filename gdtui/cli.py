@@ -80,6 +80,14 @@ def _megabytes(text: str) -> float:
     return value
 
 
+def _minutes(text: str) -> float:
+    allowed = "give the minutes a trainer with no client waits, such as 30; 0 waits forever"
+    value = _finite(text, allowed)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; {allowed}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -107,10 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         "  gdtui scenarios/not_gate.py                         open the step-debugger\n"
         "  gdtui scenarios/not_gate.py --headless --steps 5    run 5 steps without the screen\n"
         "  gdtui S.py --headless -- --width 8                  S.py runs with sys.argv == ['S.py', '--width', '8']\n"
+        "  gdtui scenarios/not_gate.py --listen                serve it on a socket, no screen; then:\n"
+        "  gdtui --connect                                     list your trainers (--connect PATH: one's status)\n"
         "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
         "                                                      time a scenario: gdtui bench --help",
     )
-    p.add_argument("scenario", help="the scenario file (a Python module defining model, loss_fn, data, optimizer); "
+    p.add_argument("scenario", nargs="?", help="the scenario file (a Python module defining model, loss_fn, data, optimizer); "
                    "arguments after -- are the scenario's own: its sys.argv is [SCENARIO, *ARGS]")
     p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
     p.add_argument("--steps", type=_count("steps"), metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
@@ -132,8 +142,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true", help="headless: after the steps, show the update manual mode and optimizer.step() would make next")
     p.add_argument("--optimizer-state", action="store_true", help="headless: after the steps, show the optimizer's state per tensor")
     p.add_argument("--no-zero-grad", action="store_true", help="skip zero_grad, so gradients accumulate (a teaching toggle)")
+    p.add_argument("--listen", nargs="?", const="", metavar="PATH", help="serve the scenario's session on a Unix socket "
+                   "at PATH (default: one in gdtui's socket folder), with no screen, until Ctrl-C")
+    p.add_argument("--connect", nargs="?", const="", metavar="PATH", help="check the trainer at PATH and print its "
+                   "status (with --headless --steps N: step it); with no PATH, list your trainers")
+    p.add_argument("--detach-timeout", type=_minutes, metavar="MINUTES", help="a trainer with no client ends after "
+                   "MINUTES (default 30; --listen: 0, which waits forever)")
     p.add_argument("--version", action="version", version=f"gdtui {__version__}")
     return p
+
+
+#: What --connect takes besides its PATH; --listen takes the session flags, not a headless run's.
+_CONNECT_FLAGS = {"connect", "headless", "steps", "quiet", "help", "version"}
+_HEADLESS_ONLY = ("headless", "steps", "trace", "quiet", "hints", "gradcheck", "compare", "optimizer_state")
+
+
+def _flag(parser: argparse.ArgumentParser, dest: str) -> str:
+    return next(a.option_strings[-1] if a.option_strings else a.dest.upper() for a in parser._actions if a.dest == dest)
+
+
+def _connect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``gdtui --connect [PATH] [--headless --steps N]`` (gdtui.client does the work)."""
+    from gdtui import client
+
+    for action in parser._actions:
+        if action.dest not in _CONNECT_FLAGS and getattr(args, action.dest, None) != action.default:
+            parser.error(f"--connect takes no {_flag(parser, action.dest)}: the trainer has its scenario and settings")
+    if args.scenario_args:
+        parser.error("--connect takes no -- ARGS: the trainer has its scenario and settings")
+    if args.headless and args.steps is None:
+        parser.error("--connect --headless steps a trainer: give --steps N")
+    path = args.connect
+    if not path and not args.headless:
+        return client.list_trainers(sys.stdout, sys.stderr)
+    if not path:
+        found = [f for f in client.find_trainers()[0] if f.hello is not None]
+        if len(found) != 1:
+            print(f"gdtui --connect: {len(found)} trainers answer; gdtui --connect lists them, then give a PATH",
+                  file=sys.stderr)
+            return 2
+        path = found[0].path
+    from gdtui.engine.headless import step_line
+
+    return client.remote_steps(path, args.steps if args.headless else None, sys.stdout, sys.stderr, step_line,
+                               quiet=args.quiet)
+
+
+def _listen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``gdtui SCENARIO --listen [PATH] [session flags] [-- ARGS]``: a trainer in this process, with no screen."""
+    for dest in _HEADLESS_ONLY:
+        if getattr(args, dest) != parser.get_default(dest):
+            parser.error(f"--listen serves a screen, which steps it; {_flag(parser, dest)} is for a headless run")
+    from gdtui.engine import ScenarioError
+    from gdtui.engine.scenario import check_arguments
+    from gdtui.trainer import serve
+
+    try:
+        check_arguments(args.scenario, args.device)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    args.socket, args.listen, args.wait = args.listen or None, True, False
+    status = serve(args)
+    _leave_now_if_a_step_is_stuck(status)
+    return status
 
 
 def configure(session, args: argparse.Namespace) -> None:
@@ -304,8 +376,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # What follows the first -- is the scenario's own command line (its sys.argv[1:]), as for
     # `python S.py ARGS`; gdtui's flags never reach the scenario.
     cut = argv.index("--") if "--" in argv else len(argv)
-    args = build_parser().parse_args(argv[:cut])
+    parser = build_parser()
+    args = parser.parse_args(argv[:cut])
     args.scenario_args = argv[cut + 1 :]
+    if args.connect is not None:
+        return _connect(parser, args)
+    if args.scenario is None:
+        parser.error("the following arguments are required: scenario")
+    if args.listen is not None:
+        return _listen(parser, args)
+    if args.headless and args.detach_timeout is not None:
+        parser.error("--detach-timeout is a trainer's (--listen); a headless run has no client to wait for")
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import ScenarioError, TraceWriter
 

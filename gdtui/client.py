@@ -6,6 +6,10 @@ posts each event as a message. When the connection ends the last event is :class
 trainer this client started, how its process ended (exit status or signal) and its last output
 lines; for one it connected to, that the connection closed.
 
+:func:`find_trainers` lists the user's trainers from their hellos (a status query that does not
+attach) and removes stale sockets; :func:`list_trainers` and :func:`remote_steps` are what
+``gdtui --connect`` runs.
+
 The trainer runs in its own session and process group, so a Ctrl-C at the screen's terminal never
 reaches it and the screen decides what a Ctrl-C means (``interrupt``). This module imports no
 torch and no textual.
@@ -17,13 +21,15 @@ import os
 import queue
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from gdtui import __version__
 from gdtui import protocol as p
@@ -32,10 +38,19 @@ from gdtui import protocol as p
 START_TIMEOUT_S = 60.0
 #: Output lines kept for Ended.
 LAST_LINES = 20
+#: How long a trainer has to answer a connection (its hello, then Attached or Refused).
+ANSWER_TIMEOUT_S = 10.0
+#: A socket nobody answers on is stale, and a listing removes it, once it is this old: a trainer
+#: that has just bound its socket may not listen on it yet.
+STALE_AFTER_S = 5.0
 
 
 class TrainerError(Exception):
     """The trainer could not be started or reached: one line."""
+
+
+class StaleSocket(TrainerError):
+    """A socket that nobody answers on: its trainer is gone."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,7 @@ class TrainerClient:
     """One connection to a trainer; ``process`` is the trainer when this client started it."""
 
     def __init__(self, sock: socket.socket, hello: p.Hello, path: str, process: subprocess.Popen | None = None,
-                 name: str = "", output: int | None = None):
+                 name: str = "", output: int | None = None, reader: p.LineReader | None = None):
         self.sock = sock
         #: A copy of the trainer's pseudo-terminal (its reading end), read only once the trainer ended.
         self._output = output
@@ -76,8 +91,7 @@ class TrainerClient:
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES)
         self._send_lock = threading.Lock()
         self._closed = False
-        self._reader = p.LineReader(sock.recv)
-        sock.sendall(p.dumps(p.Attach(p.PROTOCOL_VERSION, __version__, os.getpid(), name)))
+        self._reader = reader or p.LineReader(sock.recv)
         threading.Thread(target=self._read, name="gdtui-trainer-events", daemon=True).start()
 
     # --- starting and connecting ---------------------------------------------------------
@@ -129,18 +143,33 @@ class TrainerClient:
 
     @classmethod
     def _greeted(cls, sock: socket.socket, path: str, process, name: str) -> TrainerClient:
+        """Read the hello, attach, and read the answer: Attached, or Refused (TrainerError)."""
+        sock.settimeout(ANSWER_TIMEOUT_S)
+        output = None
         try:
             first, output = _read_one(sock)
-        except p.VersionMismatch as exc:
+            if isinstance(first, p.Refused):
+                raise TrainerError(first.reason)
+            if not isinstance(first, p.Hello):
+                raise TrainerError(f"{path}: the first message was not a hello")
+            reader = p.LineReader(sock.recv)
+            sock.sendall(p.dumps(p.Attach(p.PROTOCOL_VERSION, __version__, os.getpid(), name)))
+            answer = reader.read()
+            if isinstance(answer, p.Refused):
+                raise TrainerError(answer.reason)
+            if not isinstance(answer, p.Attached):
+                raise TrainerError(f"{path}: the trainer did not take the attach")
+            sock.settimeout(None)
+        except BaseException as exc:
+            if output is not None:
+                os.close(output)
             sock.close()
-            raise TrainerError(str(exc)) from None
-        if isinstance(first, p.Refused):
-            sock.close()
-            raise TrainerError(first.reason)
-        if not isinstance(first, p.Hello):
-            sock.close()
-            raise TrainerError(f"{path}: the first message was not a hello")
-        return cls(sock, first, path, process, name, output)
+            if isinstance(exc, p.ProtocolError):
+                raise TrainerError(str(exc)) from None
+            if isinstance(exc, OSError):
+                raise TrainerError(f"{path}: the trainer did not answer ({exc.strerror or 'timed out'})") from None
+            raise
+        return cls(sock, first, path, process, name, output, reader)
 
     # --- talking ------------------------------------------------------------------------------
 
@@ -249,6 +278,181 @@ class TrainerClient:
         if output is not None:
             os.close(output)
         return Ended(status, sig, tuple(self.last_lines), detail)
+
+
+# --- finding trainers, and the command line's --connect -------------------------------------
+
+
+def trainer_status(path: str, timeout: float = 2.0) -> p.Hello:
+    """The hello of the trainer at ``path`` (its scenario, step, client...), without attaching.
+    StaleSocket when nobody answers there; TrainerError for anything else, in one line."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise TrainerError(f"{path}: not a socket, so no trainer is there")
+            sock.connect(path)
+        except ConnectionRefusedError:
+            raise StaleSocket(f"{path}: a stale socket (no trainer answers there)") from None
+        except OSError as exc:
+            raise TrainerError(f"{path}: no trainer answers there ({exc.strerror})") from None
+        try:
+            hello, output = _read_one(sock)
+            if output is not None:
+                os.close(output)
+            if not isinstance(hello, p.Hello):
+                raise TrainerError(f"{path}: the first message was not a hello")
+            sock.sendall(p.dumps(p.Status()))
+        except p.ProtocolError as exc:
+            raise TrainerError(f"{path}: {exc}") from None
+        except OSError as exc:
+            raise TrainerError(f"{path}: the trainer did not answer in {timeout:g} s ({exc.strerror or 'timed out'})") from None
+        return hello
+    finally:
+        sock.close()
+
+
+@dataclass(frozen=True)
+class Found:
+    """A socket in the socket folder: its trainer's hello, or why it gave none."""
+
+    path: str
+    hello: p.Hello | None
+    problem: str | None = None
+
+
+def find_trainers(folder: str | None = None) -> tuple[list[Found], list[str]]:
+    """The user's trainers in ``folder`` (default: gdtui's socket folder), and the stale sockets
+    found there and removed."""
+    folder = folder or p.socket_dir()
+    found, removed = [], []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        try:
+            found.append(Found(path, trainer_status(path)))
+        except StaleSocket as exc:
+            if time.time() - info.st_mtime < STALE_AFTER_S:
+                found.append(Found(path, None, str(exc)))
+                continue
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except OSError:
+                pass
+        except TrainerError as exc:
+            found.append(Found(path, None, str(exc)))
+    return found, removed
+
+
+def ago(seconds: float) -> str:
+    """``40 s``, ``5 min``, ``3 h``, ``2 days``."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def describe(hello: p.Hello, now: float | None = None) -> str:
+    """``not_gate.py  step 3  pid 123  started 5 min ago  detached 2 min ago (ends in 28 min)``."""
+    now = time.time() if now is None else now
+    parts = [hello.scenario, f"step {hello.step}", f"pid {hello.pid}", f"started {ago(now - hello.started)} ago"]
+    if hello.client is not None:
+        parts.append(f"client: {hello.client}")
+    elif hello.alone_since is not None:
+        alone = now - hello.alone_since
+        parts.append(f"no client for {ago(alone)}" + (
+            f" (ends in {ago(hello.detach_timeout_s - alone)})" if hello.detach_timeout_s else " (waits forever)"))
+    if hello.listening:
+        parts.append("--listen")
+    return "  ".join(parts)
+
+
+def list_trainers(out: TextIO, err: TextIO) -> int:
+    """``gdtui --connect`` with no path: the user's trainers, one a line; stale sockets removed.
+    Status 0 when there is one or more, 1 when there is none."""
+    try:
+        folder = p.socket_dir()
+        found, removed = find_trainers(folder)
+    except (p.ProtocolError, OSError) as exc:
+        print(f"gdtui --connect: {exc}", file=err)
+        return 2
+    for path in removed:
+        print(f"removed a stale socket: {path}", file=out)
+    if not found:
+        print(f"no trainer is running in {folder}", file=out)
+        return 1
+    for f in found:
+        print(f"{f.path}  {describe(f.hello) if f.hello else f.problem}", file=out)
+    answering = [f for f in found if f.hello is not None]
+    if len(answering) == 1:
+        print(f"gdtui --connect {answering[0].path} would connect to it", file=out)
+    return 0
+
+
+def remote_steps(path: str, steps: int | None, out: TextIO, err: TextIO, step_line: Callable[[p.StepRecord], str],
+                 quiet: bool = False) -> int:
+    """``gdtui --connect PATH [--headless --steps N]``: without ``steps``, check the trainer answers
+    and print its status; with them, attach, step N, print a line a step (and the trainer's output)
+    as a headless run does, and detach, leaving it paused. Exit statuses as a headless run's."""
+    try:
+        hello = trainer_status(path, timeout=ANSWER_TIMEOUT_S)
+    except TrainerError as exc:
+        print(f"gdtui --connect: {exc}", file=err)
+        return 2
+    if steps is None:
+        print(f"{path}  {describe(hello)}", file=out)
+        return 0
+    try:
+        client = TrainerClient.connect(path, name="gdtui --connect --headless")
+    except TrainerError as exc:
+        print(f"gdtui --connect: {exc}", file=err)
+        return 2
+    try:
+        first = client.wait_for((p.Opened, p.LoadFailed), ANSWER_TIMEOUT_S * 6)
+        if not isinstance(first, p.Opened):
+            print(f"gdtui --connect: {getattr(first, 'error', None) or first.how}", file=err)
+            return 2
+        client.send(p.Step(steps))
+        record, status = first.state.last, 0
+        while True:
+            event = client.next_event()
+            if isinstance(event, p.Output):
+                for _, text in event.lines:
+                    print(text, file=out)
+            elif isinstance(event, p.Stepped):
+                record = event.record
+                if not quiet:
+                    print(step_line(record), file=out, flush=True)
+            elif isinstance(event, p.Error):
+                print(event.message, file=err)
+                status = 2
+            elif isinstance(event, p.Stopped):
+                if event.reason == "nonfinite":
+                    print(event.message, file=err)
+                    status = 3
+                elif event.reason != "limit":
+                    print(event.message or f"stopped: {event.reason}", file=err)
+                    status = status or 2
+            elif isinstance(event, p.Frame):
+                break
+            elif isinstance(event, Ended):
+                print(f"gdtui --connect: {event.detail or event.how}", file=err)
+                return 2
+        if quiet:
+            print(step_line(record) if record else "0 steps", file=out)
+        return status
+    except KeyboardInterrupt:
+        return 130  # the trainer pauses when this client goes away
+    finally:
+        client.detach()
 
 
 def _read_one(sock: socket.socket):

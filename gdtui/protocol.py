@@ -31,8 +31,10 @@ from gdtui.engine.chart_records import ChartFrame, Histogram, LossLandscape, Los
 from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, TensorView, frozen_map
 
 #: Raised when a message changes meaning: a field added is not a change (readers ignore unknown
-#: fields and new fields have defaults); a field removed or renamed, or a record changed, is.
-PROTOCOL_VERSION = 1
+#: fields and new fields have defaults); a field removed or renamed, a record changed, a new message
+#: type or a change in who speaks when, is. 2: the hello comes first on every connection and says
+#: the trainer's status; a client answers it with ``attach`` (acknowledged by ``attached``) or ``status``.
+PROTOCOL_VERSION = 2
 
 #: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
 MAX_LINE = 256 * 2**20
@@ -145,6 +147,12 @@ class Attach:
     name: str = ""
 
 
+@_message("status")
+class Status:
+    """The other answer to Hello: the hello (the trainer's status) was all this client wanted; the
+    trainer closes the connection, and nothing attached or paused."""
+
+
 @_message("step")
 class Step:
     """Run ``n`` whole steps (each finishes the step in progress first)."""
@@ -248,18 +256,35 @@ class Quit:
 
 @_message("hello")
 class Hello:
-    """The trainer's first message on every connection."""
+    """The trainer's first message on every connection, and its status: a listing of trainers reads
+    it and answers Status."""
 
     protocol: int
     gdtui_version: str
     pid: int
     scenario: str
     step: int = 0
+    #: When the trainer started (seconds since the epoch).
+    started: float = 0.0
+    #: The attached client ("pid 123 (name), attached at 12:04:05") or None.
+    client: str | None = None
+    #: Since when no client is attached (seconds since the epoch), or None while one is.
+    alone_since: float | None = None
+    #: Seconds alone after which it ends; None: it waits forever (--listen, --detach-timeout 0).
+    detach_timeout_s: float | None = None
+    #: A trainer started with gdtui --listen (q on its screen asks before ending it).
+    listening: bool = False
+
+
+@_message("attached")
+class Attached:
+    """The answer to Attach when it is taken: this connection is the trainer's client now."""
 
 
 @_message("refused")
 class Refused:
-    """Another client is connected; the trainer closes this connection."""
+    """The answer to Attach when another client is attached (the reason names it), when the versions
+    differ, or when the trainer is ending; the trainer closes this connection."""
 
     reason: str
 
@@ -356,9 +381,9 @@ class Exited:
     status: int = 0
 
 
-COMMANDS = (Attach, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
+COMMANDS = (Attach, Status, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
             Hints, Detail, Chart, Export, Interrupt, Quit)
-EVENTS = (Hello, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
+EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
           ChartReady, Exited)
 
 

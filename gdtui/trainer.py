@@ -1,4 +1,4 @@
-"""``python -m gdtui.trainer SCENARIO --socket PATH [session flags] [-- ARGS]``: the trainer process.
+"""``python -m gdtui.trainer SCENARIO [--socket PATH] [session flags] [-- ARGS]``: the trainer process.
 
 The trainer loads a scenario's Session in its main thread (so the user's code has ``__main__``,
 signals and KeyboardInterrupt where it expects them) and serves one Unix socket speaking
@@ -16,6 +16,11 @@ Threads:
 * the output reader drains the pseudo-terminal. The main thread writes a private escape
   sequence into it at each step's start, so the reader knows exactly where each step's output
   begins, whichever thread or process wrote it.
+
+A client that goes away, and SIGHUP (the terminal or SSH session that started a --listen trainer
+went away), pause a run; the trainer waits for the next client. With no client for
+--detach-timeout minutes (default 30; --listen: forever) it ends. SIGTERM, and a SIGINT that no
+client's interrupt asked for, end it. Each ending removes its socket.
 
 What each step runs is still a loop of its own here (``_steps``): it moves onto
 gdtui.engine.runner when that lands.
@@ -54,6 +59,8 @@ TAIL_LINES = 500
 LONG_LINE = 1 << 16
 #: Frames a run sends, at most, a second.
 RUN_FRAMES_PER_S = 20
+#: A trainer with no client for this many minutes ends (--detach-timeout; --listen: never).
+DETACH_TIMEOUT_MIN = 30.0
 
 
 class SocketInUse(Exception):
@@ -208,6 +215,17 @@ class Trainer:
         self.stop = threading.Event()  # Pause, or the client went away: a run ends after its step
         self._client: socket.socket | None = None
         self._client_name = ""
+        self._client_since = 0.0  # when it attached (time.time())
+        self.started = time.time()
+        #: Seconds with no client after which the trainer ends; 0: never.
+        self.detach_timeout_s = 60.0 * (args.detach_timeout if args.detach_timeout is not None
+                                        else (0.0 if args.listen else DETACH_TIMEOUT_MIN))
+        self._alone_since = time.monotonic()  # no client since then (meaningful while _client is None)
+        self._alone_wall = self.started
+        self._ending = False  # alone too long: the trainer ends, no client attaches any more
+        self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
+        #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
+        self.console: int | None = None
         self._send_lock = threading.Lock()
         self.attached = threading.Event()
         self._attaches = 0  # connections attached so far
@@ -234,6 +252,7 @@ class Trainer:
     def _drop(self, client: socket.socket) -> None:
         if self._client is client:
             self._client = None
+            self._alone_since, self._alone_wall = time.monotonic(), time.time()
             self.stop.set()  # a run pauses: the trainer waits for the next client
         try:
             client.shutdown(socket.SHUT_RDWR)
@@ -251,18 +270,24 @@ class Trainer:
                 return
             threading.Thread(target=self._serve, args=(conn,), name="gdtui-client", daemon=True).start()
 
+    def _hello(self) -> p.Hello:
+        """The hello of a new connection, which is also the trainer's status."""
+        session, attached = self.session, self._client is not None  # read without the lock: a stuck send holds it
+        client = self._client_description() if attached else None
+        alone = None if attached else self._alone_wall
+        return p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), self.args.scenario,
+                       session.step_count if session is not None else 0, started=self.started, client=client,
+                       alone_since=alone, detach_timeout_s=self.detach_timeout_s or None,
+                       listening=bool(self.args.listen))
+
     def _serve(self, conn: socket.socket) -> None:
-        """Greet, check the client's version, then read its commands until it goes away."""
-        step = self.session.step_count if self.session is not None else 0
-        scenario = self.args.scenario
-        if self._client is not None:  # checked again, under the lock, once it attaches
-            self._refuse(conn, self._busy_line())
-            return
+        """Greet (the hello is the status), then: a Status answer closes the connection; an Attach
+        of this version makes it the client, unless one is attached; then read its commands until
+        it goes away."""
         try:
             # With the hello, the client gets a copy of the pseudo-terminal's reading end: what the
             # output thread had no time to read before this process died (a segfault) it reads then.
-            hello = p.dumps(p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), scenario, step))
-            socket.send_fds(conn, [hello], [self.output.master])
+            socket.send_fds(conn, [p.dumps(self._hello())], [self.output.master])
             reader = p.LineReader(conn.recv)
             attach = reader.read()
         except p.VersionMismatch as exc:
@@ -271,24 +296,31 @@ class Trainer:
         except (OSError, p.ProtocolError):
             conn.close()
             return
+        if attach is None or isinstance(attach, p.Status):
+            conn.close()
+            return
         if not isinstance(attach, p.Attach):
-            self._refuse(conn, "the first message must be attach")
+            self._refuse(conn, "the first message must be attach or status")
             return
         name = f"pid {attach.pid}" + (f" ({attach.name})" if attach.name else "")
         with self.output.lock, self._send_lock:  # no output line between the tail and the live lines
-            if self._client is not None:
+            if self._ending:
+                refused = f"trainer pid {os.getpid()} is ending: it had no client for {self.detach_timeout_s / 60:g} min"
+            elif self._client is not None:
                 refused = self._busy_line()
             else:
                 refused = None
-                self._client, self._client_name = conn, name
+                self._client, self._client_name, self._client_since = conn, name, time.time()
                 self._attaches += 1
                 number = self._attaches
                 self.stop.clear()
                 try:
+                    conn.sendall(p.dumps(p.Attached()))
                     if self.output.tail:
                         conn.sendall(p.dumps(p.Output(tuple(self.output.tail))))
                 except OSError:
                     self._client = None
+                    self._alone_since, self._alone_wall = time.monotonic(), time.time()
                     conn.close()
                     return
         if refused:
@@ -305,6 +337,7 @@ class Trainer:
                     self.stop.set()
                 elif isinstance(command, p.Interrupt):
                     if self.busy:
+                        self._interrupt_asked = True
                         os.kill(os.getpid(), signal.SIGINT)
                 else:
                     if isinstance(command, p.Quit):
@@ -315,9 +348,15 @@ class Trainer:
         with self._send_lock:
             self._drop(conn)
 
+    def _client_description(self) -> str:
+        from gdtui.client import ago
+
+        since = time.strftime("%H:%M:%S", time.localtime(self._client_since))
+        return f"{self._client_name}, attached at {since} ({ago(time.time() - self._client_since)} ago)"
+
     def _busy_line(self) -> str:
-        return (f"trainer pid {os.getpid()} ({self.args.scenario}) already has a client: {self._client_name}; "
-                "detach it first")
+        return (f"trainer pid {os.getpid()} ({self.args.scenario}) already has a client: "
+                f"{self._client_description()}; detach it first")
 
     def _refuse(self, conn: socket.socket, reason: str) -> None:
         try:
@@ -330,12 +369,34 @@ class Trainer:
 
     def main(self) -> int:
         signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_end_signal)
+        signal.signal(signal.SIGHUP, self._on_sighup)
         threading.Thread(target=self.accept, name="gdtui-accept", daemon=True).start()
+        try:
+            return self._main()
+        except _Ending as ending:
+            for signum in (signal.SIGINT, signal.SIGTERM):  # a second one does not cut the ending short
+                signal.signal(signum, signal.SIG_IGN)
+            self.output.sync()
+            self.send(p.Exited(ending.status))
+            self.say(f"gdtui: the trainer at {self.path} ended ({signal.Signals(ending.signum).name})")
+            return ending.status
+
+    def _main(self) -> int:
+        poll = None if not self.detach_timeout_s else min(1.0, self.detach_timeout_s / 4)
         if self.args.wait:
-            self.attached.wait()
+            while not self.attached.wait(poll):
+                if self._alone_too_long():
+                    return 0
         self._run_command(self._load)
         while True:
-            command = self.commands.get()
+            try:
+                command = self.commands.get(timeout=poll)
+            except queue.Empty:
+                if self._alone_too_long():
+                    self.say(f"gdtui: no client for {self.detach_timeout_s / 60:g} min: the trainer at {self.path} ends")
+                    return 0
+                continue
             if isinstance(command, p.Quit):
                 self.output.sync()
                 self.send(p.Exited(0))
@@ -347,9 +408,37 @@ class Trainer:
             self._run_command(lambda command=command: self._do(command))
             self.output.sync()
 
+    def _alone_too_long(self) -> bool:
+        """No client for detach_timeout_s: from now on none attaches, and the trainer ends."""
+        with self._send_lock:
+            if self._client is None and self.detach_timeout_s and \
+                    time.monotonic() - self._alone_since >= self.detach_timeout_s:
+                self._ending = True
+        return self._ending
+
+    def say(self, line: str) -> None:
+        """One line on the terminal a --listen trainer was started in, while it is there."""
+        if self.console is not None:
+            try:
+                os.write(self.console, line.encode("utf-8", "replace") + b"\n")
+            except OSError:  # the terminal hung up
+                pass
+
     def _on_sigint(self, signum, frame) -> None:
-        if self.busy:
-            raise KeyboardInterrupt
+        if self._interrupt_asked:  # a client's interrupt: only a command in progress stops
+            self._interrupt_asked = False
+            if self.busy:
+                raise KeyboardInterrupt
+            return
+        raise _Ending(signum)  # Ctrl-C at a --listen trainer's terminal, or kill -INT
+
+    def _on_end_signal(self, signum, frame) -> None:
+        raise _Ending(signum)
+
+    def _on_sighup(self, signum, frame) -> None:
+        """The terminal or SSH session went away: a run pauses after its step, and the trainer
+        waits for a client. (A thread sets the event: the main thread may hold its lock now.)"""
+        threading.Thread(target=self.stop.set, name="gdtui-hangup", daemon=True).start()
 
     def _run_command(self, fn) -> None:
         self.busy = True
@@ -403,6 +492,7 @@ class Trainer:
                 self.send(p.Error(f"{exc} (the previous session is kept)", "reset"))
             else:
                 self.send(p.LoadFailed(self.load_error))
+                self.say(f"{exc} (a client's reset loads it again)")
             return
         self.load_error = None
         self._describe()
@@ -603,6 +693,16 @@ class Trainer:
 DETAIL_LIST_MAX = 100
 
 
+class _Ending(BaseException):
+    """SIGTERM, or a SIGINT that no client asked for: the trainer ends (its socket is removed).
+    A BaseException, so that the user's ``except Exception`` does not keep it from ending."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.status = 128 + signum
+
+
 @dataclass(frozen=True)
 class _Attached:
     """Queued by a connection's thread: the ``number``th client attached; the main thread sends it
@@ -635,13 +735,17 @@ def session_options(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gdtui.cli import _count, _learning_rate, _megabytes, _Parser, _seed
+    from gdtui.cli import _count, _learning_rate, _megabytes, _minutes, _Parser, _seed
 
     parser = _Parser(prog="python -m gdtui.trainer",
                      description="Serve one scenario's step-debugger session on a Unix socket (gdtui's trainer process).")
     parser.add_argument("scenario", help="the scenario file; arguments after -- are its own")
     parser.add_argument("--socket", metavar="PATH", help="the socket to serve (default: one in gdtui's socket folder)")
     parser.add_argument("--wait", action="store_true", help="load the scenario once the first client attaches")
+    parser.add_argument("--listen", action="store_true",
+                        help="gdtui --listen: say where it listens on this terminal; wait for clients forever")
+    parser.add_argument("--detach-timeout", type=_minutes, metavar="MINUTES",
+                        help=f"end after MINUTES with no client (default {DETACH_TIMEOUT_MIN:g}; --listen: 0, forever)")
     parser.add_argument("--mode", choices=["manual", "optim"])
     parser.add_argument("--grad-source", choices=["autograd", "grad_fn"])
     parser.add_argument("--seed", type=_seed, default=0)
@@ -662,6 +766,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     args = build_parser().parse_args(argv[:cut])
     args.scenario_args = argv[cut + 1 :]
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve ``args.socket`` (default: a new socket in gdtui's socket folder) until Quit, a signal
+    that ends it, or the detach timeout; the socket is removed at the end. ``args`` holds the
+    trainer parser's values (gdtui --listen passes its own, which has the same names)."""
     try:
         path = args.socket or os.path.join(p.socket_dir(), f"{Path(args.scenario).stem}-{os.getpid()}.sock")
         server = bind_socket(path)
@@ -671,8 +782,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"gdtui trainer: {path}: cannot serve a socket there ({exc.strerror})", file=sys.stderr)
         return 2
+    console = None
     try:
+        if args.listen:
+            console = os.dup(1)  # fds 1 and 2 become the pseudo-terminal; this terminal gets a few lines
+            sys.stdout.flush()
+            os.write(console, (f"gdtui: {args.scenario} listens on {path} (pid {os.getpid()}); "
+                               f"connect with: gdtui --connect {path}\n").encode("utf-8", "replace"))
         trainer = Trainer(args, server, path)
+        trainer.console = console
         return trainer.main()
     finally:
         server.close()
@@ -681,6 +799,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.unlink(path)
         except OSError:
             pass
+        if console is not None:
+            os.close(console)
 
 
 if __name__ == "__main__":
