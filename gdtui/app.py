@@ -1,14 +1,17 @@
 """The step-debugger: the App, its layout, actions and the messages it shows.
 
-The scenario is opened, and the session only ever stepped, in a thread worker
-(the jobs are in gdtui.jobs), so the first frame comes before the scenario's
-code runs and a scenario that fails to load leaves the app open to say why and
-to load it again. The screen gets frozen records through messages
-(gdtui.messages) and does no numeric work, diagnostics included. One job runs at a time,
-guarded by the ``busy`` reactive and ``check_action``; a step key pressed
-while a job runs is counted (``pending``) and those steps run next. The
-control and view keys (mode, lr, chart view, detail, help) are in
-gdtui.control_keys, the diagnostics keys (k z h G M o e) in gdtui.diagnostics_keys.
+The app talks to the engine through one trainer port (gdtui.port): it sends the
+port gdtui.protocol's commands and shows the frozen records that the port's
+messages (gdtui.messages) carry. It never holds a Session and does no numeric
+work, diagnostics included. Today's port, gdtui.jobs.InProcessPort, steps the
+session in a thread worker, so the first frame comes before the scenario's code
+runs and a scenario that fails to load leaves the app open to say why and to
+load it again. One command runs at a time, guarded by the ``busy`` reactive and
+``check_action``; a step key pressed while one runs is counted (``pending``) and
+those steps run next. Each queued command ends with CommandDone, the one place
+where ``busy`` clears. The control and view keys (mode, lr, chart view, detail,
+help) are in gdtui.control_keys, the diagnostics keys (k z h G M o e) in
+gdtui.diagnostics_keys.
 """
 
 from __future__ import annotations
@@ -21,24 +24,23 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from textual import events, work
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Footer
 
+from gdtui import protocol as p
 from gdtui.control_keys import ControlKeys
 from gdtui.diagnostics_keys import DiagnosticsKeys
-from gdtui.engine.charts import ChartFrame
-from gdtui.engine.conditions import ConditionError
+from gdtui.engine.chart_records import ChartFrame
 from gdtui.engine.records import SessionState
-from gdtui.engine.session import Session
-from gdtui.engine.trace import TraceWriter
-from gdtui.jobs import SessionJobs, TraceLog, failure_line, open_session
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
-from gdtui.messages import ChartReady, DetailData, OpenFailed, SessionOpened, SessionUpdate
+from gdtui.messages import ChartReady, CommandDone, CommandFailed, DetailData, Frame, LoadFailed, Opened, RunProgress
+from gdtui.port import TrainerPort
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen
 from gdtui.widgets.error_panel import ErrorPanel
@@ -47,8 +49,13 @@ from gdtui.widgets.loop_panel import LoopPanel
 from gdtui.widgets.param_table import ParamTable
 from gdtui.widgets.status_line import StatusLine
 
+if TYPE_CHECKING:
+    from gdtui.engine.session import Session
+    from gdtui.engine.trace import TraceWriter
+
 WIDE = 160  # columns from which the table shows full summaries
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
+MIN_CHART_WIDTH = 20  # the width asked of the port before the chart has one
 
 
 class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
@@ -62,25 +69,26 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     busy: reactive[bool] = reactive(False, repaint=False)  # a change repaints nothing by itself
     running: reactive[bool] = reactive(False, repaint=False)
 
-    def __init__(self, load: Callable[[], tuple[Session, str | None]], *, name: str,
-                 trace: TraceWriter | None = None, seed: int = 0, max_values: int = 4096) -> None:
-        """``load`` opens the session (in the worker) and says what of the set-up it could not apply."""
+    def __init__(self, port: TrainerPort, *, name: str) -> None:
+        """``port`` runs the scenario named ``name`` (see gdtui.port); the app starts it once its first frame is up."""
         super().__init__()
-        self._load = load
+        self.port = port
+        port.bind(self)
         self.scenario_path = name
-        self.session: Session | None = None  # until the worker has opened the scenario
-        self.jobs: SessionJobs | None = None
         self.views: tuple[str, ...] = ("loss",)
-        self.state: SessionState | None = None
+        self.state: SessionState | None = None  # until the port has opened the scenario
         self.opened = asyncio.Event()  # set once the first open has succeeded or failed
-        self.trace = TraceLog(trace, seed, max_values)
         self.error: str | None = None
         self.notice: str | None = None
-        self.pending = 0  # step presses waiting for the job in progress
+        self.pending = 0  # step presses waiting for the command in progress
         self.activity: str | None = None  # the slow job in progress, for the status line
+        self.chart_view = "loss"
+        self.chart_width = 0  # what the port was last told (Chart); 0: nothing yet
         self.export_path = DEFAULT_PATH
         #: Where gdtui started: an export path is relative to it, even after the scenario's os.chdir.
         self.start_dir = os.getcwd()
+        self._inflight = 0  # queued commands sent to the port whose CommandDone has not come
+        self._cancelling = False  # escape was pressed during a gradient check
         self._dim_timer = None
         self._enabled: tuple[bool | None, ...] = ()
         #: Quit was asked for: the keys queued behind it do nothing (see check_action).
@@ -119,22 +127,33 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
                     asyncio.get_running_loop().add_signal_handler(sig, self._leave)
 
     def _open(self) -> None:
-        """Open the scenario in the worker; the status line says so meanwhile."""
+        """Open the scenario through the port; the status line says so meanwhile."""
         self.busy = True
         self.activity = f"opening {self.scenario_path}…"
         self._show_status()
-        self.call_after_refresh(self._open_job)  # the frame that says so first
+        self.call_after_refresh(self._start)  # the frame that says so first
 
-    @work(thread=True, group="session", exit_on_error=False)
-    def _open_job(self) -> None:
-        open_session(self._load, self.trace, self.post_message)
+    def _start(self) -> None:
+        self._inflight += 1
+        self.port.start()
 
-    def on_session_opened(self, message: SessionOpened) -> None:
-        self.session, self.jobs, self.views, self.state = message.session, message.jobs, message.views, message.state
-        self.activity = self.error = None
+    def _send(self, command: object) -> None:
+        """A command the port queues: busy until its CommandDone."""
+        self.busy = True
+        self.error = None  # the panel keeps the last one until this command's Frame
+        self._inflight += 1
+        self.port.send(command)
+
+    def on_opened(self, message: Opened) -> None:
+        self.views, self.state = message.views, message.state
+        if self.chart_view not in self.views:
+            self.chart_view = "loss"  # the port draws the loss too
+        self.activity = None
+        if message.reset:
+            return  # the reset's Frame follows, with the chart
+        self.error = None
         self._apply_width()
         self._show_state(self.state)
-        self.trace.start(self.state)
         if message.warning:
             self.error_panel.show_error(message.warning, label="not set", advice="")
         # torch, textual and the scenario leave a few hundred thousand long-lived objects;
@@ -142,32 +161,25 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         # out of the key-to-screen path.
         self.call_after_refresh(gc.freeze)
         self.opened.set()
-        if self.pending:
-            self._idle()  # the steps pressed while it opened run now; their update brings the chart
-        else:
-            self._job("chart")  # still busy: the keys come alive once the chart is there
+        if not self.pending:
+            # still busy: the keys come alive once the chart is there; queued steps bring it themselves
+            self._request_chart()
 
-    def on_open_failed(self, message: OpenFailed) -> None:
+    def on_load_failed(self, message: LoadFailed) -> None:
         self.error, self.activity, self.pending = message.error, None, 0
         self._show_status()
         self.error_panel.show_error(message.error, advice="fix the file, then r loads it again; q quits")
         self.opened.set()
-        self.busy = False
 
     def _leave(self) -> None:
         """End the trace and exit: status 2 when the scenario never opened, as headless gives."""
         self.leaving = True
-        self._end()
-        self.exit(return_code=2 if self.session is None and self.error else 0)
-
-    def _end(self) -> None:
-        """Stop a run and end the trace (with the load error if the scenario never opened)."""
-        if self.jobs is not None:
-            self.jobs.stop.set()
-        self.trace.end(self.session, self.error)
+        self.port.send(p.Quit())
+        self.exit(return_code=2 if self.state is None and self.error else 0)
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_width(event.size.width)  # self.size may still be the old one here
+        self.call_after_refresh(self._sync_chart_width)  # the chart's new size, once laid out
 
     def _apply_width(self, width: int | None = None) -> None:
         table = self.table
@@ -177,8 +189,14 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
             self.screen.set_class(wide, "-wide")
             if self.state is not None:
                 self._show_state(self.state)
-        if self.jobs is not None:
-            self.jobs.chart_width = max(self.chart.size.width, 20)
+
+    def _sync_chart_width(self) -> None:
+        """Tell the port the chart's width when it changed: the loss is drawn to it."""
+        if self.state is not None and self.chart_width and self._chart_size() != self.chart_width:
+            self._request_chart()
+
+    def _chart_size(self) -> int:
+        return max(self.chart.size.width, MIN_CHART_WIDTH)
 
     # --- what may run now ----------------------------------------------------------------
 
@@ -238,95 +256,97 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
 
     # --- actions -----------------------------------------------------------------------
 
-    def _begin(self, job: str, *args: object) -> None:
-        self.busy = True
-        self.activity = ACTIVITY.get(job)
+    def _begin(self, command: object, action: str | None = None) -> None:
+        """Send a queued command; ``action`` names the key's action when the status line says what runs."""
+        self.activity = ACTIVITY.get(action) if action else None
         if self.activity:
             self._show_status()
-        self._job(job, *args)
+        self._send(command)
 
-    def _idle(self) -> None:
-        """A job ended: the queued steps run next, else the keys it held back act again."""
+    def on_command_done(self, message: CommandDone) -> None:
+        """The one place a command's end is handled: when none is left, the queued steps run
+        next, else the keys it held back act again."""
+        self._inflight = max(self._inflight - 1, 0)
+        if isinstance(message.command, p.Run):
+            self.running = False
+        if self._inflight:
+            return
+        self._cancelling = False
         if self.activity:
             self.activity = None
             self._show_status()
-        if self.pending:
+        if self.pending and self.state is not None:
             n, self.pending = self.pending, 0
-            self._job("steps", n)
+            self._send(p.Step(n))
         else:
+            self.pending = 0
             self.busy = False
+        self._refresh_keys()
 
     def action_step(self) -> None:
         if self.running:
-            self.jobs.stop.set()
+            self.port.send(p.Pause())
         elif self.busy:
             self.pending += 1
             self._show_status()
         else:
-            self._begin("steps", 1)
+            self._begin(p.Step(1))
 
     def action_phase(self) -> None:
-        self._begin("phase")
+        self._begin(p.Phase())
 
     def action_rewind(self) -> None:
-        self._begin("rewind")
+        self._begin(p.Rewind(1))
 
     def action_reset(self) -> None:
-        if self.session is None:
+        if self.state is None:
             self.error_panel.clear()
             self._open()
         else:
-            self._begin("reset")
+            self._begin(p.Reset())
 
     def action_run(self) -> None:
         if self.running:
-            self.jobs.stop.set()
+            self.port.send(p.Pause())
         elif not self.busy:
-            self.jobs.stop.clear()
             self.running = True
-            self._begin("run")
+            self._begin(p.Run())
 
     async def action_quit(self) -> None:
         self._leave()
 
     def _request_chart(self) -> None:
-        if not self.busy:
-            self._begin("chart")
-        # while a run is going, the worker picks the new view up with its next post
+        """Ask for the chart of the current view at the chart's width; a run in progress draws
+        its next frame with them."""
+        self.chart_width = self._chart_size()
+        self._send(p.Chart(self.chart_view, self.chart_width))
 
-    # --- the worker ----------------------------------------------------------------------
+    # --- messages from the port ----------------------------------------------------------
 
-    @work(thread=True, group="session", exit_on_error=False)
-    def _job(self, job: str, *args: object) -> None:
-        try:
-            getattr(self.jobs, job)(*args)
-        except BaseException as exc:  # noqa: BLE001 - whatever ended the job, the panel shows it and the keys come back
-            # (an exception the job let through would otherwise end the worker with no final
-            # message, and leave the app busy, at "step running…", for good)
-            self.post_message(SessionUpdate(self.session.state(), error=failure_line(exc)))
+    def on_run_progress(self, message: RunProgress) -> None:
+        self.error = self.notice = None
+        self.state = message.state
+        self._show_state(message.state, steps_per_s=message.steps_per_s)
+        if message.chart is not None:
+            self.call_after_refresh(self._show_chart, message.chart)
 
-    # --- messages from the worker --------------------------------------------------------
+    def on_command_failed(self, message: CommandFailed) -> None:
+        self.error = message.error
+        self.pending = 0  # the queued steps are dropped
+        self.error_panel.show_error(message.error)
 
-    def on_session_update(self, message: SessionUpdate) -> None:
-        if message.final:
-            self.running = False
-            self.jobs.stop.clear()
-            if message.error or message.notice:
-                self.pending = 0  # an error, a NaN or nothing to rewind: the queued steps are dropped
-            self._idle()
-        if message.views is not None:
-            self.views = message.views
-            if self.jobs.chart_view not in self.views:
-                self.jobs.chart_view = "loss"
-        self.error, self.notice = message.error, message.notice
+    def on_frame(self, message: Frame) -> None:
+        self.notice = message.notice
+        if message.notice:
+            self.pending = 0  # a NaN, a breakpoint or nothing to rewind: the queued steps are dropped
         self.state = message.state
         self._show_state(message.state, steps_per_s=message.steps_per_s)
         panel = self.error_panel
-        if message.error:
-            panel.show_error(message.error)
+        if self.error:
+            pass  # this command's error (CommandFailed) stays up
         elif message.notice:
             panel.show_notice(message.notice)
-        elif message.final:
+        else:
             panel.clear()
         if message.chart is not None:
             # the table and status paint in this frame; the slower plotext chart follows
@@ -334,33 +354,30 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self._refresh_keys()
 
     def on_chart_ready(self, message: ChartReady) -> None:
-        self._idle()
         self.call_after_refresh(self._show_chart, message.frame)
 
     def on_detail_data(self, message: DetailData) -> None:
-        self._idle()
         self.push_screen(DetailScreen(message))
 
     def _show_chart(self, frame: ChartFrame) -> None:
         self.chart.show(frame)
-        self.jobs.chart_width = max(self.chart.size.width, 20)
+        self._sync_chart_width()
 
     def _show_status(self, steps_per_s: float | None = None) -> None:
         activity = " · ".join(a for a in (self.activity, f"+{self.pending} queued" if self.pending else None) if a)
-        if self.session is None:
+        if self.state is None:
             self.status_line.show_opening(activity or f"could not open {self.scenario_path}")
             return
-        self.status_line.show(self.state, loader=self.session.scenario.batches is not None, running=self.running,
+        self.status_line.show(self.state, loader=self.state.loader, running=self.running,
                               steps_per_s=steps_per_s, activity=activity or None)
 
     def _show_state(self, state: SessionState, steps_per_s: float | None = None) -> None:
-        sc = self.session.scenario
         self._show_status(steps_per_s)  # from self.state, which every caller has just set to state
         self.table.show(state)
-        self.loop_panel.show(state, objective=sc.objective is not None, loader=sc.batches is not None)
+        self.loop_panel.show(state, objective=state.objective, loader=state.loader)
 
     def on_unmount(self) -> None:
-        self._end()
+        self.port.send(p.Quit())
 
 
 class _ExecutorThatDoesNotWait(ThreadPoolExecutor):
@@ -385,7 +402,7 @@ def make_app(
     trace_max_elements: int | None = None,
     **session_options: object,
 ) -> GdtuiApp:
-    """Build the app; it opens the scenario in its worker once its first frame is up.
+    """Build the app on an in-process port; it opens the scenario in its worker once its first frame is up.
 
     A scenario that does not load leaves the app open with the one-line error,
     and ``r`` loads it again. ``setup`` is applied to each new session (the
@@ -394,16 +411,11 @@ def make_app(
     as they are, so the CLI can pass new engine options. ``trace_max_elements``
     (default: ``max_values``) is the trace's own limit, the export log's too.
     """
+    # The one place the screen's side reaches the engine: the in-process port, until a port
+    # that talks to a trainer process replaces it (its import brings torch).
+    from gdtui.jobs import in_process_port
 
-    def load() -> tuple[Session, str | None]:
-        session = Session(path, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
-                          mode=mode, lr=lr, grad_source=grad_source, **session_options)
-        try:
-            if setup is not None:
-                setup(session)
-        except ConditionError as exc:
-            return session, f"{exc}; k sets breakpoints"
-        return session, None
-
-    traced = max_values if trace_max_elements is None else trace_max_elements
-    return GdtuiApp(load, name=str(path), trace=trace, seed=seed, max_values=traced)
+    port = in_process_port(path, trace=trace, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
+                           mode=mode, lr=lr, grad_source=grad_source, setup=setup,
+                           trace_max_elements=trace_max_elements, **session_options)
+    return GdtuiApp(port, name=str(path))

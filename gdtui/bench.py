@@ -137,7 +137,7 @@ def prepare_headless(path: Path, device: str, history_mb: float) -> Run:
 def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
     """``run(n)``: the run worker of the step-debugger, posting to nowhere (activations watched, as in
     the app, and every step written to a temporary trace, as the app's export log is): the same
-    gdtui.engine.runner.Run, schedule and stop conditions as SessionJobs.run."""
+    gdtui.engine.runner.Run, schedule and stop conditions as SessionJobs.run (the in-process port)."""
     import atexit
 
     from gdtui.engine.charts import CHART_WIDTH, loss_series

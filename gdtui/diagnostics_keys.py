@@ -1,15 +1,16 @@
 """The keys beyond stepping: breakpoints (k), skip zero_grad (z), hints (h), gradient check (G),
 manual vs optimizer (M), optimizer state (o) and export (e).
 
-A mixin of :class:`gdtui.app.GdtuiApp`: the actions start the worker's jobs
-(gdtui.jobs) or open a screen, and the handlers show the frozen results the
-jobs send back. Nothing here computes a number.
+A mixin of :class:`gdtui.app.GdtuiApp`: the actions send the port its commands
+(gdtui.port) or open a screen, and the handlers show the frozen results the
+port sends back. Nothing here computes a number or reads a Session.
 """
 
 from __future__ import annotations
 
 import os
 
+from gdtui import protocol as p
 from gdtui.keys import BINDINGS
 from gdtui.messages import CheckProgress, DiagnosticReport, ExportDone
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
@@ -18,14 +19,16 @@ from gdtui.widgets.report_screen import ReportScreen
 
 
 class DiagnosticsKeys:
-    """Needs the app's session, state, busy, export_path, start_dir, error_panel, _begin, _idle and _controls_changed."""
+    """Needs the app's port, state, busy, activity, export_path, start_dir, error_panel and _begin."""
 
     def action_breakpoints(self) -> None:
-        self.push_screen(BreakpointScreen(self.session), lambda _: self._controls_changed())
+        def apply(conditions: tuple[str, ...]) -> None:
+            self.port.send(p.SetControls(conditions=conditions))
+
+        self.push_screen(BreakpointScreen(self.state, apply))
 
     def action_zero_grad(self) -> None:
-        self.session.skip_zero_grad = not self.session.skip_zero_grad
-        self._controls_changed()
+        self.port.send(p.SetControls(skip_zero_grad=not self.state.skip_zero_grad))
 
     def action_hints(self) -> None:
         s = self.state
@@ -34,40 +37,40 @@ class DiagnosticsKeys:
         self.push_screen(ReportScreen(f"health hints after step {s.step} (h)", tuple(lines), heading=False))
 
     def action_gradcheck(self) -> None:
-        self._begin("gradcheck")
+        self._begin(p.GradientCheck(), "gradcheck")
 
     def action_compare(self) -> None:
-        self._begin("compare")
+        self._begin(p.Compare(), "compare")
 
     def action_optimizer_state(self) -> None:
-        self._begin("optimizer_state")
+        self._begin(p.OptimizerState(), "optimizer_state")
 
     def action_export(self) -> None:
         def done(path: str | None) -> None:
             if path is not None and not self.busy:
                 self.export_path = path
-                self._begin("export", os.path.join(self.start_dir, os.path.expanduser(path)))
+                self._begin(p.Export(os.path.join(self.start_dir, os.path.expanduser(path))), "export")
 
-        kept = [(self.session.file, "the open scenario"), (self.trace.path, "the trace log being written")]
+        kept = [(self.state.file, "the open scenario"), (self.port.trace_path, "the trace log being written")]
         self.push_screen(ExportPrompt(self.export_path, start_dir=self.start_dir, kept=kept), done)
 
     # --- what the jobs send back ---------------------------------------------------------
 
     def key_escape(self) -> None:
         """Cancel a gradient check in progress (escape reaches the app when no screen takes it)."""
-        if self.busy and self.jobs is not None and self.activity and self.activity.startswith("gradient check"):
-            self.jobs.cancel.set()
+        if self.busy and self.state is not None and self.activity and self.activity.startswith("gradient check"):
+            self._cancelling = True
+            self.port.send(p.Interrupt())
             self.activity = "gradient check: cancelling…"
             self._show_status()
 
     def on_check_progress(self, message: CheckProgress) -> None:
-        if self.busy and self.activity and self.activity.startswith("gradient check") and not self.jobs.cancel.is_set():
+        if self.busy and self.activity and self.activity.startswith("gradient check") and not self._cancelling:
             self.activity = (f"gradient check: tensor {message.k} of {message.n} ({message.name}) · "
                              "esc cancels · space queues steps, other keys wait")
             self._show_status()
 
     def on_diagnostic_report(self, message: DiagnosticReport) -> None:
-        self._idle()
         if message.cancelled:
             self.error_panel.show_notice("gradient check cancelled; the session is as it was", label="cancelled")
             return
@@ -76,7 +79,6 @@ class DiagnosticsKeys:
                                       verdicts=message.kind == "gradcheck"))
 
     def on_export_done(self, message: ExportDone) -> None:
-        self._idle()
         if message.ok:
             self.error_panel.show_notice(message.text, label="exported")
         else:

@@ -1,23 +1,31 @@
-"""What the step-debugger's worker thread does: step the session, build the records, post them.
+"""The in-process trainer port: the engine stepped in a thread worker of the app.
 
-:class:`SessionJobs` runs in the app's thread worker, one job at a time (the app
-guards that with its ``busy`` reactive). Every job ends by posting a final
-message; a run posts the frames of gdtui.engine.runner.Run, paced by gdtui.engine.pacing.FramePacer.
-Nothing here touches a widget: the screen only ever sees frozen records.
+:class:`InProcessPort` is the app's port (see gdtui.port) until a port that talks to a
+trainer process replaces it: it takes gdtui.protocol's commands, runs the queued ones
+one at a time in a thread worker, and posts gdtui.messages back. It is the only module
+of the screen's side that imports the engine's tensor code and holds a Session.
+
+:class:`SessionJobs` is what one command does to the session: step it, build the
+records, post them. A run posts the frames of gdtui.engine.runner.Run, paced by
+gdtui.engine.pacing.FramePacer. Nothing here touches a widget: the screen only ever
+sees frozen records.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from textual.message import Message
 
+from gdtui import protocol as p
 from gdtui.engine import charts
 from gdtui.engine.compare import compare_updates
+from gdtui.engine.conditions import ConditionError
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.export import ExportError, export_trace
 from gdtui.engine.gradcheck import CheckCancelled, gradient_check
@@ -25,10 +33,26 @@ from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState, StepRecord
-from gdtui.engine.runner import Frame, Run, Stopped
+from gdtui.engine.runner import Frame as RunFrame
+from gdtui.engine.runner import Run, Stopped
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
-from gdtui.messages import ChartReady, CheckProgress, DetailData, DiagnosticReport, ExportDone, OpenFailed, SessionOpened, SessionUpdate
+from gdtui.messages import (
+    ChartReady,
+    CheckProgress,
+    CommandDone,
+    CommandFailed,
+    ControlsChanged,
+    ControlsRefused,
+    DetailData,
+    DiagnosticReport,
+    ExportDone,
+    Frame,
+    LoadFailed,
+    Opened,
+    RunProgress,
+)
+from gdtui.port import ScaleLr
 
 #: The detail view lists up to this many values; a larger tensor gets histograms.
 DETAIL_LIST_MAX = 100
@@ -131,24 +155,12 @@ def failure_line(exc: BaseException) -> str:
     return f"gdtui: {type(exc).__name__}: {exc}"
 
 
-def open_session(load: Callable[[], tuple[Session, str | None]], trace: TraceLog, post: Callable[[Message], object]) -> None:
-    """Open the scenario: post SessionOpened (the session, its jobs, views and state, and the
-    set-up ``load`` could not apply), or OpenFailed with the one-line error."""
-    try:
-        session, warning = load()
-    except ScenarioError as exc:
-        post(OpenFailed(str(exc)))
-        return
-    except BaseException as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
-        post(OpenFailed(failure_line(exc)))
-        return
-    jobs = SessionJobs(session, trace, post)
-    views, state = jobs.describe()
-    post(SessionOpened(session, jobs, views, state, warning))
-
-
 class SessionJobs:
-    """The jobs the keys start; ``post`` sends a message to the app (thread-safe)."""
+    """What each command does to the session; ``post`` sends a message to the app (thread-safe).
+
+    One job at a time (InProcessPort queues them); ``stop``, ``cancel`` and the chart's view
+    and width are set by the port's commands that act at once (Pause, Interrupt, Chart).
+    """
 
     def __init__(self, session: Session, trace: TraceLog, post: Callable[[Message], object]):
         self.session = session
@@ -156,9 +168,10 @@ class SessionJobs:
         self.post = post
         self.stop = threading.Event()
         self.cancel = threading.Event()  # set by escape during a gradient check
-        self.chart_view = "loss"  # set by the app; a run picks a change up with its next post
-        self.chart_width = charts.CHART_WIDTH  # set by the app to the chart's width
+        self.chart_view = "loss"  # set by the Chart command; a run picks a change up with its next post
+        self.chart_width = charts.CHART_WIDTH  # set by the Chart command to the chart's width
         self.steps_per_s: float | None = None
+        self.views: tuple[str, ...] = ("loss",)
         self._landscape: charts.LossLandscape | None = None
 
     # --- what the screen gets ---------------------------------------------------------------
@@ -173,10 +186,13 @@ class SessionJobs:
         if session.scalar_path is not None and charts.landscape_applies(sc, tensors):
             views.append("landscape")
         self._landscape = None
-        return tuple(views), session.state()
+        self.views = tuple(views)
+        return self.views, session.state()
 
     def frame(self) -> charts.ChartFrame:
         session, view = self.session, self.chart_view
+        if view not in self.views:
+            view = "loss"  # a view of the scenario before a reset
         sc, tensors = session.scenario, session.loop.tensors
         if view == "fit":
             payload = charts.model_fit(sc, tensors)
@@ -187,12 +203,21 @@ class SessionJobs:
             view, payload = "loss", charts.loss_series(session.losses, self.chart_width)
         return charts.ChartFrame(view, payload, session.step_count)
 
-    def update(self, *, final: bool = True, rebuild: bool = False, chart: bool = True, **fields) -> None:
-        views, state = self.describe() if rebuild else (None, self.session.state())
-        broken = self.trace.take_error() if final else None  # a full disk: said once, never dropped
+    def update(self, *, final: bool = True, chart: bool = True, error: str | None = None,
+               notice: str | None = None, steps_per_s: float | None = None) -> None:
+        """Post what the session is now: a run's progress (not ``final``), else the command's
+        error (CommandFailed) and then its Frame."""
+        state = self.session.state()
+        frame = self.frame() if chart else None
+        if not final:
+            self.post(RunProgress(state, frame, steps_per_s))
+            return
+        broken = self.trace.take_error()  # a full disk: said once, never dropped
         if broken:
-            fields["notice"] = "; ".join(n for n in (fields.get("notice"), broken) if n)
-        self.post(SessionUpdate(state, self.frame() if chart else None, final=final, views=views, **fields))
+            notice = "; ".join(n for n in (notice, broken) if n)
+        if error:
+            self.post(CommandFailed(error))
+        self.post(Frame(state, frame, notice=notice, steps_per_s=steps_per_s))
 
     # --- the jobs -----------------------------------------------------------------------
 
@@ -213,9 +238,9 @@ class SessionJobs:
             self.trace.step(record)
         self.update(notice=nonfinite_notice(record) or self.session.take_replay_note())
 
-    def rewind(self) -> None:
+    def rewind(self, n: int = 1) -> None:
         try:
-            undone = self.session.rewind(1)
+            undone = self.session.rewind(n)
         except StepError as exc:  # a step ran differently again: the session is back at a checkpoint
             self.trace.rewind(self.session.step_count)
             self.update(error=str(exc))
@@ -237,11 +262,18 @@ class SessionJobs:
         finally:
             gc.collect()
             gc.freeze()
-        self.trace.start(self.session.state(), reset=True)  # step numbers restart under a reset and start line
-        self.update(rebuild=True)
+        views, state = self.describe()
+        self.trace.start(state, reset=True)  # step numbers restart under a reset and start line
+        self.post(Opened(state, views, reset=True))
+        self.update()
 
     def chart(self) -> None:
         self.post(ChartReady(self.frame()))
+
+    def hints(self) -> None:
+        """The last step made whole (its hints measured in full), then the state."""
+        self.session.detail_last()
+        self.update(chart=False)
 
     def detail(self, name: str) -> None:
         state = self.session.state()
@@ -273,7 +305,7 @@ class SessionJobs:
         run = Run(self.session, limit, schedule=FramePacer(detail=self.trace.detailed), trace=self.trace,
                   conditions=limit is None, paused=self.stop.is_set)
         for event in run:
-            if type(event) is Frame:
+            if type(event) is RunFrame:
                 self.update(final=False, chart=event.chart, steps_per_s=event.steps_per_s)
                 self.steps_per_s = event.steps_per_s
         stopped = run.stopped
@@ -339,3 +371,203 @@ def nonfinite_notice(record: StepRecord | None) -> str | None:
 def break_notice(stopped: Stopped) -> str:
     """The stop conditions that held after the run's last step, by name: breakpoints (k), --break, --until."""
     return f"{', '.join(stopped.hits)} holds after step {stopped.record.step} (k edits the breakpoints)"
+
+
+class InProcessPort:
+    """The app's trainer port (gdtui.port) with the engine in the app's process.
+
+    ``load`` opens the session (in the worker) and says what of the set-up it could not apply;
+    ``trace`` is the app's trace log, which this port writes and ends. The queued commands run
+    one at a time, in order, in one thread worker of the app (group "session") that drains the
+    queue; Pause, Interrupt, SetControls, ScaleLr and Quit act at once (see gdtui.port).
+    """
+
+    def __init__(self, load: Callable[[], tuple[Session, str | None]], trace: TraceLog):
+        self._load = load
+        self.trace = trace
+        self.jobs: SessionJobs | None = None
+        self.load_error: str | None = None
+        self._queue: deque = deque()
+        self._lock = threading.Lock()
+        self._draining = False
+        self._app = None
+        self._chart = ("loss", charts.CHART_WIDTH)  # the last Chart command's view and width
+        # What each queued command does. Looked up when it runs, so a test can patch a job.
+        self._queued: dict[type, Callable[[object], None]] = {
+            p.Step: lambda c: self.jobs.steps(c.n),
+            p.Run: lambda c: self.jobs.run(c.limit),
+            p.Phase: lambda c: self.jobs.phase(),
+            p.Rewind: lambda c: self.jobs.rewind(c.n),
+            p.Reset: self._reset,
+            p.Chart: lambda c: self.jobs.chart(),
+            p.Detail: lambda c: self.jobs.detail(c.name),
+            p.Hints: lambda c: self.jobs.hints(),
+            p.GradientCheck: lambda c: self.jobs.gradcheck(),
+            p.Compare: lambda c: self.jobs.compare(),
+            p.OptimizerState: lambda c: self.jobs.optimizer_state(),
+            p.Export: lambda c: self.jobs.export(c.path),
+        }
+        self._at_once: dict[type, Callable[[object], None]] = {
+            p.Pause: self._pause,
+            p.Interrupt: self._interrupt,
+            p.SetControls: self._set_controls,
+            ScaleLr: self._set_controls,
+            p.Quit: lambda c: self.close(),
+        }
+
+    @property
+    def session(self) -> Session | None:
+        """The session this port steps, for tests that compare it with a plain loop; the app never reads it."""
+        return self.jobs.session if self.jobs is not None else None
+
+    @property
+    def trace_path(self) -> str | None:
+        return str(self.trace.path) if self.trace.path is not None else None
+
+    def bind(self, app) -> None:
+        """The app this port posts to and runs its worker in."""
+        self._app = app
+
+    def _post(self, message: Message) -> None:
+        self._app.post_message(message)
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.send(p.Reset())
+
+    def send(self, command: object) -> None:
+        at_once = self._at_once.get(type(command))
+        if at_once is not None:
+            at_once(command)
+            return
+        if type(command) not in self._queued:
+            raise TypeError(f"{type(command).__name__} is not a command of the trainer port")
+        if isinstance(command, p.Chart):
+            # the view and width apply at once: a run in progress draws its next frame with them
+            self._chart = (command.view, max(2, int(command.width)))
+            if self.jobs is not None:
+                self.jobs.chart_view, self.jobs.chart_width = self._chart
+        elif isinstance(command, (p.Step, p.Run)) and self.jobs is not None:
+            self.jobs.stop.clear()  # a pause pressed from now on stops this one
+        with self._lock:
+            self._queue.append(command)
+            if self._draining:
+                return
+            self._draining = True
+        self._app.run_worker(self._drain, thread=True, group="session", exit_on_error=False)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._draining = False
+                    return
+                command = self._queue.popleft()
+            try:
+                if self.jobs is None and not isinstance(command, p.Reset):
+                    self._post(CommandFailed(f"the scenario did not load: {self.load_error}; r loads it again"))
+                else:
+                    self._queued[type(command)](command)
+            except BaseException as exc:  # noqa: BLE001 - whatever ended the job, the panel shows it and the keys come back
+                # (an exception the job let through would otherwise end the worker with no final
+                # message, and leave the app busy, at "step running…", for good)
+                self._post(CommandFailed(failure_line(exc)))
+                if self.jobs is not None:
+                    self._post(Frame(self.jobs.session.state()))
+            finally:
+                if self.jobs is not None:
+                    self.jobs.stop.clear()
+                self._post(CommandDone(command))
+
+    def _reset(self, command: object) -> None:
+        if self.jobs is not None:
+            self.jobs.reset()
+            return
+        try:
+            session, warning = self._load()
+        except ScenarioError as exc:
+            self.load_error = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - an engine failure shows in the panel; the app lives on
+            self.load_error = failure_line(exc)
+        else:
+            self.load_error = None
+            jobs = SessionJobs(session, self.trace, self._post)
+            jobs.chart_view, jobs.chart_width = self._chart
+            views, state = jobs.describe()
+            self.trace.start(state)
+            self.jobs = jobs
+            self._post(Opened(state, views, warning))
+            return
+        self._post(LoadFailed(self.load_error))
+
+    def _pause(self, command: object) -> None:
+        if self.jobs is not None:
+            self.jobs.stop.set()
+
+    def _interrupt(self, command: object) -> None:
+        """Stops a gradient check in progress (a step in this process cannot be interrupted)."""
+        if self.jobs is not None:
+            self.jobs.cancel.set()
+
+    def _set_controls(self, c) -> None:
+        """Applied at once, from the app's thread, as the keys always have been: the session
+        reads each control once, at the step (or update) that uses it."""
+        if self.jobs is None:
+            return
+        s = self.jobs.session
+        try:
+            if isinstance(c, ScaleLr):
+                s.scale_lr(c.factor)
+            else:
+                if c.mode is not None:
+                    s.set_mode(c.mode)
+                if c.grad_source is not None:
+                    s.set_grad_source(c.grad_source)
+                if c.lr is not None:
+                    s.set_lr(c.lr)
+                if c.skip_zero_grad is not None:
+                    s.skip_zero_grad = bool(c.skip_zero_grad)
+                if c.conditions is not None:
+                    s.set_condition_texts(c.conditions)
+        except (ValueError, ConditionError, ScenarioError) as exc:
+            self._post(ControlsRefused(str(exc)))
+        self._post(ControlsChanged(s.mode, s.grad_source, s.lr, s.notes, s.skip_zero_grad, s.condition_texts,
+                                   tuple(c.text for c in s.conditions if c.kind == "until")))
+
+    def close(self) -> None:
+        """Stop a run and end the trace (with the load error if the scenario never opened)."""
+        if self.jobs is not None:
+            self.jobs.stop.set()
+        self.trace.end(self.session, self.load_error)
+
+
+def in_process_port(
+    path,
+    *,
+    trace: TraceWriter | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    history_mb: float = 256,
+    max_values: int = 4096,
+    mode: str | None = None,
+    lr: float | None = None,
+    grad_source: str | None = None,
+    setup: Callable[[Session], object] | None = None,
+    trace_max_elements: int | None = None,
+    **session_options: object,
+) -> InProcessPort:
+    """The port that gdtui.app.make_app gives the app (see its arguments)."""
+
+    def load() -> tuple[Session, str | None]:
+        session = Session(path, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
+                          mode=mode, lr=lr, grad_source=grad_source, **session_options)
+        try:
+            if setup is not None:
+                setup(session)
+        except ConditionError as exc:
+            return session, f"{exc}; k sets breakpoints"
+        return session, None
+
+    traced = max_values if trace_max_elements is None else trace_max_elements
+    return InProcessPort(load, TraceLog(trace, seed, traced))

@@ -1,72 +1,103 @@
-"""Every message the step-debugger's worker thread sends to the screen.
+"""Every message the trainer port (gdtui.port) sends to the screen, one meaning each.
 
-They carry frozen engine records and plain data only, never a live tensor, so
-the screen can read them while the worker goes on stepping. SessionOpened is
-the one exception: it hands the app the session the worker opened, which the
-app then gives only to its jobs.
+They carry frozen records and plain data only, never a live tensor and never the
+session, so the screen can read them while the port goes on stepping, and a port
+that talks to a trainer process can post the same ones from its events. Only the
+messages that can flood (a run's progress, a gradient check's) replace one another
+in the queue (``can_replace``). Every command the port queues ends with exactly one
+:class:`CommandDone`, after all of that command's other messages: the one place
+where the screen stops being busy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from gdtui.engine.charts import ChartFrame, Histogram
+from gdtui.engine.chart_records import ChartFrame, Histogram
 from gdtui.engine.records import SessionState, TensorView
-
-if TYPE_CHECKING:
-    from gdtui.engine.session import Session
-    from gdtui.jobs import SessionJobs
 
 
 @dataclass
-class SessionOpened(Message):
-    """The worker opened the scenario: the session to step from now on (only the worker steps it).
+class Opened(Message):
+    """The scenario loaded (at start, or again after a reset): the state and the chart views that apply.
 
     ``warning`` is the part of the set-up that could not be applied (a
     command-line breakpoint naming an unknown tensor), or None.
     """
 
-    session: Session
-    jobs: SessionJobs
-    views: tuple[str, ...]
     state: SessionState
+    views: tuple[str, ...]
     warning: str | None = None
+    reset: bool = False  # loaded again (the r key), not the first load
 
 
 @dataclass
-class OpenFailed(Message):
+class LoadFailed(Message):
     """The scenario did not load: its one-line error (file:line: what; how to fix)."""
 
     error: str
 
 
 @dataclass
-class SessionUpdate(Message):
-    """The session moved (step, phase, rewind, reset) or a run made progress.
+class Frame(Message):
+    """What the session is now, after a command moved it (step, phase, rewind, a run that ended).
 
-    ``final`` is False for the progress reports of a run: a newer update replaces
-    one of those still waiting in the queue, so a fast run cannot flood the
-    screen. The last update of every job is final and is never dropped.
+    ``notice`` is a one-line remark (paused on NaN, nothing to rewind, a breakpoint
+    that held); ``chart`` is None when the chart need not change.
     """
 
     state: SessionState
-    chart: ChartFrame | None = None  # a ChartFrame, or None when the chart need not change
-    final: bool = True
-    error: str | None = None  # a StepError / ScenarioError line to show
-    notice: str | None = None  # a one-line remark (paused on NaN, nothing to rewind)
-    steps_per_s: float | None = None  # in run mode
-    views: tuple[str, ...] | None = None  # the chart views that apply, after a reset
+    chart: ChartFrame | None = None
+    notice: str | None = None
+    steps_per_s: float | None = None  # a run's rate
+
+
+@dataclass
+class RunProgress(Message):
+    """A run made progress: a newer one replaces one still queued, so a fast run cannot flood the screen."""
+
+    state: SessionState
+    chart: ChartFrame | None
+    steps_per_s: float | None
 
     def can_replace(self, message: Message) -> bool:
-        return not self.final and isinstance(message, SessionUpdate)
+        return isinstance(message, RunProgress)
+
+
+@dataclass
+class CommandFailed(Message):
+    """A command failed (a StepError, a ScenarioError, an engine failure): its one line. The
+    session stays usable; the steps queued behind it are dropped."""
+
+    error: str
+
+
+@dataclass
+class ControlsChanged(Message):
+    """The controls changed (mode, gradient source, lr, zero_grad, stop conditions): they apply
+    from the next step, and the screen shows them at once."""
+
+    mode: str
+    grad_source: str
+    lr: float
+    notes: tuple[str, ...]
+    skip_zero_grad: bool
+    conditions: tuple[str, ...]
+    until: tuple[str, ...]
+
+
+@dataclass
+class ControlsRefused(Message):
+    """A control could not be set (no grad_fn, a condition that does not parse): one line."""
+
+    error: str
 
 
 @dataclass
 class ChartReady(Message):
-    """Data for the chart's current view, computed in the worker (the view key changed)."""
+    """Data for the chart's current view (the view or the chart's width changed)."""
 
     frame: ChartFrame
 
@@ -89,7 +120,7 @@ class DiagnosticReport(Message):
     ``error`` is the scenario's one-line error when the diagnostic could not run.
     """
 
-    kind: str  # "gradcheck", "compare" or "optimizer_state"
+    kind: str  # "gradcheck", "compare" or "optimizer_state": the action of its key
     title: str
     lines: tuple[str, ...]
     error: str | None = None
@@ -114,3 +145,11 @@ class ExportDone(Message):
 
     text: str
     ok: bool
+
+
+@dataclass
+class CommandDone(Message):
+    """The port finished a command it had queued (``command``, a gdtui.protocol command); its
+    other messages all came before this one."""
+
+    command: object

@@ -97,7 +97,7 @@ async def test_five_steps_of_not_gate_show_the_notebook_numbers():
     app = make_app(NOT_GATE)
     async with opened(app) as pilot:
         await press(pilot, "space", "n", "space", "space", "space")
-        assert app.session.step_count == 5
+        assert app.port.session.step_count == 5
         shown = table_text(app)
         assert "2.2432" in shown and "1.7689" in shown
         assert "step 5" in status(app)
@@ -108,7 +108,7 @@ async def test_manual_mode_gives_the_same_numbers():
     app = make_app(NOT_GATE)
     async with opened(app) as pilot:
         await press(pilot, "m")
-        assert app.session.mode == "manual"
+        assert app.port.session.mode == "manual"
         assert "mode manual" in status(app)
         assert "p -= lr * p.grad" in text(app, LoopPanel)
         assert "p.grad.zero_()" in text(app, LoopPanel)
@@ -137,7 +137,7 @@ async def test_manual_mode_on_momentum_sgd_follows_vanilla_sgd():
     app = make_app(OWN / "momentum.py")
     async with opened(app) as pilot:
         await press(pilot, "m", "space", "space", "space", "space")
-        live = dict(zip(app.session.loop.names, app.session.loop.tensors))
+        live = dict(zip(app.port.session.loop.names, app.port.session.loop.tensors))
         assert torch.equal(live["a"], a.detach()) and torch.equal(live["c"], c.detach())
         shown = table_text(app)
         assert format_number(a.item()) in shown and format_number(c.item()) in shown
@@ -153,7 +153,7 @@ async def test_phase_key_walks_the_loop_panel_line_by_line():
             marked.append(line.split()[1])
             await press(pilot, "s")
         assert marked == ["pred", "loss", "loss.backward()", "optimizer.step()", "optimizer.zero_grad()"]
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1
         assert "next: forward" in status(app)
         assert "2.8265" in table_text(app)  # the notebook's w after one iteration
 
@@ -165,11 +165,11 @@ async def test_rewind_returns_the_screen_to_that_step():
         await press(pilot, "space", "space")
         at_two = (table_text(app), text(app, LoopPanel), app.query_one(LossChart).frame.payload)
         await press(pilot, "space", "b")
-        assert app.session.step_count == 2
+        assert app.port.session.step_count == 2
         assert (table_text(app), text(app, LoopPanel), app.query_one(LossChart).frame.payload) == at_two
         assert "rewind 2" in status(app)
         await press(pilot, "left", "left")
-        assert app.session.step_count == 0
+        assert app.port.session.step_count == 0
         assert app.check_action("rewind", ()) is None
 
 
@@ -182,22 +182,22 @@ async def test_reset_rereads_the_file_and_keeps_the_session_when_the_edit_breaks
         source = path.read_text()
         path.write_text(source.replace("w = torch.tensor([[3]]", "w = torch.tensor([[4]]"))
         await press(pilot, "r")
-        assert app.session.step_count == 0
+        assert app.port.session.step_count == 0
         assert app.query_one(ParamTable).get_row("w")[2].plain == "4"
         path.write_text(source + "\ndef broken(:\n")
         await press(pilot, "space", "r")
         panel = app.query_one(ErrorPanel)
         assert panel.display and "SyntaxError" in str(panel.render()) and "not_gate.py:" in str(panel.render())
-        assert app.session.step_count == 1  # the previous session remains
+        assert app.port.session.step_count == 1  # the previous session remains
         await press(pilot, "space")
-        assert app.session.step_count == 2 and not panel.display
+        assert app.port.session.step_count == 2 and not panel.display
 
 
 async def test_grad_source_key_uses_the_scenarios_grad_fn():
     app = make_app(SCENARIOS / "fit_2x.py")
     async with opened(app) as pilot:
         await press(pilot, "g")
-        assert app.session.grad_source == "grad_fn"
+        assert app.port.session.grad_source == "grad_fn"
         assert "grad grad_fn" in status(app)
         assert "grads = grad_fn()" in text(app, LoopPanel)
         await press(pilot, "space")
@@ -225,22 +225,22 @@ async def test_learning_rate_keys_and_prompt():
     app = make_app(NOT_GATE)
     async with opened(app) as pilot:
         await press(pilot, "plus")
-        assert app.session.lr == 20 and "lr 20" in status(app)
+        assert app.port.session.lr == 20 and "lr 20" in status(app)
         await press(pilot, "minus", "minus")
-        assert app.session.lr == 5 and "lr 5" in status(app)
+        assert app.port.session.lr == 5 and "lr 5" in status(app)
         await press(pilot, "l")
         assert isinstance(app.screen, LrPrompt)
         await press(pilot, *["backspace"] * 3, "x", "enter")
         assert isinstance(app.screen, LrPrompt)  # bad input: says why, changes nothing
         assert "not a number" in str(app.screen.query_one("#lr-why").render())
-        assert app.session.lr == 5
+        assert app.port.session.lr == 5
         await press(pilot, "backspace", "0", ".", "5", "enter")
         assert not isinstance(app.screen, LrPrompt)
-        assert app.session.lr == 0.5 and "lr 0.5" in status(app)
+        assert app.port.session.lr == 0.5 and "lr 0.5" in status(app)
         await press(pilot, "l", "escape")
-        assert app.session.lr == 0.5
+        assert app.port.session.lr == 0.5
         await press(pilot, "space")
-        assert app.session.last.lr == 0.5  # taken from the next step on
+        assert app.port.session.last.lr == 0.5  # taken from the next step on
 
 
 async def test_chart_views_cycle_and_skip_what_does_not_apply():
@@ -296,7 +296,7 @@ async def test_enter_opens_the_detail_of_the_selected_tensor():
         assert isinstance(screen, DetailScreen) and screen.data.name == "b"
         assert screen.data.grad is not None and screen.data.value_hist is None
         await press(pilot, "space")  # the session's keys wait while a screen is open
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1
         await press(pilot, "escape")
         assert not isinstance(app.screen, DetailScreen)
     app = make_app(OWN / "big_tensor.py")
@@ -335,9 +335,9 @@ async def test_a_step_that_raises_shows_the_error_panel_and_the_app_lives_on():
         shown = str(panel.render())
         assert panel.display
         assert "raises_at_step_3.py:21" in shown and "the loss refuses to run a third step" in shown
-        assert app.session.step_count == 2  # rolled back to the start of step 3
+        assert app.port.session.step_count == 2  # rolled back to the start of step 3
         await press(pilot, "r")
-        assert app.session.step_count == 0 and not panel.display
+        assert app.port.session.step_count == 0 and not panel.display
         await pilot.press("q")
     assert app.return_code in (0, None)
 
@@ -350,20 +350,20 @@ async def test_run_mode_steps_until_paused_and_traces_every_step(tmp_path):
         # While a run goes on the app is never idle, and Pilot.press waits up to 2 s for
         # idleness after each key; simulate_key sends the same key event without waiting.
         app.simulate_key("c")
-        await until(pilot, lambda: "running" in status(app) and app.session.step_count > 0)
+        await until(pilot, lambda: "running" in status(app) and app.port.session.step_count > 0)
         assert app.running and app.check_action("mode", ()) is None
         app.simulate_key("question_mark")  # the run goes on under a modal screen
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         app.simulate_key("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
         app.simulate_key("plus")  # lr takes effect from the next step
-        await until(pilot, lambda: app.session.last.lr == 2.0)
+        await until(pilot, lambda: app.port.session.last.lr == 2.0)
         assert app.running
         app.simulate_key("space")  # space pauses too
         await until(pilot, lambda: not app.running)
         await settle(pilot)
         assert not app.busy
-        steps = app.session.step_count
+        steps = app.port.session.step_count
         assert steps > 1 and f"step {steps}" in status(app)
         await press(pilot, "m")  # works again once paused
         await pilot.press("q")
@@ -378,9 +378,9 @@ async def test_a_nan_pauses_the_run_and_names_the_tensor():
     app = make_app(OWN / "diverges.py")
     async with opened(app) as pilot:
         app.simulate_key("c")
-        await until(pilot, lambda: app.session.step_count > 0 and not app.running)
+        await until(pilot, lambda: app.port.session.step_count > 0 and not app.running)
         await settle(pilot)
-        record = app.session.last
+        record = app.port.session.last
         assert record.nonfinite is not None
         shown = str(app.query_one(ErrorPanel).render())
         assert f"{record.nonfinite} went non-finite" in shown and f"step {record.step}" in shown
@@ -419,7 +419,7 @@ async def test_reset_frees_the_old_scenarios_tensors():
     async with opened(app) as pilot:
         await settle(pilot)
         await pilot.pause(0.1)  # the app has frozen its start-up objects by now
-        old = weakref.ref(app.session.loop.tensors[0])
+        old = weakref.ref(app.port.session.loop.tensors[0])
         await press(pilot, "space", "r")
         gc.collect()
         assert old() is None

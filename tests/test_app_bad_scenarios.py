@@ -39,15 +39,15 @@ async def test_a_scenario_that_does_not_load_is_shown_and_loads_again_once_fixed
         shown = panel_text(app)
         location = f"{path}:{line}:" if line else f"{path}:"
         assert location in shown and words in shown and "Traceback" not in shown
-        assert app.session is None and f"could not open {path}" in status(app)
+        assert app.port.session is None and f"could not open {path}" in status(app)
         assert app.check_action("step", ()) is None and app.check_action("run", ()) is None
         await press(pilot, "space", "c")  # nothing to step: the keys do nothing
-        assert app.session is None and app.is_running
+        assert app.port.session is None and app.is_running
 
         assert app.check_action("quit", ()) and app.check_action("reset", ())
         shutil.copy(NOT_GATE, path)  # the user fixes the file
         await press(pilot, "r")
-        assert app.session is not None and panel_text(app) == ""
+        assert app.port.session is not None and panel_text(app) == ""
         await press(pilot, "space")
         assert "step 1" in status(app)
         assert app.state.loss == pytest.approx(PlainLoop(NOT_GATE).step()["loss"], rel=1e-6)
@@ -75,13 +75,13 @@ async def test_a_scenario_that_fails_at_step_k_shows_it_and_starts_over_on_reset
         if line:
             assert f"{path}:{line}:" in shown
         # an exception undoes the step it broke; a NaN/Inf step finishes, and the app pauses on it
-        assert app.session.step_count == (k if status_code == 3 else k - 1)
+        assert app.port.session.step_count == (k if status_code == 3 else k - 1)
         assert app.is_running
 
         await press(pilot, "r")
-        assert app.session.step_count == 0 and panel_text(app) == ""
+        assert app.port.session.step_count == 0 and panel_text(app) == ""
         await press(pilot, "space")
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1
         if k > 1:  # the first step is sound: it equals the plain loop's
             assert app.state.loss == pytest.approx(PlainLoop(path).step()["loss"], rel=1e-6)
         await pilot.press("q")
@@ -122,9 +122,9 @@ async def test_steps_pressed_while_the_scenario_opens_run_once_it_is_open():
         await app.opened.wait()
         for _ in range(50):
             await settle(pilot)
-            if app.session.step_count == 2 and not app.busy:
+            if app.port.session.step_count == 2 and not app.busy:
                 break
-        assert app.session.step_count == 2
+        assert app.port.session.step_count == 2
 
 
 async def test_a_breakpoint_naming_no_tensor_is_shown_and_the_other_options_still_apply():
@@ -134,7 +134,7 @@ async def test_a_breakpoint_naming_no_tensor_is_shown_and_the_other_options_stil
                                       "--stop-on-rise", "3", "--no-zero-grad"])
     app = make_app(NOT_GATE, setup=lambda session: configure(session, args))
     async with opened(app):
-        s = app.session
+        s = app.port.session
         assert [c.text for c in s.conditions] == ["loss < 0.1"]
         assert s.rising is not None and s.rising.k == 3 and s.skip_zero_grad
         assert "--until" in panel_text(app) and "no trained tensor 'nope'" in panel_text(app)

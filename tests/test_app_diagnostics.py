@@ -54,25 +54,25 @@ async def test_breakpoint_pauses_the_run_where_the_plain_loop_first_meets_it():
         assert isinstance(app.screen, BreakpointScreen)
         await submit(pilot, "los < 1")
         assert "unknown name 'los'" in str(app.screen.query_one("#condition-why").render())
-        assert app.session.conditions == []
+        assert app.port.session.conditions == []
         await submit(pilot, 'param_norm["w"] < 2.5')
-        assert [c.text for c in app.session.conditions] == ['param_norm["w"] < 2.5']
+        assert [c.text for c in app.port.session.conditions] == ['param_norm["w"] < 2.5']
         assert 'param_norm["w"] < 2.5' in str(app.screen.query_one(OptionList).get_option_at_index(1).prompt)
         await press(pilot, "escape")
         assert "1 breakpoint" in status(app)
         app.simulate_key("c")
-        await until(pilot, lambda: app.session.step_count > 0 and not app.running)
+        await until(pilot, lambda: app.port.session.step_count > 0 and not app.running)
         await settle(pilot)
-        assert app.session.step_count == step
+        assert app.port.session.step_count == step
         assert format_number(w[0, 0].item(), 5) in table_text(app)
         assert 'param_norm["w"] < 2.5 holds after step 4' in str(app.query_one(ErrorPanel).render())
         # the list: enter switches the rising-loss condition, delete removes a condition
         await press(pilot, "k", "tab", "enter")
-        assert app.session.rising is not None and app.session.rising.k == 3
+        assert app.port.session.rising is not None and app.port.session.rising.k == 3
         await press(pilot, "down", "delete")
-        assert app.session.conditions == []
+        assert app.port.session.conditions == []
         await press(pilot, "up", "enter", "escape")
-        assert app.session.rising is None and "breakpoint" not in status(app)
+        assert app.port.session.rising is None and "breakpoint" not in status(app)
 
 
 async def test_rising_loss_breakpoint_pauses_at_the_fourth_step():
@@ -87,9 +87,9 @@ async def test_rising_loss_breakpoint_pauses_at_the_fourth_step():
     async with opened(app) as pilot:
         await press(pilot, "k", "tab", "enter", "escape")
         app.simulate_key("c")
-        await until(pilot, lambda: app.session.step_count > 0 and not app.running)
+        await until(pilot, lambda: app.port.session.step_count > 0 and not app.running)
         await settle(pilot)
-        assert app.session.step_count == 4
+        assert app.port.session.step_count == 4
         assert "loss rose 3 steps in a row holds after step 4" in str(app.query_one(ErrorPanel).render())
 
 
@@ -102,7 +102,7 @@ async def test_gradient_check_names_the_hand_written_gradients_factor():
         assert "w  ≈4× autograd" in shown and shown.count(" ok") == 1
         assert "gradient check (G)" in str(app.screen.query_one("#report-title").render())
         await press(pilot, "escape")
-        assert not isinstance(app.screen, ReportScreen) and app.session.step_count == 0
+        assert not isinstance(app.screen, ReportScreen) and app.port.session.step_count == 0
 
 
 async def test_a_diagnostic_that_cannot_run_says_why_in_its_screen(tmp_path):
@@ -118,7 +118,7 @@ async def test_a_diagnostic_that_cannot_run_says_why_in_its_screen(tmp_path):
         await press(pilot, "G")
         assert "to_float.py:4:" in report(app) and "makes a float32 tensor" in report(app)
         await press(pilot, "escape", "space")
-        assert app.session.step_count == 1  # the session goes on
+        assert app.port.session.step_count == 1  # the session goes on
 
 
 async def test_a_gradient_check_shows_its_progress_and_escape_cancels_it(tmp_path):
@@ -144,14 +144,14 @@ async def test_a_gradient_check_shows_its_progress_and_escape_cancels_it(tmp_pat
         await settle(pilot)
         assert not isinstance(app.screen, ReportScreen)
         assert "gradient check cancelled" in text(app, ErrorPanel)
-        assert app.session.step_count == 0
+        assert app.port.session.step_count == 0
         await pilot.press("G")
         await until(pilot, lambda: re.search(r"tensor \d+ of 12", status(app)))
         await pilot.press("space")  # queued behind the check, and run once it is cancelled
         await pilot.press("escape")
-        await until(pilot, lambda: not app.busy and app.session.step_count == 1)
+        await until(pilot, lambda: not app.busy and app.port.session.step_count == 1)
         plain = PlainLoop(path)
-        assert app.session.last.loss == plain.step()["loss"]
+        assert app.port.session.last.loss == plain.step()["loss"]
 
 
 def test_verdicts_are_marked_and_long_lines_break_between_fields():
@@ -188,7 +188,7 @@ async def test_compare_and_optimizer_state_on_momentum_match_a_plain_loop():
         assert f"manual Δ {format_number(manual_delta)}" in shown and f"optim Δ {format_number(optim_delta)}" in shown
         assert "momentum=0.9" in shown
         await press(pilot, "escape")
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1
 
 
 async def test_hints_screen_lists_every_hint_of_the_state():
@@ -196,7 +196,7 @@ async def test_hints_screen_lists_every_hint_of_the_state():
     async with opened(app) as pilot:
         await press(pilot, "space", "space", "space", "h")
         shown = report(app)
-        hints = app.session.last.hints
+        hints = app.port.session.last.hints
         assert len(hints) > 1 and shown.startswith("! ") and shown.count("\n! ") == len(hints) - 1
         assert "unit 1 died in step 2's update" in shown  # the dead_relu.py docstring
         assert f"(+{len(hints) - 1} more)" in status(app)
@@ -217,15 +217,15 @@ async def test_skipping_zero_grad_adds_the_gradients_up():
     app = make_app(NOT_GATE)
     async with opened(app) as pilot:
         await press(pilot, "z")
-        assert app.session.skip_zero_grad and "zero_grad skipped" in status(app)
+        assert app.port.session.skip_zero_grad and "zero_grad skipped" in status(app)
         loop = text(app, LoopPanel)
         assert "# optimizer.zero_grad()" in loop and "skipped: grads add up" in loop
         await press(pilot, "space", "space", "space")
-        record = app.session.last
+        record = app.port.session.last
         assert [g.values for g in record.grads.values()] == [t.tolist() for t in total]
         assert [p.values for p in record.params.values()] == [w.tolist(), b.tolist()]
         await press(pilot, "z")
-        assert not app.session.skip_zero_grad and "zero_grad skipped" not in status(app)
+        assert not app.port.session.skip_zero_grad and "zero_grad skipped" not in status(app)
         assert "# optimizer" not in text(app, LoopPanel)
 
 
@@ -234,7 +234,7 @@ async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(t
     losses = [plain.step()["loss"] for _ in range(2)]
     app = make_app(NOT_GATE)
     async with opened(app) as pilot:
-        log = app.trace.path
+        log = app.port.trace.path
         await press(pilot, "space", "space", "space", "b", "e")  # three steps, one rewound
         assert isinstance(app.screen, ExportPrompt)
         await submit(pilot, str(tmp_path / "steps.csv"))
@@ -254,7 +254,7 @@ async def test_export_writes_the_current_timeline_and_a_bad_path_loses_nothing(t
         await submit(pilot, str(log))  # onto the log itself: refused, the log stays whole
         assert "is the trace log being written" in str(app.screen.query_one("#export-why").render())
         await press(pilot, "escape", "space")
-        assert app.session.step_count == 3 and not app.query_one(ErrorPanel).display
+        assert app.port.session.step_count == 3 and not app.query_one(ErrorPanel).display
         assert log.exists() and log.parent == Path(tempfile.gettempdir())
         await pilot.press("q")
     assert not log.exists()  # the temporary trace log goes with the app
@@ -269,7 +269,7 @@ async def test_step_presses_during_a_step_queue_up():
         await until(pilot, lambda: app.pending == 2)
         assert "+2 queued" in status(app)
         assert app.check_action("step", ()) is True and app.check_action("rewind", ()) is None
-        await until(pilot, lambda: app.session.step_count == 3 and not app.busy)
+        await until(pilot, lambda: app.port.session.step_count == 3 and not app.busy)
         await settle(pilot)
         assert "step 3" in status(app) and "queued" not in status(app)
         shown = table_text(app)

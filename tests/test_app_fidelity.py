@@ -59,7 +59,7 @@ async def test_a_trace_with_every_view_and_diagnostic_visited_equals_headless(na
         assert app.query_one(LossChart).frame.view == "fit"
         await press(pilot, "space", "space")
         await look_at_everything(pilot)
-        assert app.session.step_count == STEPS and app.session.error is None
+        assert app.port.session.step_count == STEPS and app.port.session.error is None
         await pilot.press("q")
     trace.close()
     assert step_lines(looked) == step_lines(headless)

@@ -30,9 +30,9 @@ async def test_brackets_typed_in_the_lr_prompt_give_one_line_not_a_markup_error(
         assert app.is_running and isinstance(app.screen, LrPrompt)
         why = str(app.screen.query_one("#lr-why", Static).render())
         assert why == "'[/]' is not a number; type one such as 0.01 or 1e-3"
-        assert app.session.lr == 10  # not_gate's own lr: nothing changed
+        assert app.port.session.lr == 10  # not_gate's own lr: nothing changed
         await press(pilot, "escape", "space")
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1
 
 
 async def test_help_shows_a_docstring_with_brackets_as_written():
@@ -92,10 +92,10 @@ async def test_a_keyboard_interrupt_from_the_scenario_shows_in_the_error_panel(n
         panel = app.query_one(ErrorPanel)
         assert panel.display and f"{path}:{line}: {what}" in str(panel.render())
         assert "step running" not in status(app)
-        assert app.session.step_count == 1 and app.session.next_phase == "forward"  # step 2 was undone
+        assert app.port.session.step_count == 1 and app.port.session.next_phase == "forward"  # step 2 was undone
         assert app.state.params["w"].values == pytest.approx(plain["params"][0], rel=1e-6)
         await press(pilot, "r", "space")
-        assert app.session.step_count == 1 and not panel.display
+        assert app.port.session.step_count == 1 and not panel.display
 
 
 class Halt(BaseException):
@@ -119,7 +119,7 @@ async def test_an_exception_the_step_lets_through_does_not_leave_the_step_runnin
         assert "gdtui: Halt: out of the blue" in str(app.query_one(ErrorPanel).render())
         monkeypatch.undo()
         await press(pilot, "space")
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1
 
 
 # --- case 28: the detail view's gradient after a whole step ----------------------------------
@@ -143,7 +143,7 @@ async def test_the_detail_of_a_large_tensor_shows_the_gradient_the_step_used(mod
     app = make_app(path)
     async with opened(app) as pilot:
         await press(pilot, *(["m"] if mode == "manual" else []), "space", "space")
-        assert app.session.mode == mode and app.session.step_count == 2
+        assert app.port.session.mode == mode and app.port.session.step_count == 2
         assert app.state.last.grads["weight"].flat is None  # the record holds statistics only
         await press(pilot, "enter")  # the first row: weight
         data = app.screen.data
@@ -185,4 +185,4 @@ async def test_the_footer_of_a_modal_screen_offers_what_its_keys_do(keys):
                 assert app.is_running and app.screen is not modal, (key_display, name)
                 await press(pilot, *keys)  # open it again for the next key
                 modal = app.screen
-        assert app.session.step_count == 1
+        assert app.port.session.step_count == 1

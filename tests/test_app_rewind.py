@@ -36,7 +36,7 @@ async def test_a_rewind_that_cannot_be_exact_says_so_and_why():
         for key in ("space", "space", "space"):
             await pilot.press(key)
             await settle(pilot)
-        assert [app.session.losses[i] for i in range(3)] == want
+        assert [app.port.session.losses[i] for i in range(3)] == want
         await pilot.press("b")
         await settle(pilot)
         panel = app.query_one(ErrorPanel)
@@ -48,5 +48,5 @@ async def test_a_rewind_that_cannot_be_exact_says_so_and_why():
             shown = " ".join(str(panel.render()).split())
         assert "ran again with loss" in shown and "gdtui does not snapshot carry (a Carry)" in shown
         assert any(f"not {loss!r} as the first time" in shown for loss in want)
-        assert app.session.step_count in (2, 3)
+        assert app.port.session.step_count in (2, 3)
         await pilot.press("q")

@@ -75,7 +75,7 @@ async def test_the_step_debugger_shows_the_line_and_loads_again_once_fixed(name,
     async with opened(app) as pilot:
         shown = panel_text(app)
         assert f"{path}:{line}: " in shown and words in shown and "Traceback" not in shown
-        assert app.session is None and app.is_running
+        assert app.port.session is None and app.is_running
         shutil.copy(SCENARIOS / "not_gate.py", path)  # the user fixes the file
         await press(pilot, "r", "space")
         assert "step 1" in status(app) and panel_text(app) == ""
@@ -89,7 +89,7 @@ async def test_a_meta_batch_in_the_step_debugger_is_shown_and_the_session_stays_
     async with opened(app) as pilot:
         await press(pilot, "space", "space")
         assert "step 2: data yielded a batch on the meta device" in panel_text(app)
-        assert app.session.step_count == 1 and app.is_running
+        assert app.port.session.step_count == 1 and app.is_running
         assert app.state.loss == pytest.approx(PlainLoop(path).step()["loss"], rel=1e-6)
         await press(pilot, "r", "space")
-        assert app.session.step_count == 1 and panel_text(app) == ""
+        assert app.port.session.step_count == 1 and panel_text(app) == ""

@@ -240,6 +240,6 @@ def test_the_step_debugger_keeps_its_values_and_gives_the_trace_limit_to_its_exp
     assert asked["max_values"] == 4096 and asked["trace_max_elements"] == 0
     app = real_make_app(NOT_GATE, max_values=asked["max_values"], trace_max_elements=0)
     try:
-        assert app.trace.trace.max_elements == 0
+        assert app.port.trace.trace.max_elements == 0
     finally:
-        app.trace.end(None)  # closes and removes the temporary log
+        app.port.trace.end(None)  # closes and removes the temporary log

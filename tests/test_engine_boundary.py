@@ -35,3 +35,20 @@ def test_the_headless_cli_imports_no_ui_library(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "", out.stdout
+
+
+def test_the_screen_imports_no_torch():
+    """Issue 13: the app, its keys, its messages, its port and every widget module import no torch
+    (and no engine module that does): only the in-process port, built by make_app, brings it."""
+    import gdtui.widgets
+
+    widgets = [f"gdtui.widgets.{m.name}" for m in pkgutil.iter_modules(gdtui.widgets.__path__)]
+    screen = ["gdtui.app", "gdtui.control_keys", "gdtui.diagnostics_keys", "gdtui.messages", "gdtui.port",
+              "gdtui.keys", *widgets]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {screen!r}: importlib.import_module(name)\n"
+        "print(','.join(m for m in ('torch', 'numpy', 'gdtui.engine.session', 'gdtui.jobs') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"the screen imported {out.stdout.strip()}"

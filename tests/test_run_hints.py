@@ -24,6 +24,7 @@ from gdtui.engine.pacing import FramePacer
 from gdtui.engine.runner import Frame, Run, Stepped
 from gdtui.engine.trace import TraceWriter
 from gdtui.jobs import SessionJobs, TraceLog
+from gdtui.messages import CommandFailed
 
 #: A ReLU net with an lr low enough for update-ratio hints, and a tensor that gets a gradient of 0
 #: (so it is frozen). Its weights have over 64 values: light steps treat them apart.
@@ -436,7 +437,7 @@ def test_a_check_whose_replay_fails_leaves_the_log_where_the_session_is(tmp_path
     posted = []
     jobs = SessionJobs(session, TraceLog(None, seed=0), posted.append)
     jobs.run()
-    error = posted[-1].error
+    error = next(m.error for m in posted if isinstance(m, CommandFailed))
     assert "not deterministic" in error and error.endswith(f"back at step {session.step_count}")
     assert 3 <= session.step_count < 9  # a checkpoint the replay reached; the run had logged 9 steps
     jobs.trace.flush()
@@ -480,7 +481,8 @@ def test_a_rewind_whose_replay_fails_says_so_and_takes_the_log_back(tmp_path):
     jobs = SessionJobs(session, TraceLog(None, seed=0), posted.append)
     jobs.steps(3)
     jobs.rewind()
-    assert "not deterministic" in posted[-1].error and session.step_count == 0
+    failed = [m.error for m in posted if isinstance(m, CommandFailed)]
+    assert len(failed) == 1 and "not deterministic" in failed[0] and session.step_count == 0
     jobs.trace.flush()
     steps = timeline(read_trace(jobs.trace.path))
     jobs.trace.end(session)

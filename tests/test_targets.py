@@ -228,9 +228,9 @@ async def test_the_step_debugger_says_in_one_line_that_the_trace_stopped(tmp_pat
         await press(pilot, "space")
         panel = str(app.query_one(ErrorPanel).render())
         assert "--trace /dev/full: cannot write it (No space left on device)" in panel and "OSError" not in panel
-        assert list(app.session.losses) == losses[:1]
+        assert list(app.port.session.losses) == losses[:1]
         await press(pilot, "space")
-        assert list(app.session.losses) == losses and "OSError" not in str(app.query_one(ErrorPanel).render())
+        assert list(app.port.session.losses) == losses and "OSError" not in str(app.query_one(ErrorPanel).render())
         await pilot.press("q")
 
 

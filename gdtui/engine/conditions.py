@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -256,3 +257,12 @@ class RisingLoss:
     def holds_for(self, losses: Sequence[float]) -> bool:
         recent = losses[-(self.k + 1) :]
         return len(recent) == self.k + 1 and all(b > a for a, b in zip(recent, recent[1:]))
+
+
+_RISING = re.compile(r"loss rose (\d+) steps? in a row")
+
+
+def rising_from_text(text: str) -> RisingLoss | None:
+    """The built-in condition that ``text`` names (RisingLoss.text), or None for any other text."""
+    match = _RISING.fullmatch(text.strip())
+    return RisingLoss(int(match.group(1))) if match else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env
+from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env, rising_from_text
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.loop import manual_mode_note
 from gdtui.engine.records import GradSource, Mode, StepRecord
@@ -99,6 +99,23 @@ class Controls:
         condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
         self.conditions = [*self.conditions, condition]  # a new list: a running worker may be reading the old one
         return condition
+
+    def set_condition_texts(self, texts: tuple[str, ...] | list[str]) -> None:
+        """Replace the stop conditions with ``texts`` (as condition_texts gives them): a text of
+        a condition in force keeps its kind (an --until stays the goal), "loss rose K steps in a
+        row" is the built-in one, any other is parsed as a breakpoint. All or nothing: a text
+        that does not parse raises ConditionError and changes nothing."""
+        kinds = {c.text: c for c in self.conditions}
+        conditions, rising = [], None
+        for text in texts:
+            built_in = rising_from_text(text)
+            if built_in is not None:
+                rising = built_in
+            elif text.strip() in kinds:
+                conditions.append(kinds[text.strip()])
+            else:
+                conditions.append(parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names))
+        self.conditions, self.rising = conditions, rising  # new references: a running worker reads one or the other
 
     def remove_condition(self, text: str) -> bool:
         kept = [c for c in self.conditions if c.text != text.strip()]

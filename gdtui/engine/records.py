@@ -258,3 +258,15 @@ class SessionState:
     skip_zero_grad: bool = False
     #: The stop conditions in force, as the user typed them.
     conditions: tuple[str, ...] = ()
+    #: Those of ``conditions`` that are the run's goal (--until: a run stops there) rather than breakpoints.
+    until: tuple[str, ...] = ()
+    # What the screen shows of the scenario itself, so that it needs no Session: the help text,
+    # whether it reads batches from a loader, has an objective (no model), its step count, the
+    # names a stop condition may use besides the built-in ones, and its file (export must not
+    # overwrite it).
+    description: str = ""
+    loader: bool = False
+    objective: bool = False
+    target_steps: int | None = None
+    metric_names: tuple[str, ...] = ()
+    file: str = ""

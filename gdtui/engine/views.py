@@ -53,4 +53,11 @@ class Views:
             hints=last.hints if last else untracked_hints(self.untracked),
             skip_zero_grad=self.skip_zero_grad,
             conditions=self.condition_texts,
+            until=tuple(c.text for c in self.conditions if c.kind == "until"),
+            description=loop.sc.description,
+            loader=loop.sc.batches is not None,
+            objective=loop.sc.objective is not None,
+            target_steps=loop.sc.steps,
+            metric_names=tuple(loop.sc.metrics),
+            file=str(self.file),
         )

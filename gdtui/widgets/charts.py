@@ -12,8 +12,8 @@ import math
 
 from textual_plotext import PlotextPlot
 
-from gdtui.engine.charts import ChartFrame, Histogram, LossLandscape, LossSeries, ModelFit
-from gdtui.engine.summarize import format_number
+from gdtui.engine.chart_records import ChartFrame, Histogram, LossLandscape, LossSeries, ModelFit
+from gdtui.engine.formatting import format_number
 
 VIEW_TITLES = {"loss": "loss per step", "fit": "model against data", "landscape": "loss over the parameters"}
 

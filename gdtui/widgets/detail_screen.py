@@ -9,8 +9,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from gdtui.engine.formatting import format_number, format_shape
 from gdtui.engine.records import TensorView
-from gdtui.engine.summarize import format_number, format_shape
 from gdtui.messages import DetailData
 from gdtui.widgets.charts import HistogramPlot
 

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
-from gdtui.engine.summarize import format_number
+from gdtui.engine.formatting import format_number
 
 
 def parse_lr(text: str) -> tuple[float | None, str | None]:

@@ -7,8 +7,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from gdtui.engine.formatting import format_number, format_shape, format_view
 from gdtui.engine.records import SessionState, TensorView
-from gdtui.engine.summarize import format_number, format_shape, format_view
 
 COLUMNS = (("name", "name"), ("shape", "shape"), ("value", "value"), ("grad", "grad"), ("delta", "Δ last"),
            ("gnorm", "‖grad‖"), ("ratio", "‖Δ‖/‖p‖"))

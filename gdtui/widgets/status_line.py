@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from gdtui.engine.formatting import format_number
 from gdtui.engine.records import SessionState
-from gdtui.engine.summarize import format_number
 
 MODE_NAMES = {"optim": "optim.step", "manual": "manual"}
 

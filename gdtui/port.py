@@ -1,0 +1,58 @@
+"""The trainer port: the one way the screen talks to the engine.
+
+The app holds one port. It sends the port gdtui.protocol's commands (Step, Phase, Run,
+Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState, Hints, Detail,
+Chart, Export, Interrupt, Quit) and gets gdtui.messages back, posted to it as Textual
+messages. The screen never holds a Session: it shows the records those messages carry.
+
+Today's port is :class:`gdtui.jobs.InProcessPort`, which steps the session in a thread
+worker of the app; a port that talks to a trainer process through gdtui.client will post
+the same messages from the trainer's events. Neither this module nor the screen imports
+torch or the engine's tensor code.
+
+What a port does with a command:
+* Pause, Interrupt and SetControls (and ScaleLr) act at once, even while a command runs: a
+  run pauses after its step, a gradient check stops, a control applies from the next step.
+  They post no CommandDone.
+* Every other command is queued and run one at a time, in order; each ends with exactly one
+  CommandDone, after the command's other messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gdtui import protocol as p
+
+#: Commands that act at once rather than wait their turn; they end with no CommandDone.
+IMMEDIATE: tuple[type, ...] = (p.Pause, p.Interrupt, p.SetControls)
+
+
+@dataclass(frozen=True)
+class ScaleLr:
+    """Multiply every param group's learning rate by ``factor`` (the +/- keys), from the next
+    update. Acts at once, like SetControls.
+
+    Not (yet) one of gdtui.protocol's commands: SetControls(lr=x) sets every group to x, which
+    is what typing an lr does, but a doubling keeps the groups' ratios. The protocol's
+    set_controls needs an ``lr_scale`` field for a trainer to do the same.
+    """
+
+    factor: float
+
+
+class TrainerPort(Protocol):
+    """What the app needs of a port."""
+
+    #: The trace log that export reads, which an export must not overwrite (None: none is kept).
+    trace_path: str | None
+
+    def start(self) -> None:
+        """Load the scenario: Opened or LoadFailed, then CommandDone."""
+
+    def send(self, command: object) -> None:
+        """One command (see the module's docstring for when it acts)."""
+
+    def close(self) -> None:
+        """The app is quitting: stop a run, end the trace, leave nothing running."""
