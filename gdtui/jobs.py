@@ -90,6 +90,11 @@ class TraceLog:
     def path(self) -> Path | None:
         return self.trace.path if self.trace is not None else None
 
+    @property
+    def writers(self) -> tuple[TraceWriter, ...]:
+        """Every trace file this log writes: the user's --trace and the log export reads."""
+        return tuple(self._writers)
+
     def take_error(self) -> str | None:
         """Why a trace stopped being written (a full disk), the first time it is asked; else None."""
         with self._lock:
@@ -353,7 +358,10 @@ class SessionJobs:
             return
         self.trace.flush()
         try:
-            n = export_trace(self.trace.path, out, kept=[(self.session.file, "the open scenario")])
+            # Every trace being written is kept, the user's --trace too when the export reads a
+            # temporary log (a CSV --trace): replacing it would unlink the file the run appends to.
+            traces = [(w.path, "the trace being written") for w in self.trace.writers]
+            n = export_trace(self.trace.path, out, kept=[(self.session.file, "the open scenario"), *traces])
         except ExportError as exc:
             self.post(ExportDone(str(exc), ok=False))
             return

@@ -251,4 +251,5 @@ def test_gradcheck_samples_sets_the_entries_checked_and_out_of_memory_is_one_lin
     assert main([wide, "--headless", "--gradcheck", "--gradcheck-samples", "12"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
-    assert "gradient check: out of memory" in err and err.endswith("--gradcheck-samples 3")
+    assert "gradient check: out of memory" in err and "free memory" in err
+    assert "--gradcheck-samples 3" not in err  # fewer samples would not help: the copies are what ran out

@@ -145,6 +145,31 @@ async def test_the_export_prompt_asks_before_replacing_and_refuses_the_scenario(
     assert scenario.read_bytes() == before
 
 
+async def test_an_export_over_a_csv_trace_being_written_is_refused_and_the_run_kept(tmp_path):
+    """Issue 12 cases 1-2 (TUI): with --trace run.csv the export reads a temporary log, and `e` onto
+    run.csv replaced it, so the steps after the export went to an unlinked file and were lost. It
+    is refused in one line; after 2 + 3 steps run.csv holds the plain loop's 5 losses."""
+    trace_path = tmp_path / "run.csv"
+    app = make_app(NOT_GATE, trace=TraceWriter(trace_path))
+    async with opened(app) as pilot:
+        app.start_dir = str(tmp_path)
+        await press(pilot, "space", "space", "e")
+        app.screen.query_one("#export-input").value = "run.csv"
+        await press(pilot, "enter")
+        if isinstance(app.screen, ExportPrompt):  # asked to confirm replacing an existing file
+            await press(pilot, "enter")
+        if isinstance(app.screen, ExportPrompt):  # refused in the prompt
+            assert "run.csv" in str(app.screen.query_one("#export-why").render())
+            await press(pilot, "escape")
+        else:
+            assert "the trace being written" in str(app.query_one(ErrorPanel).render())
+        await press(pilot, "space", "space", "space")
+        await pilot.press("q")
+    plain = PlainLoop(NOT_GATE)
+    rows = list(csv.DictReader(trace_path.open()))
+    assert [float(r["loss"]) for r in rows] == [plain.step()["loss"] for _ in range(5)]
+
+
 # --- case 3: devices, FIFOs and symlinks ---------------------------------------------------------
 
 def test_an_export_refuses_a_fifo_and_a_device_and_leaves_them_be(tmp_path):
@@ -176,6 +201,20 @@ def test_an_export_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_
     plain = PlainLoop(NOT_GATE)
     assert [e["loss"] for e in read_trace(target) if e["event"] == "step"] == [plain.step()["loss"] for _ in range(3)]
     assert stat.S_IMODE(target.stat().st_mode) == 0o604
+
+
+def test_the_name_typed_not_the_symlinks_target_says_the_format(tmp_path):
+    """Issue 12 case 3: the prompt says "a .csv path writes CSV". Through a link out.csv -> real.txt
+    the export wrote JSON Lines into real.txt; it writes CSV, with the plain loop's losses."""
+    live = _log(tmp_path)
+    target = tmp_path / "real.txt"
+    target.write_text("old\n")
+    link = tmp_path / "out.csv"
+    link.symlink_to(target)
+    assert export_trace(live, link) == 3
+    rows = list(csv.DictReader(target.read_text().splitlines()))
+    plain = PlainLoop(NOT_GATE)
+    assert [float(r["loss"]) for r in rows] == [plain.step()["loss"] for _ in range(3)]
 
 
 # --- case 16: a trace that cannot be written -----------------------------------------------------

@@ -137,8 +137,8 @@ def export_trace(trace_path: str | Path, out_path: str | Path, fmt: str | None =
                  kept: Iterable[tuple[str | Path | None, str]] = ()) -> int:
     """Write the current timeline of ``trace_path`` to ``out_path`` as ``jsonl`` or ``csv``.
 
-    The format defaults to the target's suffix (``.csv`` is CSV, anything else
-    JSON Lines). A symlink is followed: its target is replaced. ``kept`` are the
+    The format defaults to the suffix of ``out_path`` as given (``.csv`` is CSV,
+    anything else JSON Lines), even when it is a symlink to another name. A symlink is followed: its target is replaced. ``kept`` are the
     files it must never replace, with what they are (the open scenario, the trace
     log): see :func:`gdtui.engine.targets.export_target`. Returns the number of
     steps written; raises ExportError.
@@ -147,7 +147,8 @@ def export_trace(trace_path: str | Path, out_path: str | Path, fmt: str | None =
         out = export_target(out_path, [(trace_path, "the trace log being written"), *kept])
     except TargetError as exc:
         raise ExportError(str(exc)) from None
-    fmt = fmt or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
+    # The name the user typed says the format, not a symlink's target.
+    fmt = fmt or ("csv" if Path(out_path).suffix.lower() == ".csv" else "jsonl")
     try:
         start, steps = timeline(read_lines(trace_path))
     except OSError as exc:

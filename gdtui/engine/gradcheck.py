@@ -475,12 +475,14 @@ def gradient_check(session: Any, *, samples: int | None = None, seed: int = 0,
     except (RuntimeError, MemoryError) as exc:
         if not _is_out_of_memory(exc):
             raise
-        smaller = max(1, samples // 4)
-        raise ScenarioError(
-            f"gradient check: out of memory ({one_line(exc, 80)}): its float64 copies of the {len(tensors)} tensors "
-            f"the loss uses need {_mb(_working_bytes(tensors))} besides the session's, plus a float64 forward and "
-            f"backward; free memory, or check fewer entries at once with --gradcheck-samples {smaller}",
-            session.path) from None
+        need = (f"its float64 copies of the {len(tensors)} tensors the loss uses need "
+                f"{_mb(_working_bytes(tensors))} besides the session's, plus a float64 forward and backward")
+        # A batch of perturbed forwards that does not fit falls back to one at a time (Probe.values),
+        # so no --gradcheck-samples makes this fit: only memory does.
+        advice = ("free memory, or run the check where there is more (--device cpu, a larger device); "
+                  "--gradcheck-samples does not change this: the check evaluates one perturbation at a time when a batch does not fit")
+        raise ScenarioError(f"gradient check: out of memory ({one_line(exc, 80)}): {need}; {advice}",
+                            session.path) from None
     finally:
         torch.set_default_dtype(default_dtype)
         sc.namespace.clear()
