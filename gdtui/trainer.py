@@ -209,7 +209,7 @@ class Trainer:
         self.session = None
         self.load_error: str | None = None
         self.charts = None  # the ChartSource of the session, once it loaded
-        self._chart_asked = ("loss", 60)  # the last Chart command's view and width
+        self._chart_asked: tuple[str, int] | None = None  # the last Chart command's view and width
         #: The session's trace log (gdtui.engine.display.TraceLog): --trace's file, else a
         #: temporary one that export reads, removed when the trainer ends.
         self.trace = None
@@ -536,7 +536,8 @@ class Trainer:
                 warning = f"{exc}; k sets breakpoints"
             self.session = session
             self.charts = ChartSource(session)
-            self.charts.view, self.charts.width = self._chart_asked
+            if self._chart_asked is not None:
+                self.charts.view, self.charts.width = self._chart_asked
             self.trace.start(session.state())
         self.load_error = None
         self.charts.describe()
