@@ -3,10 +3,11 @@
 The app talks to the engine through one trainer port (gdtui.port): it sends the
 port gdtui.protocol's commands and shows the frozen records that the port's
 messages (gdtui.messages) carry. It never holds a Session and does no numeric
-work, diagnostics included. Today's port, gdtui.jobs.InProcessPort, steps the
-session in a thread worker, so the first frame comes before the scenario's code
-runs and a scenario that fails to load leaves the app open to say why and to
-load it again. One command runs at a time, guarded by the ``busy`` reactive and
+work, diagnostics included. Its port, gdtui.client_port.ClientPort, runs the
+scenario in a trainer process, so the first frame comes before torch loads, a
+scenario that fails to load leaves the app open to say why and to load it again,
+and a trainer that dies (a segfault, os._exit) leaves it open to say how (r starts
+a new one). ctrl+c during a step interrupts it in the trainer; idle, it quits. One command runs at a time, guarded by the ``busy`` reactive and
 ``check_action``; a step key pressed while one runs is counted (``pending``) and
 those steps run next. Each queued command ends with CommandDone, the one place
 where ``busy`` clears. The control and view keys (mode, lr, chart view, detail,
@@ -21,10 +22,10 @@ import contextlib
 import gc
 import os
 import signal
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import App, ComposeResult
@@ -39,7 +40,18 @@ from gdtui.diagnostics_keys import DiagnosticsKeys
 from gdtui.engine.chart_records import ChartFrame
 from gdtui.engine.records import SessionState
 from gdtui.keys import ACTIVITY, BINDINGS, NEEDS_IDLE, SESSION_ACTIONS
-from gdtui.messages import ChartReady, CommandDone, CommandFailed, DetailData, Frame, LoadFailed, Opened, RunProgress
+from gdtui.messages import (
+    ChartReady,
+    CommandDone,
+    CommandFailed,
+    DetailData,
+    Frame,
+    LoadFailed,
+    Opened,
+    RunProgress,
+    TrainerEnded,
+    TrainerOutput,
+)
 from gdtui.port import TrainerPort
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen
@@ -47,15 +59,14 @@ from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import DEFAULT_PATH
 from gdtui.widgets.loop_panel import LoopPanel
 from gdtui.widgets.param_table import ParamTable
+from gdtui.widgets.report_screen import ReportScreen
 from gdtui.widgets.status_line import StatusLine
-
-if TYPE_CHECKING:
-    from gdtui.engine.session import Session
-    from gdtui.engine.trace import TraceWriter
 
 WIDE = 160  # columns from which the table shows full summaries
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 MIN_CHART_WIDTH = 20  # the width asked of the port before the chart has one
+OUTPUT_LINES = 5000  # the trainer's output lines the output view (O) keeps
+ENDED_LINES = 8  # of which the error panel shows this many when the trainer ends
 
 
 class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
@@ -64,7 +75,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     CSS_PATH = "gdtui.tcss"
     TITLE = "gdtui"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [*BINDINGS, Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [*BINDINGS, Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True)]
 
     busy: reactive[bool] = reactive(False, repaint=False)  # a change repaints nothing by itself
     running: reactive[bool] = reactive(False, repaint=False)
@@ -93,6 +104,10 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self._enabled: tuple[bool | None, ...] = ()
         #: Quit was asked for: the keys queued behind it do nothing (see check_action).
         self.leaving = False
+        #: The trainer's output: (step, line) pairs, the latest last (the output view, O).
+        self.output: deque[tuple[int, str]] = deque(maxlen=OUTPUT_LINES)
+        #: How the trainer ended, when it ended by itself (r starts a new one).
+        self.ended: str | None = None
 
     # --- layout -----------------------------------------------------------------------
 
@@ -205,7 +220,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
             return False  # a screen pushed now would never be composed, and its on_mount would fail
         s = self.state
         if s is None:  # the scenario is opening, or did not open: reset loads it (again), step queues
-            if action in ("quit", "help") or (action == "step" and self.busy):
+            if action in ("quit", "help", "output") or (action == "step" and self.busy):
                 return True
             return None if self.busy or action != "reset" else True
         if len(self.screen_stack) > 1 and action in SESSION_ACTIONS:
@@ -300,6 +315,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
 
     def action_reset(self) -> None:
         if self.state is None:
+            self.ended = None
             self.error_panel.clear()
             self._open()
         else:
@@ -314,6 +330,21 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
 
     async def action_quit(self) -> None:
         self._leave()
+
+    def action_interrupt(self) -> None:
+        """ctrl+c: during a step or a run of a trainer process, interrupt it (the user's code gets
+        KeyboardInterrupt and the step is rolled back); else quit."""
+        if self.busy and self.state is not None and getattr(self.port, "can_interrupt", False):
+            self.port.send(p.Interrupt())
+            self.activity = "interrupting… (q quits)"
+            self._show_status()
+        else:
+            self._leave()
+
+    def action_output(self) -> None:
+        """The trainer's output, each line marked with the step it was printed in."""
+        lines = tuple(f"[{step}] {text}" for step, text in self.output) or ("(the scenario printed nothing)",)
+        self.push_screen(ReportScreen(f"output of {self.scenario_path} (O)", lines, heading=False))
 
     def _request_chart(self) -> None:
         """Ask for the chart of the current view at the chart's width; a run in progress draws
@@ -356,6 +387,23 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     def on_chart_ready(self, message: ChartReady) -> None:
         self.call_after_refresh(self._show_chart, message.frame)
 
+    def on_trainer_output(self, message: TrainerOutput) -> None:
+        self.output.extend(message.lines)
+        if self.state is not None and message.lines:
+            self._show_status()
+
+    def on_trainer_ended(self, message: TrainerEnded) -> None:
+        """The trainer died (a segfault, os._exit, a kill): the screen stays, says how, with its
+        last lines; r starts a new trainer."""
+        last = [line for line in message.last_lines if line.strip()][-ENDED_LINES:]
+        self.ended = message.how
+        self.error = message.how
+        self.state, self.running, self.pending, self.activity = None, False, 0, None
+        text = message.how + "".join(f"\n  {line}" for line in last)
+        self.error_panel.show_error(text, label="trainer ended", advice="r starts a new trainer; q quits")
+        self._show_status()
+        self._refresh_keys()
+
     def on_detail_data(self, message: DetailData) -> None:
         self.push_screen(DetailScreen(message))
 
@@ -366,10 +414,11 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     def _show_status(self, steps_per_s: float | None = None) -> None:
         activity = " · ".join(a for a in (self.activity, f"+{self.pending} queued" if self.pending else None) if a)
         if self.state is None:
-            self.status_line.show_opening(activity or f"could not open {self.scenario_path}")
+            self.status_line.show_opening(activity or self.ended or f"could not open {self.scenario_path}")
             return
+        tail = self.output[-1][1] if self.output else None
         self.status_line.show(self.state, loader=self.state.loader, running=self.running,
-                              steps_per_s=steps_per_s, activity=activity or None)
+                              steps_per_s=steps_per_s, activity=activity or None, output=tail)
 
     def _show_state(self, state: SessionState, steps_per_s: float | None = None) -> None:
         self._show_status(steps_per_s)  # from self.state, which every caller has just set to state
@@ -388,34 +437,22 @@ class _ExecutorThatDoesNotWait(ThreadPoolExecutor):
 
 
 def make_app(
-    path: str | Path,
+    path: str | Path | None = None,
     *,
-    trace: TraceWriter | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    history_mb: float = 256,
-    max_values: int = 4096,
-    mode: str | None = None,
-    lr: float | None = None,
-    grad_source: str | None = None,
-    setup: Callable[[Session], object] | None = None,
-    trace_max_elements: int | None = None,
-    **session_options: object,
+    flags: Sequence[str] = (),
+    args: Sequence[str] = (),
+    connect: str | None = None,
 ) -> GdtuiApp:
-    """Build the app on an in-process port; it opens the scenario in its worker once its first frame is up.
+    """Build the app on a trainer process (gdtui.client_port): it starts ``python -m gdtui.trainer
+    PATH FLAGS -- ARGS`` once its first frame is up, or connects to the trainer listening at
+    ``connect``. This process never imports torch.
 
-    A scenario that does not load leaves the app open with the one-line error,
-    and ``r`` loads it again. ``setup`` is applied to each new session (the
-    command line's breakpoints); a ConditionError from it is shown, and the
-    session opens without that condition. Options beyond these go to Session
-    as they are, so the CLI can pass new engine options. ``trace_max_elements``
-    (default: ``max_values``) is the trace's own limit, the export log's too.
+    A scenario that does not load leaves the app open with the one-line error, and ``r``
+    loads it again; a trainer that dies leaves it open to say how, and ``r`` starts a new one.
+    ``flags`` are the trainer's session flags (gdtui.client_port.trainer_flags builds them).
+    The app on an in-process port, for tests that read its Session, is gdtui.jobs.make_app.
     """
-    # The one place the screen's side reaches the engine: the in-process port, until a port
-    # that talks to a trainer process replaces it (its import brings torch).
-    from gdtui.jobs import in_process_port
+    from gdtui.client_port import ClientPort
 
-    port = in_process_port(path, trace=trace, seed=seed, device=device, history_mb=history_mb, max_values=max_values,
-                           mode=mode, lr=lr, grad_source=grad_source, setup=setup,
-                           trace_max_elements=trace_max_elements, **session_options)
-    return GdtuiApp(port, name=str(path))
+    port = ClientPort(None if path is None else str(path), flags=flags, args=args, connect=connect)
+    return GdtuiApp(port, name=str(path) if path is not None else str(connect))

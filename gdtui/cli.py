@@ -208,6 +208,53 @@ def _listen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return status
 
 
+def _screen(args: argparse.Namespace) -> int:
+    """The step-debugger: the screen in this process, which never imports torch (unless --trace
+    or a --device other than cpu needs checking first), and the scenario in a trainer child."""
+    path = os.path.abspath(args.trace) if args.trace else None
+    if args.trace or args.device != "cpu":
+        # A mistyped path, device or trace is the command line's error, said before the screen opens.
+        from gdtui.engine.errors import ScenarioError
+        from gdtui.engine.scenario import check_arguments
+        from gdtui.engine.targets import same_file
+        from gdtui.engine.trace import OPEN_REASONS, TraceWriter
+
+        try:
+            check_arguments(args.scenario, args.device)
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if args.trace:
+            if same_file(args.trace, args.scenario):  # opening it would empty the scenario before it loads
+                print(f"--trace {args.trace}: that is the scenario file, which the trace would overwrite; "
+                      "choose another path", file=sys.stderr)
+                return 2
+            try:
+                TraceWriter(path, args.trace_max_elements, label=f"--trace {args.trace}").close()
+            except OSError as exc:
+                reason = OPEN_REASONS.get(exc.errno) or f"cannot write it ({exc.strerror}); choose a writable path"
+                print(f"--trace {args.trace}: {reason}", file=sys.stderr)
+                return 2
+    elif not os.path.isfile(args.scenario):
+        what = "no such scenario file; check the path" if not os.path.exists(args.scenario) else \
+            "not a file; name the scenario's .py file"
+        print(f"{args.scenario}: {what}", file=sys.stderr)
+        return 2
+    from gdtui.app import make_app
+    from gdtui.client_port import trainer_flags
+
+    flags = trainer_flags(seed=args.seed, device=args.device, history_mb=args.history_mb, mode=args.mode, lr=args.lr,
+                          grad_source=args.grad_source, trace=path, trace_max_elements=args.trace_max_elements,
+                          gradcheck_samples=args.gradcheck_samples, until=args.until, breaks=args.breaks,
+                          stop_on_rise=args.stop_on_rise, no_zero_grad=args.no_zero_grad)
+    app = make_app(args.scenario, flags=flags, args=args.scenario_args)
+    app.run()
+    status = app.return_code or 0
+    if status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
+        print(app.error, file=sys.stderr)
+    return status
+
+
 def configure(session, args: argparse.Namespace) -> None:
     """Apply the stop conditions and toggles of the command line to a new session.
 
@@ -387,8 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _listen(parser, args)
     if args.headless and args.detach_timeout is not None:
         parser.error("--detach-timeout is a trainer's (--listen); a headless run has no client to wait for")
+    if not args.headless:
+        return _screen(args)
     # Imported here so that --help and --version answer before torch loads.
-    from gdtui.engine import ScenarioError, TraceWriter
+    from gdtui.engine import TraceWriter
 
     options = dict(
         seed=args.seed,
@@ -398,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode=args.mode,
         lr=args.lr,
         grad_source=args.grad_source,
-        watch_activations=args.hints or not args.headless,
+        watch_activations=args.hints,
         args=args.scenario_args,
         gradcheck_samples=args.gradcheck_samples,
     )
@@ -419,31 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"--trace {args.trace}: {reason}", file=sys.stderr)
             return 2
     try:
-        if args.headless:
-            before = set(threading.enumerate())
-            status = run(args, options, trace)
-            _end_despite_scenario_threads(status, before, trace)
-            return status
-        from gdtui.app import make_app
-        from gdtui.engine.scenario import check_arguments
-
-        try:
-            # A mistyped path or device is the command line's error; what is wrong inside the
-            # scenario is shown in the app, which stays open to load the file again.
-            check_arguments(args.scenario, args.device)
-        except ScenarioError as exc:
-            print(exc, file=sys.stderr)
-            if trace:
-                trace.end(0, "error", str(exc))
-            return 2
-        app = make_app(args.scenario, trace=trace, setup=lambda session: configure(session, args),
-                       trace_max_elements=args.trace_max_elements, **options)
-        app.run()
-        status = app.return_code or 0
-        if status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
-            print(app.error, file=sys.stderr)
-        status = _trace_failed(trace, status, shown=True)  # the app said so too, but its screen is gone
-        _leave_now_if_a_step_is_stuck(status)
+        before = set(threading.enumerate())
+        status = run(args, options, trace)
+        _end_despite_scenario_threads(status, before, trace)
         return status
     except KeyboardInterrupt as exc:  # (headless: only in a diagnostic, after the trace's end line)
         return 128 + getattr(exc, "signum", 2)

@@ -2,7 +2,7 @@
 source, learning rate (×2, ÷2, and typed), chart view, log axis, detail (Enter) and help.
 
 A mixin of :class:`gdtui.app.GdtuiApp`, like :class:`gdtui.diagnostics_keys.DiagnosticsKeys`:
-a control is a command to the port (SetControls, ScaleLr), which applies it from the next
+a control is a command to the port (SetControls), which applies it from the next
 step and answers with ControlsChanged, shown at once. Nothing here computes a number or
 reads a Session.
 """
@@ -15,7 +15,6 @@ from textual.widgets import DataTable
 
 from gdtui import protocol as p
 from gdtui.messages import ControlsChanged, ControlsRefused
-from gdtui.port import ScaleLr
 from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.lr_prompt import LrPrompt
 
@@ -31,10 +30,10 @@ class ControlKeys:
         self.port.send(p.SetControls(grad_source="grad_fn" if self.state.grad_source == "autograd" else "autograd"))
 
     def action_lr_up(self) -> None:
-        self.port.send(ScaleLr(2.0))
+        self.port.send(p.SetControls(lr_scale=2.0))
 
     def action_lr_down(self) -> None:
-        self.port.send(ScaleLr(0.5))
+        self.port.send(p.SetControls(lr_scale=0.5))
 
     def action_lr_prompt(self) -> None:
         def done(lr: float | None) -> None:

@@ -1,9 +1,11 @@
 """The in-process trainer port: the engine stepped in a thread worker of the app.
 
-:class:`InProcessPort` is the app's port (see gdtui.port) until a port that talks to a
-trainer process replaces it: it takes gdtui.protocol's commands, runs the queued ones
-one at a time in a thread worker, and posts gdtui.messages back. It is the only module
-of the screen's side that imports the engine's tensor code and holds a Session.
+:class:`InProcessPort` is a port (see gdtui.port) for tests that compare ``app.port.session``
+with a plain loop (:func:`make_app`); the app's own port is gdtui.client_port, on a trainer
+process. It takes gdtui.protocol's commands, runs the queued ones one at a time in a thread
+worker, and posts gdtui.messages back. It is the only module of the screen's side that
+imports the engine's tensor code and holds a Session. The chart, a tensor's detail, the
+notices and the trace log are gdtui.engine.display's, shared with the trainer.
 
 :class:`SessionJobs` is what one command does to the session: step it, build the
 records, post them. A run posts the frames of gdtui.engine.runner.Run, paced by
@@ -17,24 +19,25 @@ import gc
 import threading
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
-import torch
 from textual.message import Message
 
 from gdtui import protocol as p
-from gdtui.engine import charts
+from gdtui.engine import display
+from gdtui.engine.chart_records import ChartFrame
+from gdtui.engine.charts import CHART_WIDTH
 from gdtui.engine.compare import compare_updates
 from gdtui.engine.conditions import ConditionError
+from gdtui.engine.display import ChartSource, TraceLog, apply_controls, failure_line, nonfinite_notice
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.export import ExportError, export_trace
 from gdtui.engine.gradcheck import CheckCancelled, gradient_check
 from gdtui.engine.loop import StepError
 from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
-from gdtui.engine.records import SessionState, StepRecord
+from gdtui.engine.records import SessionState
 from gdtui.engine.runner import Frame as RunFrame
-from gdtui.engine.runner import Run, Stopped
+from gdtui.engine.runner import Run
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import (
@@ -52,112 +55,6 @@ from gdtui.messages import (
     Opened,
     RunProgress,
 )
-from gdtui.port import ScaleLr
-
-#: The detail view lists up to this many values; a larger tensor gets histograms.
-DETAIL_LIST_MAX = 100
-
-
-class TraceLog:
-    """The app's trace: start on mount, every step as it finishes, rewinds and resets, end on quit.
-
-    Always kept, so the steps so far can be exported: to the user's --trace file,
-    else to a temporary file in the system's temp folder, removed on quit, where
-    tensors over EXPORT_LOG_MAX_ELEMENTS elements are written as their summary, and no tensors
-    once it holds EXPORT_LOG_TENSOR_BYTES. Written
-    from the worker and the UI thread, so under a lock; nothing after the end line.
-    """
-
-    def __init__(self, trace: TraceWriter | None, seed: int, max_elements: int = 4096):
-        self.seed = seed
-        self._lock = threading.Lock()
-        self._ended = False
-        self._own: Path | None = None
-        log = trace if trace is not None and not trace.csv else None  # export reads JSON Lines
-        if log is None:
-            try:
-                log = TraceWriter.export_log(max_elements)
-                self._own = log.path
-            except OSError:
-                log = None  # no temp folder to write to: the app runs, export says why it cannot
-        #: The log that export reads: the user's --trace file, else (none, or a CSV one) a temporary one.
-        self.trace = log
-        self._writers = [w for w in (trace, log if log is not trace else None) if w is not None]
-        #: The user asked for a trace (--trace): every step goes in it in full, none light.
-        self.detailed = trace is not None
-
-    @property
-    def path(self) -> Path | None:
-        return self.trace.path if self.trace is not None else None
-
-    @property
-    def writers(self) -> tuple[TraceWriter, ...]:
-        """Every trace file this log writes: the user's --trace and the log export reads."""
-        return tuple(self._writers)
-
-    def take_error(self) -> str | None:
-        """Why a trace stopped being written (a full disk), the first time it is asked; else None."""
-        with self._lock:
-            return next((e for e in (w.take_error() for w in self._writers) if e), None)
-
-    def tensors_left_out(self) -> str | None:
-        """Why the log's later steps have no tensors (the temporary log grew past its size), or None."""
-        trace = self.trace
-        if trace is None or trace.tensors_left_out_from is None:
-            return None
-        return (f"the log kept no tensors from step {trace.tensors_left_out_from} on (it passed "
-                f"{trace.tensor_bytes / 2**20:g} MB): start gdtui with --trace FILE to keep every step's")
-
-    def start(self, state: SessionState, *, reset: bool = False) -> None:
-        """The start line; after a reset, a reset line first, so no earlier step counts."""
-        with self._lock:
-            for trace in self._writers if not self._ended else ():
-                if reset:
-                    trace.reset()
-                trace.start(scenario=state.path, seed=self.seed, device=state.device, mode=state.mode,
-                            params=dict(state.params))
-
-    def step(self, record: StepRecord) -> None:
-        with self._lock:
-            for trace in self._writers if not self._ended else ():
-                trace.step(record)
-
-    def flush(self) -> None:
-        """Every line so far to the file, for a reader."""
-        with self._lock:
-            if self.trace is not None:
-                self.trace.flush()
-
-    def rewind(self, step: int) -> None:
-        """The steps after ``step`` no longer count."""
-        with self._lock:
-            for trace in self._writers if not self._ended else ():
-                trace.rewind(step)
-
-    def end(self, session: Session | None, error: str | None = None) -> None:
-        """``steps`` when the scenario's own step count was reached, else ``interrupted``;
-        ``error`` (with the message) when the scenario failed to open.
-
-        The temporary trace (no --trace given) is closed and removed.
-        """
-        with self._lock:
-            if not self._writers or self._ended:
-                return
-            self._ended = True
-            for trace in self._writers:
-                if session is None:  # it never opened: it failed to, or the user quit while it was opening
-                    trace.end(0, "error" if error else "interrupted", error)
-                else:
-                    steps, target = session.step_count, session.scenario.steps
-                    trace.end(steps, "steps" if target and steps >= target else "interrupted")
-            if self._own is not None:
-                self.trace.close()
-                self._own.unlink(missing_ok=True)
-
-
-def failure_line(exc: BaseException) -> str:
-    """An engine failure (not the scenario's: those are ScenarioError and StepError) as one line."""
-    return f"gdtui: {type(exc).__name__}: {exc}"
 
 
 class SessionJobs:
@@ -173,40 +70,23 @@ class SessionJobs:
         self.post = post
         self.stop = threading.Event()
         self.cancel = threading.Event()  # set by escape during a gradient check
-        self.chart_view = "loss"  # set by the Chart command; a run picks a change up with its next post
-        self.chart_width = charts.CHART_WIDTH  # set by the Chart command to the chart's width
+        #: The chart's views and data; its view and width are set by the Chart command (a run
+        #: picks a change up with its next post).
+        self.charts = ChartSource(session)
         self.steps_per_s: float | None = None
-        self.views: tuple[str, ...] = ("loss",)
-        self._landscape: charts.LossLandscape | None = None
 
     # --- what the screen gets ---------------------------------------------------------------
 
+    @property
+    def views(self) -> tuple[str, ...]:
+        return self.charts.views
+
     def describe(self) -> tuple[tuple[str, ...], SessionState]:
         """The chart views that apply to this scenario, and the state."""
-        session = self.session
-        sc, tensors = session.scenario, session.loop.tensors
-        views = ["loss"]
-        if charts.fit_kind(sc) is not None:
-            views.append("fit")
-        if session.scalar_path is not None and charts.landscape_applies(sc, tensors):
-            views.append("landscape")
-        self._landscape = None
-        self.views = tuple(views)
-        return self.views, session.state()
+        return self.charts.describe(), self.session.state()
 
-    def frame(self) -> charts.ChartFrame:
-        session, view = self.session, self.chart_view
-        if view not in self.views:
-            view = "loss"  # a view of the scenario before a reset
-        sc, tensors = session.scenario, session.loop.tensors
-        if view == "fit":
-            payload = charts.model_fit(sc, tensors)
-        elif view == "landscape" and session.scalar_path is not None:
-            payload = charts.loss_landscape(sc, session.loop.names, tensors, session.scalar_path, self._landscape)
-            self._landscape = payload or self._landscape
-        else:
-            view, payload = "loss", charts.loss_series(session.losses, self.chart_width)
-        return charts.ChartFrame(view, payload, session.step_count)
+    def frame(self) -> ChartFrame:
+        return self.charts.frame()
 
     def update(self, *, final: bool = True, chart: bool = True, error: str | None = None,
                notice: str | None = None, steps_per_s: float | None = None) -> None:
@@ -281,23 +161,7 @@ class SessionJobs:
         self.update(chart=False)
 
     def detail(self, name: str) -> None:
-        state = self.session.state()
-        value, grad = state.params[name], state.grads.get(name)
-        if state.next_phase == "forward" and state.last is not None:
-            grad = state.last.grads.get(name)  # the gradient the last update used
-        value_hist = grad_hist = None
-        if value.flat is None or value.numel > DETAIL_LIST_MAX:
-            tensor = self.session.loop.tensors[self.session.loop.names.index(name)]
-            value_hist = charts.histogram(tensor)
-            used = self.session.used_grad(name)  # None mid-step
-            if state.next_phase != "forward" and tensor.grad is not None:
-                grad_hist = charts.histogram(tensor.grad)
-            elif used is not None:  # the live gradient was zeroed; the session kept the one the update used
-                grad_hist = charts.histogram(used)
-            elif grad is not None and grad.flat is not None:
-                # the live gradient was zeroed; the record kept the values the update used
-                grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
-        self.post(DetailData(name, value, grad, value_hist, grad_hist))
+        self.post(DetailData(name, *display.detail(self.session, name)))
 
     def run(self, limit: int | None = None) -> None:
         """Step until paused (``stop``), a StepError, a NaN/Inf or, with no ``limit``, a breakpoint.
@@ -314,12 +178,7 @@ class SessionJobs:
                 self.update(final=False, chart=event.chart, steps_per_s=event.steps_per_s)
                 self.steps_per_s = event.steps_per_s
         stopped = run.stopped
-        notice = None
-        if stopped.reason == "nonfinite":
-            notice = nonfinite_notice(stopped.record)
-        elif stopped.reason == "condition":
-            notice = break_notice(stopped)
-        self.update(error=stopped.error, notice=notice or stopped.note,
+        self.update(error=stopped.error, notice=display.stop_notice(stopped),
                     steps_per_s=self.steps_per_s if limit is None else None)
 
     # --- diagnostics and export: results as messages ---------------------------------------
@@ -358,10 +217,7 @@ class SessionJobs:
             return
         self.trace.flush()
         try:
-            # Every trace being written is kept, the user's --trace too when the export reads a
-            # temporary log (a CSV --trace): replacing it would unlink the file the run appends to.
-            traces = [(w.path, "the trace being written") for w in self.trace.writers]
-            n = export_trace(self.trace.path, out, kept=[(self.session.file, "the open scenario"), *traces])
+            n = export_trace(self.trace.path, out, kept=[(self.session.file, "the open scenario"), *self.trace.kept()])
         except ExportError as exc:
             self.post(ExportDone(str(exc), ok=False))
             return
@@ -370,24 +226,13 @@ class SessionJobs:
         self.post(ExportDone(f"{text}; {left_out}" if left_out else text, ok=True))
 
 
-def nonfinite_notice(record: StepRecord | None) -> str | None:
-    if record is None or record.nonfinite is None:
-        return None
-    return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}; b rewinds, - lowers the lr"
-
-
-def break_notice(stopped: Stopped) -> str:
-    """The stop conditions that held after the run's last step, by name: breakpoints (k), --break, --until."""
-    return f"{', '.join(stopped.hits)} holds after step {stopped.record.step} (k edits the breakpoints)"
-
-
 class InProcessPort:
     """The app's trainer port (gdtui.port) with the engine in the app's process.
 
     ``load`` opens the session (in the worker) and says what of the set-up it could not apply;
     ``trace`` is the app's trace log, which this port writes and ends. The queued commands run
     one at a time, in order, in one thread worker of the app (group "session") that drains the
-    queue; Pause, Interrupt, SetControls, ScaleLr and Quit act at once (see gdtui.port).
+    queue; Pause, Interrupt, SetControls and Quit act at once (see gdtui.port).
     """
 
     def __init__(self, load: Callable[[], tuple[Session, str | None]], trace: TraceLog):
@@ -399,7 +244,7 @@ class InProcessPort:
         self._lock = threading.Lock()
         self._draining = False
         self._app = None
-        self._chart = ("loss", charts.CHART_WIDTH)  # the last Chart command's view and width
+        self._chart = ("loss", CHART_WIDTH)  # the last Chart command's view and width
         # What each queued command does. Looked up when it runs, so a test can patch a job.
         self._queued: dict[type, Callable[[object], None]] = {
             p.Step: lambda c: self.jobs.steps(c.n),
@@ -419,7 +264,6 @@ class InProcessPort:
             p.Pause: self._pause,
             p.Interrupt: self._interrupt,
             p.SetControls: self._set_controls,
-            ScaleLr: self._set_controls,
             p.Quit: lambda c: self.close(),
         }
 
@@ -455,7 +299,7 @@ class InProcessPort:
             # the view and width apply at once: a run in progress draws its next frame with them
             self._chart = (command.view, max(2, int(command.width)))
             if self.jobs is not None:
-                self.jobs.chart_view, self.jobs.chart_width = self._chart
+                self.jobs.charts.view, self.jobs.charts.width = self._chart
         elif isinstance(command, (p.Step, p.Run)) and self.jobs is not None:
             self.jobs.stop.clear()  # a pause pressed from now on stops this one
         with self._lock:
@@ -501,7 +345,7 @@ class InProcessPort:
         else:
             self.load_error = None
             jobs = SessionJobs(session, self.trace, self._post)
-            jobs.chart_view, jobs.chart_width = self._chart
+            jobs.charts.view, jobs.charts.width = self._chart
             views, state = jobs.describe()
             self.trace.start(state)
             self.jobs = jobs
@@ -525,19 +369,7 @@ class InProcessPort:
             return
         s = self.jobs.session
         try:
-            if isinstance(c, ScaleLr):
-                s.scale_lr(c.factor)
-            else:
-                if c.mode is not None:
-                    s.set_mode(c.mode)
-                if c.grad_source is not None:
-                    s.set_grad_source(c.grad_source)
-                if c.lr is not None:
-                    s.set_lr(c.lr)
-                if c.skip_zero_grad is not None:
-                    s.skip_zero_grad = bool(c.skip_zero_grad)
-                if c.conditions is not None:
-                    s.set_condition_texts(c.conditions)
+            apply_controls(s, c)
         except (ValueError, ConditionError, ScenarioError) as exc:
             self._post(ControlsRefused(str(exc)))
         self._post(ControlsChanged(s.mode, s.grad_source, s.lr, s.notes, s.skip_zero_grad, s.condition_texts,
@@ -579,3 +411,12 @@ def in_process_port(
 
     traced = max_values if trace_max_elements is None else trace_max_elements
     return InProcessPort(load, TraceLog(trace, seed, traced))
+
+
+def make_app(path, **options):
+    """The app on an in-process port (:func:`in_process_port`, same arguments): the engine in a
+    thread worker of the app's process, for tests that read ``app.port.session`` and compare it
+    with a plain loop. The command line's app is gdtui.app.make_app, on a trainer process."""
+    from gdtui.app import GdtuiApp
+
+    return GdtuiApp(in_process_port(path, **options), name=str(path))

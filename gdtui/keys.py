@@ -40,6 +40,8 @@ BINDINGS: list[Binding] = [
             tooltip="The optimizer's state per tensor: momentum buffers, Adam's moments and step size"),
     Binding("e", "export", "Export", id="export", show=False,
             tooltip="Export the steps so far (after rewinds and resets: the current ones) as JSON Lines, or CSV for a .csv path"),
+    Binding("O", "output", "Output", id="output", show=False,
+            tooltip="The scenario's output (print, C extensions, subprocesses), each line marked with its step"),
     Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="Help: these keys and the scenario's description"),
     Binding("q", "quit", "Quit", id="quit", tooltip="Quit (Ctrl-C too); the trace gets its end line"),
 ]

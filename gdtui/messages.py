@@ -153,3 +153,20 @@ class CommandDone(Message):
     other messages all came before this one."""
 
     command: object
+
+
+@dataclass
+class TrainerOutput(Message):
+    """Lines the trainer's process wrote (print, C extensions, subprocesses): ``(step, text)``
+    pairs, each marked with the step in progress when it was written (0: while loading)."""
+
+    lines: tuple[tuple[int, str], ...]
+
+
+@dataclass
+class TrainerEnded(Message):
+    """The trainer process ended without being asked (a segfault, os._exit, a kill for memory):
+    ``how`` (its exit status or signal) and its last output lines. r starts a new one."""
+
+    how: str
+    last_lines: tuple[str, ...]

@@ -5,13 +5,14 @@ Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState, Hints
 Chart, Export, Interrupt, Quit) and gets gdtui.messages back, posted to it as Textual
 messages. The screen never holds a Session: it shows the records those messages carry.
 
-Today's port is :class:`gdtui.jobs.InProcessPort`, which steps the session in a thread
-worker of the app; a port that talks to a trainer process through gdtui.client will post
-the same messages from the trainer's events. Neither this module nor the screen imports
-torch or the engine's tensor code.
+The app's port is :class:`gdtui.client_port.ClientPort`, which talks to a trainer process
+through gdtui.client and posts the trainer's events as these messages;
+:class:`gdtui.jobs.InProcessPort` steps the session in a thread worker of the app, for tests
+that read its Session. Neither this module nor the screen imports torch or the engine's
+tensor code.
 
 What a port does with a command:
-* Pause, Interrupt and SetControls (and ScaleLr) act at once, even while a command runs: a
+* Pause, Interrupt and SetControls act at once, even while a command runs: a
   run pauses after its step, a gradient check stops, a control applies from the next step.
   They post no CommandDone.
 * Every other command is queued and run one at a time, in order; each ends with exactly one
@@ -20,26 +21,12 @@ What a port does with a command:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from gdtui import protocol as p
 
 #: Commands that act at once rather than wait their turn; they end with no CommandDone.
 IMMEDIATE: tuple[type, ...] = (p.Pause, p.Interrupt, p.SetControls)
-
-
-@dataclass(frozen=True)
-class ScaleLr:
-    """Multiply every param group's learning rate by ``factor`` (the +/- keys), from the next
-    update. Acts at once, like SetControls.
-
-    Not (yet) one of gdtui.protocol's commands: SetControls(lr=x) sets every group to x, which
-    is what typing an lr does, but a doubling keeps the groups' ratios. The protocol's
-    set_controls needs an ``lr_scale`` field for a trainer to do the same.
-    """
-
-    factor: float
 
 
 class TrainerPort(Protocol):

@@ -34,7 +34,9 @@ from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, Tens
 #: fields and new fields have defaults); a field removed or renamed, a record changed, a new message
 #: type or a change in who speaks when, is. 2: the hello comes first on every connection and says
 #: the trainer's status; a client answers it with ``attach`` (acknowledged by ``attached``) or ``status``.
-PROTOCOL_VERSION = 2
+#: 3: every queued command ends with ``done``; ``set_controls`` acts at once and is answered with
+#: ``controls``; a reset's ``opened`` is followed by a ``frame``.
+PROTOCOL_VERSION = 3
 
 #: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
 MAX_LINE = 256 * 2**20
@@ -189,14 +191,18 @@ class Reset:
 
 @_message("set_controls")
 class SetControls:
-    """Change the controls; a field left None stays as it is. ``conditions`` replaces the stop
-    conditions (the k screen's and --break's, as typed)."""
+    """Change the controls; a field left None stays as it is. ``lr`` sets every param group's
+    learning rate; ``lr_scale`` multiplies each (the +/- keys: the groups keep their ratios).
+    ``conditions`` replaces the stop conditions, as Session.condition_texts gives them: one in
+    force keeps its kind (an --until stays the goal), "loss rose K steps in a row" is the
+    built-in one, any other is a breakpoint; all or nothing."""
 
     mode: str | None = None
     grad_source: str | None = None
     lr: float | None = None
     skip_zero_grad: bool | None = None
     conditions: tuple[str, ...] | None = None
+    lr_scale: float | None = None
 
 
 @_message("gradient_check")
@@ -291,11 +297,13 @@ class Refused:
 
 @_message("opened")
 class Opened:
-    """The scenario loaded (or loaded again), or a client attached to a loaded one: what to show."""
+    """The scenario loaded (or loaded again), or a client attached to a loaded one: what to show.
+    ``trace`` is the trainer's trace log (which an export must not overwrite), or None."""
 
     state: SessionState
     views: tuple[str, ...] = ("loss",)
     warning: str | None = None
+    trace: str | None = None
 
 
 @_message("load_failed")
@@ -373,6 +381,28 @@ class ChartReady:
     frame: ChartFrame
 
 
+@_message("controls")
+class Controls:
+    """The answer to set_controls (after its error, if one could not be set): the controls in
+    force, which apply from the next step (see SessionState for the fields)."""
+
+    mode: str
+    grad_source: str
+    lr: float
+    notes: tuple[str, ...] = ()
+    skip_zero_grad: bool = False
+    conditions: tuple[str, ...] = ()
+    until: tuple[str, ...] = ()
+
+
+@_message("done")
+class Done:
+    """The last event of every queued command (all but pause, interrupt, set_controls and quit):
+    ``command`` is its type."""
+
+    command: str
+
+
 @_message("exited")
 class Exited:
     """The trainer is ending (Quit): the last message of the connection. A trainer that dies
@@ -384,7 +414,7 @@ class Exited:
 COMMANDS = (Attach, Status, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
             Hints, Detail, Chart, Export, Interrupt, Quit)
 EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
-          ChartReady, Exited)
+          ChartReady, Controls, Done, Exited)
 
 
 def dumps(message: Any) -> bytes:

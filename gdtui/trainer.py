@@ -22,8 +22,8 @@ went away), pause a run; the trainer waits for the next client. With no client f
 --detach-timeout minutes (default 30; --listen: forever) it ends. SIGTERM, and a SIGINT that no
 client's interrupt asked for, end it. Each ending removes its socket.
 
-What each step runs is still a loop of its own here (``_steps``): it moves onto
-gdtui.engine.runner when that lands.
+Steps and runs are gdtui.engine.runner.Run's, the one run loop; the chart, a tensor's detail,
+the notices and the trace log are gdtui.engine.display's, as for the in-process port.
 """
 
 from __future__ import annotations
@@ -208,9 +208,11 @@ class Trainer:
         self.commands: queue.Queue = queue.Queue()
         self.session = None
         self.load_error: str | None = None
-        self.views: tuple[str, ...] = ("loss",)
-        self.chart_view, self.chart_width = "loss", 60
-        self._landscape = None
+        self.charts = None  # the ChartSource of the session, once it loaded
+        self._chart_asked: tuple[str, int] | None = None  # the last Chart command's view and width
+        #: The session's trace log (gdtui.engine.display.TraceLog): --trace's file, else a
+        #: temporary one that export reads, removed when the trainer ends.
+        self.trace = None
         self.busy = False  # a command runs in the main thread: SIGINT interrupts it
         self.stop = threading.Event()  # Pause, or the client went away: a run ends after its step
         self._client: socket.socket | None = None
@@ -335,6 +337,8 @@ class Trainer:
                     break
                 if isinstance(command, p.Pause):
                     self.stop.set()
+                elif isinstance(command, p.SetControls):
+                    self._set_controls(command)
                 elif isinstance(command, p.Interrupt):
                     if self.busy:
                         self._interrupt_asked = True
@@ -342,6 +346,9 @@ class Trainer:
                 else:
                     if isinstance(command, p.Quit):
                         self.stop.set()
+                        if self.busy:  # a step stuck in the user's code: interrupted, so the trace ends
+                            self._interrupt_asked = True
+                            os.kill(os.getpid(), signal.SIGINT)
                     self.commands.put(command)
         except (OSError, p.ProtocolError) as exc:
             self.send(p.Error(f"gdtui protocol: {exc}"))
@@ -377,6 +384,7 @@ class Trainer:
         except _Ending as ending:
             for signum in (signal.SIGINT, signal.SIGTERM):  # a second one does not cut the ending short
                 signal.signal(signum, signal.SIG_IGN)
+            self._end_trace()
             self.output.sync()
             self.send(p.Exited(ending.status))
             self.say(f"gdtui: the trainer at {self.path} ended ({signal.Signals(ending.signum).name})")
@@ -394,10 +402,12 @@ class Trainer:
                 command = self.commands.get(timeout=poll)
             except queue.Empty:
                 if self._alone_too_long():
+                    self._end_trace()
                     self.say(f"gdtui: no client for {self.detach_timeout_s / 60:g} min: the trainer at {self.path} ends")
                     return 0
                 continue
             if isinstance(command, p.Quit):
+                self._end_trace()
                 self.output.sync()
                 self.send(p.Exited(0))
                 return 0
@@ -407,6 +417,12 @@ class Trainer:
                 continue
             self._run_command(lambda command=command: self._do(command))
             self.output.sync()
+            self.send(p.Done(command.TYPE))
+
+    def _end_trace(self) -> None:
+        """The trace's end line (``error`` when the scenario never loaded); the temporary one is removed."""
+        if self.trace is not None:
+            self.trace.end(self.session, self.load_error)
 
     def _alone_too_long(self) -> bool:
         """No client for detach_timeout_s: from now on none attaches, and the trainer ends."""
@@ -453,226 +469,223 @@ class Trainer:
             self.busy = False
 
     def _interrupted(self) -> None:
+        """A KeyboardInterrupt (the client's interrupt) outside a run: during a load, a rewind, a
+        diagnostic. The step in progress, if any, goes back to its start."""
         session = self.session
         if session is None:
             self.load_error = "interrupted while loading the scenario"
             self.send(p.LoadFailed(self.load_error))
             return
-        # The step in progress goes back to its start (a rewind of the step in progress).
-        session._abandon_step()
-        self.send(p.Stopped("interrupted", session.last, "interrupted: the step in progress was rolled back"))
+        self._roll_back()
+        self.send(p.Stopped("interrupted", session.last, INTERRUPTED))
         self._frame()
+
+    def _roll_back(self) -> None:
+        """The phases run so far of an interrupted step are undone (a rewind of the step in progress)."""
+        if self.session._phase:
+            self.session._abandon_step()
 
     def _greet(self) -> None:
         self._greeted = self._attaches
         if self.session is not None:
-            self.send(p.Opened(self.session.state(), self.views))
+            self.send(self._opened())
         elif self.load_error is not None:
             self.send(p.LoadFailed(self.load_error))
+
+    def _opened(self, warning: str | None = None) -> p.Opened:
+        trace = self.trace.path if self.trace is not None else None
+        return p.Opened(self.session.state(), self.charts.views, warning, str(trace) if trace is not None else None)
 
     def _load(self) -> None:
         from gdtui.cli import configure
         from gdtui.engine.conditions import ConditionError
+        from gdtui.engine.display import ChartSource, TraceLog
         from gdtui.engine.errors import ScenarioError
         from gdtui.engine.session import Session
 
         self.output.mark(0)
         args = self.args
-        try:
-            if self.session is None:
-                session = Session(args.scenario, **session_options(args))
-                configure(session, args)
-                self.session = session
-            else:
+        warning = None
+        reset = self.session is not None
+        if reset:
+            # The scenario's module and its tensors may be a reference cycle: freed now, not later.
+            import gc
+
+            try:
                 self.session.reset()
-        except (ScenarioError, ConditionError) as exc:
-            self.load_error = str(exc)
-            self._greeted = self._attaches
-            if self.session is not None:
+            except ScenarioError as exc:
                 self.send(p.Error(f"{exc} (the previous session is kept)", "reset"))
-            else:
+                return
+            finally:
+                gc.collect()
+            self.trace.start(self.session.state(), reset=True)
+        else:
+            if self.trace is None:
+                self.trace = TraceLog(self._trace_writer(), args.seed, args.trace_max_elements)
+            try:
+                session = Session(args.scenario, **session_options(args))
+            except ScenarioError as exc:
+                self.load_error = str(exc)
+                self._greeted = self._attaches
                 self.send(p.LoadFailed(self.load_error))
                 self.say(f"{exc} (a client's reset loads it again)")
-            return
+                return
+            try:
+                configure(session, args)
+            except ConditionError as exc:
+                warning = f"{exc}; k sets breakpoints"
+            self.session = session
+            self.charts = ChartSource(session)
+            if self._chart_asked is not None:
+                self.charts.view, self.charts.width = self._chart_asked
+            self.trace.start(session.state())
         self.load_error = None
-        self._describe()
+        self.charts.describe()
         self.output.sync()
         self._greeted = self._attaches
-        self.send(p.Opened(self.session.state(), self.views))
+        self.send(self._opened(warning))
+        if reset:
+            self._frame()  # with the chart of the view in force
 
-    def _describe(self) -> None:
-        from gdtui.engine import charts
+    def _trace_writer(self):
+        """The user's --trace file, or None. A file that cannot be opened is said once, as a warning."""
+        if not self.args.trace:
+            return None
+        from gdtui.engine.trace import TraceWriter
 
-        session = self.session
-        sc, tensors = session.scenario, session.loop.tensors
-        views = ["loss"]
-        if charts.fit_kind(sc) is not None:
-            views.append("fit")
-        if session.scalar_path is not None and charts.landscape_applies(sc, tensors):
-            views.append("landscape")
-        self.views = tuple(views)
-        self._landscape = None
+        try:
+            return TraceWriter(self.args.trace, self.args.trace_max_elements, label=f"--trace {self.args.trace}")
+        except OSError as exc:
+            self.send(p.Error(f"--trace {self.args.trace}: cannot write it ({exc.strerror})", "reset"))
+            return None
 
-    def _chart(self):
-        from gdtui.engine import charts
-
-        session, view = self.session, self.chart_view
-        sc, tensors = session.scenario, session.loop.tensors
-        if view == "fit" and "fit" in self.views:
-            payload = charts.model_fit(sc, tensors)
-        elif view == "landscape" and "landscape" in self.views:
-            payload = charts.loss_landscape(sc, session.loop.names, tensors, session.scalar_path, self._landscape)
-            self._landscape = payload or self._landscape
-        else:
-            view, payload = "loss", charts.loss_series(session.losses, self.chart_width)
-        return charts.ChartFrame(view, payload, session.step_count)
-
-    def _frame(self, final: bool = True, notice: str | None = None, rate: float | None = None) -> None:
-        self.send(p.Frame(self.session.state(), self._chart(), final=final, steps_per_s=rate, notice=notice))
+    def _frame(self, final: bool = True, notice: str | None = None, rate: float | None = None,
+               chart: bool = True) -> None:
+        broken = self.trace.take_error() if final and self.trace is not None else None
+        if broken:  # a full disk: said once, never dropped
+            notice = "; ".join(n for n in (notice, broken) if n)
+        self.send(p.Frame(self.session.state(), self.charts.frame() if chart else None, final=final,
+                          steps_per_s=rate, notice=notice))
 
     # --- commands -----------------------------------------------------------------------------
 
     def _do(self, command) -> None:
+        from gdtui.engine import display
         from gdtui.engine.loop import StepError
 
         if isinstance(command, p.Reset) or self.session is None:
             if isinstance(command, p.Reset):
                 self._load()
+            elif isinstance(command, p.Chart):
+                self._chart_asked = (command.view, max(2, int(command.width)))
             else:
                 self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", command.TYPE))
             return
         session = self.session
         try:
             if isinstance(command, p.Step):
-                self._steps(command.n, stop_on_conditions=False)
+                self._steps(command.n, run=False)
             elif isinstance(command, p.Run):
-                self._steps(command.limit, stop_on_conditions=True)
+                self._steps(command.limit, run=True)
             elif isinstance(command, p.Phase):
                 self.output.mark(session.step_count + 1)
                 record = session.step_phase()
                 if record is not None:
+                    self.trace.step(record)
                     self.send(p.Stepped(record))
-                self._frame(notice=nonfinite_notice(record) or session.take_replay_note())
+                self._frame(notice=display.nonfinite_notice(record) or session.take_replay_note())
             elif isinstance(command, p.Rewind):
-                undone = session.rewind(command.n)
+                try:
+                    undone = session.rewind(command.n)
+                finally:
+                    self.trace.rewind(session.step_count)
                 self._frame(notice=session.take_replay_note() if undone else "nothing to rewind")
-            elif isinstance(command, p.SetControls):
-                self._set_controls(command)
             elif isinstance(command, p.Chart):
-                self.chart_view, self.chart_width = command.view, max(2, int(command.width))
-                self.send(p.ChartReady(self._chart()))
+                self._chart_asked = self.charts.view, self.charts.width = command.view, max(2, int(command.width))
+                self.send(p.ChartReady(self.charts.frame()))
             elif isinstance(command, p.Detail):
                 self._detail(command.name)
             elif isinstance(command, p.Hints):
                 session.detail_last()
                 last = session.last
                 self.send(p.Report("hints", tuple(h.message for h in (last.hints if last else ()))))
-                self._frame()
+                self._frame(chart=False)
             elif isinstance(command, (p.GradientCheck, p.Compare, p.OptimizerState)):
                 self._diagnose(command)
             elif isinstance(command, p.Export):
-                self.send(p.Error("export: the trainer keeps no trace yet; run gdtui --headless --trace FILE",
-                                  command.TYPE))
+                self._export(command.path)
         except StepError as exc:
             self.send(p.Error(str(exc), command.TYPE))
             self._frame()
 
-    def _steps(self, limit: int | None, stop_on_conditions: bool) -> None:
-        """``limit`` whole steps, or until Pause: Stepped for each (a run: frames, paced), then Stopped."""
-        from gdtui.engine.loop import StepError
+    def _steps(self, limit: int | None, run: bool) -> None:
+        """Step n (``run`` false: whole steps, Stepped for each) or a run (paced frames, stop
+        conditions), through gdtui.engine.runner.Run: Stopped, then the final frame."""
+        from gdtui.engine import display
+        from gdtui.engine.pacing import FramePacer
+        from gdtui.engine.runner import EveryStep, Run, Stepped, StepPlan
 
-        session, stop = self.session, self.stop
-        stop.clear()
-        done, reason, message, record = 0, "limit", None, session.last
-        run = stop_on_conditions  # a run sends paced frames; Step n sends each step
+        session = self.session
+        self.stop.clear()
+        schedule = FramePacer(detail=self.trace.detailed) if run else EveryStep(StepPlan())
+        steps = Run(session, limit, schedule=schedule, trace=self.trace, conditions=run, paused=self.stop.is_set)
+        rate = None
         self.output.throttle = run
-        started = last_frame = time.perf_counter()
         try:
-            while limit is None or done < limit:
-                if stop.is_set():
-                    reason = "paused"
-                    break
-                self.output.mark(session.step_count + 1)
+            events = iter(steps)
+            while True:
+                self.output.mark(session.step_count + 1)  # what is written from now on is the next step's
                 try:
-                    record = session.step()
-                except StepError as exc:
-                    reason, message = "error", str(exc)
+                    event = next(events)
+                except KeyboardInterrupt as exc:  # in this loop's own code, between two steps
+                    steps.interrupt(exc)
                     break
-                done += 1
-                if not run:
-                    self.send(p.Stepped(record))
-                if record.nonfinite is not None:
-                    reason, message = "nonfinite", nonfinite_notice(record)
+                if type(event) is Stepped:
+                    if not run:
+                        self.send(p.Stepped(event.record))
+                elif event is steps.stopped:
                     break
-                if stop_on_conditions:
-                    hits = session.triggered(record)
-                    if hits:
-                        reason = "condition"
-                        message = f"{', '.join(h.text for h in hits)} holds after step {record.step}"
-                        break
-                now = time.perf_counter()
-                if run and now - last_frame >= 1 / RUN_FRAMES_PER_S:
-                    last_frame = now
-                    self._frame(final=False, rate=done / (now - started))
+                else:  # a frame the pacer shows
+                    rate = event.steps_per_s
+                    self._frame(final=False, rate=rate, chart=event.chart)
         finally:
             self.output.throttle = False
-        elapsed = time.perf_counter() - started
+        stopped = steps.stopped
+        if stopped.reason == "interrupted":
+            self._roll_back()
         self.output.sync()
-        self.send(p.Stopped(reason, record, message))
-        notice = message if reason != "error" else None
-        self._frame(notice=notice or session.take_replay_note(), rate=done / elapsed if run and elapsed > 0 else None)
+        message = INTERRUPTED if stopped.reason == "interrupted" else stopped.message
+        self.send(p.Stopped(stopped.reason, stopped.record, message))
+        if stopped.error:
+            self.send(p.Error(stopped.error, "run" if run else "step"))
+        notice = INTERRUPTED if stopped.reason == "interrupted" else display.stop_notice(stopped)
+        self._frame(notice=notice, rate=rate if run else None)
 
     def _set_controls(self, c: p.SetControls) -> None:
-        from gdtui.engine.conditions import ConditionError
+        """At once, from the connection's thread, even during a run: the session reads each control
+        once, at the step (or update) that uses it. Answered with Controls (an Error first for one
+        that could not be set)."""
+        from gdtui.engine.display import apply_controls
 
         session = self.session
+        if session is None:
+            self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", c.TYPE))
+            return
         try:
-            if c.mode is not None:
-                session.set_mode(c.mode)
-            if c.grad_source is not None:
-                session.set_grad_source(c.grad_source)
-            if c.lr is not None:
-                session.set_lr(c.lr)
-            if c.skip_zero_grad is not None:
-                session.skip_zero_grad = bool(c.skip_zero_grad)
-            if c.conditions is not None:
-                kept = session.conditions
-                session.conditions = []
-                try:
-                    for text in c.conditions:
-                        session.add_condition(text)
-                except ConditionError:
-                    session.conditions = kept
-                    raise
-        except (ValueError, ConditionError, Exception) as exc:  # noqa: BLE001 - ScenarioError too: one line
+            apply_controls(session, c)
+        except Exception as exc:  # noqa: BLE001 - ValueError, ConditionError, ScenarioError: one line
             self.send(p.Error(str(exc), c.TYPE))
-        self._frame()
+        self.send(p.Controls(session.mode, session.grad_source, session.lr, session.notes, session.skip_zero_grad,
+                             session.condition_texts,
+                             tuple(x.text for x in session.conditions if x.kind == "until")))
 
     def _detail(self, name: str) -> None:
-        import torch
+        from gdtui.engine.display import detail
 
-        from gdtui.engine import charts
-
-        session = self.session
-        state = session.state()
-        if name not in state.params:
+        if name not in self.session.loop.names:
             self.send(p.Error(f"no tensor named {name!r}", "detail"))
             return
-        value, grad = state.params[name], state.grads.get(name)
-        if state.next_phase == "forward" and state.last is not None:
-            grad = state.last.grads.get(name)  # the gradient the last update used
-        value_hist = grad_hist = None
-        if value.flat is None or value.numel > DETAIL_LIST_MAX:
-            tensor = session.loop.tensors[session.loop.names.index(name)]
-            value_hist = charts.histogram(tensor)
-            used = session.used_grad(name)
-            if state.next_phase != "forward" and tensor.grad is not None:
-                grad_hist = charts.histogram(tensor.grad)
-            elif used is not None:
-                grad_hist = charts.histogram(used)
-            elif grad is not None and grad.flat is not None:
-                grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
-        self.send(p.DetailData(name, value, grad, value_hist, grad_hist))
+        self.send(p.DetailData(name, *detail(self.session, name)))
 
     def _diagnose(self, command) -> None:
         from gdtui.engine.compare import compare_updates
@@ -688,9 +701,28 @@ class Trainer:
             return
         self.send(p.Report(command.TYPE, tuple(report.lines()), bool(getattr(report, "ok", True))))
 
+    def _export(self, out: str) -> None:
+        """The current timeline of the trace log to ``out``: a Report of kind export, one line."""
+        from gdtui.engine.export import ExportError, export_trace
 
-#: The detail view lists up to this many values; a larger tensor gets histograms.
-DETAIL_LIST_MAX = 100
+        trace = self.trace
+        if trace.path is None:
+            self.send(p.Report("export", ("no trace log to export: the system's temp folder is not writable; "
+                                          "start gdtui with --trace FILE",), ok=False))
+            return
+        trace.flush()
+        try:
+            n = export_trace(trace.path, out, kept=[(self.session.file, "the open scenario"), *trace.kept()])
+        except ExportError as exc:
+            self.send(p.Report("export", (str(exc),), ok=False))
+            return
+        text = f"wrote {n} step{'' if n == 1 else 's'} to {out}"
+        left_out = trace.tensors_left_out()
+        self.send(p.Report("export", (f"{text}; {left_out}" if left_out else text,)))
+
+
+#: What an interrupted step's Stopped says.
+INTERRUPTED = "interrupted: the step in progress was rolled back"
 
 
 class _Ending(BaseException):
@@ -709,12 +741,6 @@ class _Attached:
     the state, unless a load since sent it already."""
 
     number: int
-
-
-def nonfinite_notice(record) -> str | None:
-    if record is None or record.nonfinite is None:
-        return None
-    return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}; b rewinds, - lowers the lr"
 
 
 def session_options(args: argparse.Namespace) -> dict:
@@ -751,6 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--device", default="cpu", metavar="DEV")
     parser.add_argument("--lr", type=_learning_rate, metavar="LR")
+    parser.add_argument("--trace", metavar="FILE", help="write every step to FILE (JSON Lines, or CSV for a .csv path)")
     parser.add_argument("--trace-max-elements", type=_count("elements"), default=4096, metavar="N")
     parser.add_argument("--history-mb", type=_megabytes, default=256, metavar="MB")
     parser.add_argument("--until", metavar="EXPR")

@@ -18,9 +18,9 @@ import torch
 from rich.console import Console
 from textual.widgets import Static
 
-from gdtui.app import make_app
 from gdtui.engine.summarize import format_number
 from gdtui.engine.trace import TraceWriter
+from gdtui.jobs import make_app
 from gdtui.keys import BINDINGS, markdown_table
 from gdtui.widgets.charts import LossChart
 from gdtui.widgets.detail_screen import DetailScreen

@@ -15,9 +15,9 @@ from test_app import NOT_GATE, opened, press, settle, status
 from test_bad_scenarios import CASES
 
 from conftest import BAD, PlainLoop, read_trace
-from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine.trace import TraceWriter
+from gdtui.jobs import make_app
 from gdtui.widgets.error_panel import ErrorPanel
 
 AT_LOAD = [c for c in CASES if not c[3].startswith("step ")]

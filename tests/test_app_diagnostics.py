@@ -19,8 +19,8 @@ from test_app import NOT_GATE, OWN, SCENARIOS, opened, press, settle, status, ta
 from textual.widgets import Input, OptionList
 
 from conftest import PlainLoop
-from gdtui.app import make_app
 from gdtui.engine.summarize import format_number
+from gdtui.jobs import make_app
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import ExportPrompt

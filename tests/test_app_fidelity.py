@@ -14,9 +14,9 @@ import pytest
 from test_app import OWN, opened, press
 
 from conftest import PlainLoop, read_trace
-from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine.trace import TraceWriter
+from gdtui.jobs import make_app
 from gdtui.widgets.charts import LossChart
 
 STEPS = 4

@@ -14,7 +14,7 @@ from textual import events
 from textual.widgets import Footer, Static
 
 from conftest import PlainLoop
-from gdtui.app import make_app
+from gdtui.jobs import make_app
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.help_screen import HelpScreen
 from gdtui.widgets.lr_prompt import LrPrompt

@@ -11,7 +11,7 @@ from gdtui import protocol as p
 from gdtui.app import GdtuiApp
 from gdtui.engine.records import SessionState, StepRecord, TensorView, frozen_map
 from gdtui.messages import CommandDone, CommandFailed, ControlsChanged, Frame, Opened
-from gdtui.port import IMMEDIATE, ScaleLr
+from gdtui.port import IMMEDIATE
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.param_table import ParamTable
@@ -58,7 +58,7 @@ class FakePort:
         post = self.app.post_message
         if isinstance(command, p.Quit):
             self.closed = True
-        elif isinstance(command, p.SetControls):
+        elif isinstance(command, p.SetControls) and command.lr_scale is None:
             post(ControlsChanged(command.mode or "optim", "autograd", 0.25, (), False,
                                  command.conditions or (), ()))
         elif isinstance(command, p.Step):
@@ -67,7 +67,7 @@ class FakePort:
                 post(Frame(state(1, 0.75)))
             else:
                 post(Frame(state(command.n, 0.75, w=2.125)))
-        if not isinstance(command, (*IMMEDIATE, ScaleLr, p.Quit)):
+        if not isinstance(command, (*IMMEDIATE, p.Quit)):
             post(CommandDone(command))
 
 
@@ -97,7 +97,7 @@ async def test_the_keys_send_the_protocols_commands_and_the_screen_shows_the_rec
         assert "2.125" in " ".join(str(c) for c in table.get_row("w"))
         await pilot.press("m", "plus", "minus")
         await settle(pilot)
-        assert port.sent[-3:] == [p.SetControls(mode="manual"), ScaleLr(2.0), ScaleLr(0.5)]
+        assert port.sent[-3:] == [p.SetControls(mode="manual"), p.SetControls(lr_scale=2.0), p.SetControls(lr_scale=0.5)]
         assert app.state.mode == "manual"
         await pilot.press("b")
         await settle(pilot)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import PlainLoop
-from gdtui.app import make_app
+from gdtui.jobs import make_app
 from gdtui.widgets.error_panel import ErrorPanel
 
 STATE = Path(__file__).resolve().parent / "state_scenarios"

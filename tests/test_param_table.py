@@ -13,8 +13,8 @@ import pytest
 from test_app import NOT_GATE, opened, press, settle
 
 from conftest import BAD, SCENARIOS
-from gdtui.app import make_app
 from gdtui.engine.summarize import format_number
+from gdtui.jobs import make_app
 from gdtui.widgets.param_table import ParamTable
 
 

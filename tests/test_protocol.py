@@ -121,7 +121,9 @@ def test_every_command_and_event_round_trips():
                p.Status(), p.Attached(),
                p.Hello(p.PROTOCOL_VERSION, "0.1.0", 2, "s.py", 4, 1.5e9, "pid 3 (x), attached at 12:00:00", None, 1800.0, True),
                p.LoadFailed("s.py:3: bad"), p.Stopped("paused"), p.Output(((1, "héllo \udcff"), (2, ""))),
-               p.Error("e", "step"), p.Report("compare", ("a", "b"), False), p.Exited(0)]
+               p.Error("e", "step"), p.Report("compare", ("a", "b"), False), p.Exited(0),
+               p.SetControls(lr_scale=0.5), p.Controls("manual", "autograd", 0.5, ("n",), True, ("loss < 1",), ("loss < 1",)),
+               p.Done("step")]
     assert {type(m) for m in samples} >= set(p.COMMANDS + p.EVENTS) - {p.Opened, p.Stepped, p.Frame, p.DetailData,
                                                                       p.ChartReady}
     for message in samples:

@@ -11,9 +11,9 @@ from test_app import opened, press
 from textual.widgets import Input
 
 from conftest import BAD, ROOT, PlainLoop, read_trace
-from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine import ScenarioError, Session
+from gdtui.jobs import make_app
 from gdtui.widgets.report_screen import ReportScreen
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_app import until_open
 
-from gdtui.app import make_app
+from gdtui.jobs import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (80, 24)

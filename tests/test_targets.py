@@ -21,11 +21,11 @@ import pytest
 from test_app import opened, press
 
 from conftest import ROOT, SCENARIOS, PlainLoop, read_trace
-from gdtui.app import make_app
 from gdtui.cli import main
 from gdtui.engine import Session, TraceWriter
 from gdtui.engine.export import ExportError, export_trace
 from gdtui.engine.targets import TargetError, export_target
+from gdtui.jobs import make_app
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import ExportPrompt
 

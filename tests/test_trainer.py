@@ -59,7 +59,9 @@ def steps(client: TrainerClient, n: int) -> tuple[list[p.StepRecord], p.Frame]:
 
 def reset(client: TrainerClient) -> p.Opened:
     client.send(p.Reset())
-    return client.wait_for(p.Opened, 60)
+    opened = client.wait_for(p.Opened, 60)
+    client.wait_for(p.Done, 60)  # the reset's frame, and its end
+    return opened
 
 
 def test_the_hello_names_the_protocol_the_scenario_and_the_pid(trainer):

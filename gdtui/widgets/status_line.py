@@ -9,16 +9,19 @@ from gdtui.engine.formatting import format_number
 from gdtui.engine.records import SessionState
 
 MODE_NAMES = {"optim": "optim.step", "manual": "manual"}
+#: The status line shows this many characters, at most, of the scenario's last output line (O shows it all).
+OUTPUT_WIDTH = 40
 
 
 class StatusLine(Static):
     """Title, step, epoch/batch, phase, mode, gradient source, lr, device, rewind reach, loss."""
 
     def show(self, state: SessionState, *, loader: bool = False, running: bool = False,
-             steps_per_s: float | None = None, activity: str | None = None) -> None:
-        # Always three lines (the third for a note), so an update never needs a layout
-        # pass, which would redraw the chart as well.
-        text = status_text(state, loader=loader, running=running, steps_per_s=steps_per_s, activity=activity)
+             steps_per_s: float | None = None, activity: str | None = None, output: str | None = None) -> None:
+        # Always three lines (the third for a note and the trainer's last output line), so an
+        # update never needs a layout pass, which would redraw the chart as well.
+        text = status_text(state, loader=loader, running=running, steps_per_s=steps_per_s, activity=activity,
+                           output=output)
         key = (text.plain, tuple(text.spans))  # Text's == compares the plain text only
         if key != getattr(self, "_shown", None):
             self._shown = key
@@ -33,10 +36,11 @@ class StatusLine(Static):
 
 
 def status_text(state: SessionState, *, loader: bool = False, running: bool = False,
-                steps_per_s: float | None = None, activity: str | None = None) -> Text:
+                steps_per_s: float | None = None, activity: str | None = None, output: str | None = None) -> Text:
     """Step and phase first, so a narrow screen cuts the title, never the numbers.
 
-    ``activity`` is what the worker is doing beyond a step (a gradient check, queued steps).
+    ``activity`` is what the worker is doing beyond a step (a gradient check, queued steps);
+    ``output`` the last line the scenario printed (O shows them all).
     """
     sep = (" │ ", "dim")
     first = Text()
@@ -82,6 +86,11 @@ def status_text(state: SessionState, *, loader: bool = False, running: bool = Fa
     hints = tuple(getattr(h, "message", str(h)) for h in getattr(state, "hints", ()))
     notes = [n for n in (state.history_note, *state.notes, *hints) if n]
     text.append("\n")
+    if output:  # the scenario's last line first, cut short, so the notes keep their room
+        line = output if len(output) <= OUTPUT_WIDTH else output[: OUTPUT_WIDTH - 1] + "…"
+        text.append(Text("› " + line, style="dim"))
+        if notes:
+            text.append(*sep)
     if notes:
         more = f" (+{len(notes) - 1} more)" if len(notes) > 1 else ""
         text.append(Text("ⓘ " + notes[0] + more, style="italic"))

@@ -1,0 +1,128 @@
+"""The step-debugger's trainer process in a real terminal (tmux): faults in the user's code never
+take the screen with them; the screen says how the trainer ended, r starts a new one and q
+leaves no process behind (checked by pid)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tmux_driver import TmuxApp, have_tmux
+
+pytestmark = pytest.mark.skipif(not have_tmux(), reason="tmux is not installed (apt-get install -y tmux)")
+
+FAULTY = "tests/trainer_scenarios/faulty.py"
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` started, and theirs."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids = {int(k) for k in f.read().split()}
+        except FileNotFoundError:
+            continue
+        for kid in kids:
+            found |= {kid} | children(kid)
+    return found
+
+
+def app_pids(app: TmuxApp) -> set[int]:
+    """The app's process and the trainer it started."""
+    shell = int(app.tmux("display-message", "-p", "#{pane_pid}").strip())
+    return {shell} | children(shell)
+
+
+def quit_leaves_nothing(app: TmuxApp, pids: set[int]) -> None:
+    app.send("q")
+    deadline = time.perf_counter() + 10
+    while not app.exited():
+        assert time.perf_counter() < deadline, app.screen()
+        time.sleep(0.05)
+    deadline = time.perf_counter() + 5
+    while any(alive(pid) for pid in pids):
+        assert time.perf_counter() < deadline, [pid for pid in pids if alive(pid)]
+        time.sleep(0.05)
+
+
+def started(app: TmuxApp) -> set[int]:
+    app.start()
+    app.wait_for(r"step 0 ")
+    pids = app_pids(app)
+    assert len(pids) >= 2, "no trainer process"
+    return pids
+
+
+@pytest.mark.parametrize("flag, cause, last_line", [
+    ("--segfault-at", r"SIGSEGV", "about to read address 0"),
+    ("--exit-at", r"exited with status 7", "calling os._exit\\(7\\)"),
+])
+def test_a_trainer_that_dies_leaves_the_screen_saying_how_and_r_starts_another(flag, cause, last_line):
+    """Issue 13: a segfault at step 3 (ctypes.string_at(0)) and os._exit(7) at step 3 end the
+    trainer, not the screen: the panel says how, with its last output line; r starts a new trainer
+    at step 0, which steps; q leaves no process."""
+    with TmuxApp(FAULTY, "--", flag, "3", width=100, height=30) as app:
+        pids = started(app)
+        app.send("Space", "Space")
+        app.wait_for(r"step 2 ")
+        app.send("Space")
+        screen = app.wait_for(r"trainer ended[\s\S]*" + cause)
+        assert __import__("re").search(last_line, screen), screen
+        assert "Back" in screen  # the footer is still drawn: the screen is intact
+        app.send("r")
+        app.wait_for(r"step 0 ")
+        pids |= app_pids(app)
+        app.send("Space")
+        app.wait_for(r"step 1 ")
+        quit_leaves_nothing(app, pids)
+
+
+def test_a_thousand_lines_a_step_and_fd1_writes_show_in_the_output_view():
+    """Issue 13: a scenario that prints 1,000 lines a step and writes to fd 1 with os.write: the
+    screen stays intact, the status shows the last line, O lists them marked with their step; q
+    leaves no process."""
+    with TmuxApp(FAULTY, "--", "--print", "1000", "--os-write", width=100, height=30) as app:
+        pids = started(app)
+        app.send("Space")
+        app.wait_for(r"step 1 ")
+        app.send("Space")
+        screen = app.wait_for(r"step 2 [\s\S]*› fd1 step \d")  # the last line, from fd 1
+        assert "Back" in screen
+        app.send("O")
+        app.wait_for(r"output of [\s\S]*\[\d\] step \d line \d+")  # each line marked with its step
+        app.send("Escape")
+        time.sleep(0.5)
+        quit_leaves_nothing(app, pids)
+
+
+def test_ctrl_c_interrupts_a_step_stuck_in_the_model_and_the_session_goes_on():
+    """Issue 13: a step that sleeps in the model: ctrl+c interrupts it (KeyboardInterrupt in the
+    trainer), the step is rolled back and the session goes on; q leaves no process."""
+    env = {"GDTUI_TEST_SLEPT": ""}
+    with TmuxApp(FAULTY, "--", "--sleep-at", "2", env=env, width=100, height=30) as app:
+        pids = started(app)
+        app.send("Space")
+        app.wait_for(r"step 1 ")
+        app.send("Space")
+        app.wait_for(r"step running")
+        app.send("C-c")
+        screen = app.wait_for(r"rolled back")
+        assert "step 1 " in screen
+        app.send("Space")
+        app.wait_for(r"step 2 ")
+        quit_leaves_nothing(app, pids)
