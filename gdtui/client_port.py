@@ -24,6 +24,7 @@ from gdtui import protocol as p
 from gdtui.client import Ended, TrainerClient, TrainerError
 from gdtui.messages import (
     ChartReady,
+    CheckProgress,
     CommandDone,
     CommandFailed,
     ControlsChanged,
@@ -189,6 +190,8 @@ class ClientPort:
                 post(RunProgress(event.state, event.chart, event.steps_per_s))
         elif kind is p.Output:
             post(TrainerOutput(event.lines))
+        elif kind is p.Progress:
+            post(CheckProgress(event.done, event.total, event.name))
         elif kind is p.Opened:
             self.trace_path = event.trace
             post(Opened(event.state, tuple(event.views), event.warning, reset=self._opened))

@@ -36,7 +36,7 @@ from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, Tens
 #: the trainer's status; a client answers it with ``attach`` (acknowledged by ``attached``) or ``status``.
 #: 3: every queued command ends with ``done``; ``set_controls`` acts at once and is answered with
 #: ``controls``; a reset's ``opened`` is followed by a ``frame``.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
 MAX_LINE = 256 * 2**20
@@ -395,6 +395,16 @@ class Controls:
     until: tuple[str, ...] = ()
 
 
+@_message("progress")
+class Progress:
+    """A gradient check in progress: it is checking tensor ``done`` of ``total``, ``name``.
+    An interrupt during a check cancels it between two evaluations (Stopped "interrupted")."""
+
+    done: int
+    total: int
+    name: str
+
+
 @_message("done")
 class Done:
     """The last event of every queued command (all but pause, interrupt, set_controls and quit):
@@ -414,7 +424,7 @@ class Exited:
 COMMANDS = (Attach, Status, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
             Hints, Detail, Chart, Export, Interrupt, Quit)
 EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
-          ChartReady, Controls, Done, Exited)
+          ChartReady, Controls, Progress, Done, Exited)
 
 
 def dumps(message: Any) -> bytes:

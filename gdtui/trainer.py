@@ -226,6 +226,8 @@ class Trainer:
         self._alone_wall = self.started
         self._ending = False  # alone too long: the trainer ends, no client attaches any more
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
+        self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
+        self._cancel_check = False
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
         self.console: int | None = None
         self._send_lock = threading.Lock()
@@ -443,7 +445,9 @@ class Trainer:
     def _on_sigint(self, signum, frame) -> None:
         if self._interrupt_asked:  # a client's interrupt: only a command in progress stops
             self._interrupt_asked = False
-            if self.busy:
+            if self._checking:  # a gradient check stops between evaluations, its tensors restored
+                self._cancel_check = True
+            elif self.busy:
                 raise KeyboardInterrupt
             return
         raise _Ending(signum)  # Ctrl-C at a --listen trainer's terminal, or kill -INT
@@ -690,14 +694,25 @@ class Trainer:
     def _diagnose(self, command) -> None:
         from gdtui.engine.compare import compare_updates
         from gdtui.engine.errors import ScenarioError
-        from gdtui.engine.gradcheck import gradient_check
+        from gdtui.engine.gradcheck import CheckCancelled, gradient_check
         from gdtui.engine.optstate import optimizer_state
 
-        diagnose = {p.GradientCheck: gradient_check, p.Compare: compare_updates, p.OptimizerState: optimizer_state}
+        def check(session):
+            self._checking, self._cancel_check = True, False
+            try:
+                return gradient_check(session, progress=lambda k, n, name: self.send(p.Progress(k, n, name)),
+                                      cancelled=lambda: self._cancel_check)
+            finally:
+                self._checking = False
+
+        diagnose = {p.GradientCheck: check, p.Compare: compare_updates, p.OptimizerState: optimizer_state}
         try:
             report = diagnose[type(command)](self.session)
         except ScenarioError as exc:
             self.send(p.Error(str(exc), command.TYPE))
+            return
+        except CheckCancelled:
+            self.send(p.Stopped("interrupted", self.session.last, "gradient check cancelled"))
             return
         self.send(p.Report(command.TYPE, tuple(report.lines()), bool(getattr(report, "ok", True))))
 

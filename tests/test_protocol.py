@@ -123,7 +123,7 @@ def test_every_command_and_event_round_trips():
                p.LoadFailed("s.py:3: bad"), p.Stopped("paused"), p.Output(((1, "héllo \udcff"), (2, ""))),
                p.Error("e", "step"), p.Report("compare", ("a", "b"), False), p.Exited(0),
                p.SetControls(lr_scale=0.5), p.Controls("manual", "autograd", 0.5, ("n",), True, ("loss < 1",), ("loss < 1",)),
-               p.Done("step")]
+               p.Progress(7, 62, "encoder.layers.0.linear1.weight"), p.Done("step")]
     assert {type(m) for m in samples} >= set(p.COMMANDS + p.EVENTS) - {p.Opened, p.Stepped, p.Frame, p.DetailData,
                                                                       p.ChartReady}
     for message in samples:

@@ -225,3 +225,37 @@ def test_a_path_that_is_not_a_stale_socket_is_refused(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == f"gdtui trainer: {path} exists and is not a socket; choose another path"
     assert path.read_text() == "keep me"
+
+
+SLOW_CHECK = (
+    "import time\nimport torch\ntorch.manual_seed(0)\n"
+    "net = torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(6)])\n"
+    "def model(x):  # a function: evaluated one perturbation at a time\n    time.sleep(0.05)\n    return net(x)\n"
+    "loss_fn = torch.nn.MSELoss()\n"
+    "data = (torch.randn(5, 3), torch.randn(5, 3))\n"
+    "optimizer = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+)
+
+
+def test_a_gradient_check_sends_its_progress_and_an_interrupt_cancels_it(tmp_path):
+    """Issue 12 case 34 over the trainer: the check says "tensor k of n" as progress events, an
+    interrupt cancels it between evaluations (not as a rolled-back step), and the session is as it
+    was: its next two steps are a plain loop's."""
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_CHECK)
+    client = start(str(path), tmp_path)
+    try:
+        seen: list = []
+        client.send(p.GradientCheck())
+        progress = client.wait_for(p.Progress, 60, seen)
+        assert progress.total == 12 and 1 <= progress.done <= 12
+        client.interrupt()
+        stopped = client.wait_for(p.Stopped, 60)
+        assert stopped.reason == "interrupted" and stopped.message == "gradient check cancelled"
+        client.wait_for(p.Done, 60)
+        records, frame = steps(client, 2)
+        assert frame.state.step == 2
+        plain = PlainLoop(path)
+        assert [r.loss for r in records] == [plain.step()["loss"] for _ in range(2)]
+    finally:
+        assert client.quit().status == 0
