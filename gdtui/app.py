@@ -59,6 +59,7 @@ from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.export_prompt import DEFAULT_PATH
 from gdtui.widgets.loop_panel import LoopPanel
 from gdtui.widgets.param_table import ParamTable
+from gdtui.widgets.quit_prompt import QuitPrompt
 from gdtui.widgets.report_screen import ReportScreen
 from gdtui.widgets.status_line import StatusLine
 
@@ -108,6 +109,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.output: deque[tuple[int, str]] = deque(maxlen=OUTPUT_LINES)
         #: How the trainer ended, when it ended by itself (r starts a new one).
         self.ended: str | None = None
+        #: Where the trainer waits once ``d`` detached this screen (gdtui.client_port.Detached).
+        self.detached = None
 
     # --- layout -----------------------------------------------------------------------
 
@@ -218,6 +221,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.leaving:
             return False  # a screen pushed now would never be composed, and its on_mount would fail
+        if action == "detach":  # a trainer to leave waiting: the port is attached to one
+            return True if getattr(self.port, "socket_path", None) else None
         s = self.state
         if s is None:  # the scenario is opening, or did not open: reset loads it (again), step queues
             if action in ("quit", "help", "output") or (action == "step" and self.busy):
@@ -329,7 +334,36 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
             self._begin(p.Run())
 
     async def action_quit(self) -> None:
-        self._leave()
+        self._quit()
+
+    def _quit(self) -> None:
+        """q (and ctrl+c when idle): end the trainer and leave. A trainer someone started with
+        --listen is theirs: the screen asks first (q again ends it, d detaches, esc stays)."""
+        if not (getattr(self.port, "listening", False) and getattr(self.port, "socket_path", None)):
+            self._leave()
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer == "quit":
+                self._leave()
+            elif answer == "detach":
+                self.action_detach()
+
+        if isinstance(self.screen, QuitPrompt):  # ctrl+c (a priority key) on the prompt: as q again
+            self.screen.dismiss("quit")
+        else:
+            self.push_screen(QuitPrompt(f"the trainer at {self.port.socket_path}"), answered)
+
+    def action_detach(self) -> None:
+        """d: leave the trainer paused at its step, with its history, for the next screen
+        (gdtui --connect PATH, which the command line prints once the terminal is restored)."""
+        detach = getattr(self.port, "detach", None)  # a port whose trainer can outlive the screen
+        detached = detach() if detach is not None else None
+        if detached is None:
+            return
+        self.detached = detached
+        self.leaving = True
+        self.exit(return_code=0)
 
     def action_interrupt(self) -> None:
         """ctrl+c: during a step or a run of a trainer process, interrupt it (the user's code gets
@@ -339,7 +373,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
             self.activity = "interrupting… (q quits)"
             self._show_status()
         else:
-            self._leave()
+            self._quit()
 
     def action_output(self) -> None:
         """The trainer's output, each line marked with the step it was printed in."""
@@ -426,7 +460,8 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.loop_panel.show(state, objective=state.objective, loader=state.loader)
 
     def on_unmount(self) -> None:
-        self.port.send(p.Quit())
+        if self.detached is None:  # a detached trainer stays
+            self.port.send(p.Quit())
 
 
 class _ExecutorThatDoesNotWait(ThreadPoolExecutor):

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  gdtui scenarios/not_gate.py --headless --steps 5    run 5 steps without the screen\n"
         "  gdtui S.py --headless -- --width 8                  S.py runs with sys.argv == ['S.py', '--width', '8']\n"
         "  gdtui scenarios/not_gate.py --listen                serve it on a socket, no screen; then:\n"
-        "  gdtui --connect                                     list your trainers (--connect PATH: one's status)\n"
+        "  gdtui --connect [PATH]                              open the screen on it (the only one, without PATH)\n"
+        "  gdtui --connect [PATH] --status                     list your trainers, or print one's status\n"
         "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
         "                                                      time a scenario: gdtui bench --help",
     )
@@ -144,8 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-zero-grad", action="store_true", help="skip zero_grad, so gradients accumulate (a teaching toggle)")
     p.add_argument("--listen", nargs="?", const="", metavar="PATH", help="serve the scenario's session on a Unix socket "
                    "at PATH (default: one in gdtui's socket folder), with no screen, until Ctrl-C")
-    p.add_argument("--connect", nargs="?", const="", metavar="PATH", help="check the trainer at PATH and print its "
-                   "status (with --headless --steps N: step it); with no PATH, list your trainers")
+    p.add_argument("--connect", nargs="?", const="", metavar="PATH", help="open the screen on the trainer at PATH "
+                   "(with no PATH: the only one running; with --headless --steps N: step it with no screen)")
+    p.add_argument("--status", action="store_true", help="with --connect: print the trainer's status (with no PATH: "
+                   "list your trainers)")
     p.add_argument("--detach-timeout", type=_minutes, metavar="MINUTES", help="a trainer with no client ends after "
                    "MINUTES (default 30; --listen: 0, which waits forever)")
     p.add_argument("--version", action="version", version=f"gdtui {__version__}")
@@ -153,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: What --connect takes besides its PATH; --listen takes the session flags, not a headless run's.
-_CONNECT_FLAGS = {"connect", "headless", "steps", "quiet", "help", "version"}
+_CONNECT_FLAGS = {"connect", "headless", "steps", "quiet", "status", "help", "version"}
 _HEADLESS_ONLY = ("headless", "steps", "trace", "quiet", "hints", "gradcheck", "compare", "optimizer_state")
 
 
@@ -162,7 +165,8 @@ def _flag(parser: argparse.ArgumentParser, dest: str) -> str:
 
 
 def _connect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``gdtui --connect [PATH] [--headless --steps N]`` (gdtui.client does the work)."""
+    """``gdtui --connect [PATH] [--status | --headless --steps N]`` (gdtui.client and the screen do
+    the work)."""
     from gdtui import client
 
     for action in parser._actions:
@@ -170,22 +174,62 @@ def _connect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser.error(f"--connect takes no {_flag(parser, action.dest)}: the trainer has its scenario and settings")
     if args.scenario_args:
         parser.error("--connect takes no -- ARGS: the trainer has its scenario and settings")
+    if args.status and (args.headless or args.steps is not None or args.quiet):
+        parser.error("--connect --status only reads the trainer's status; --headless --steps N steps it")
     if args.headless and args.steps is None:
         parser.error("--connect --headless steps a trainer: give --steps N")
+    if not args.headless and (args.steps is not None or args.quiet):
+        parser.error("--connect --steps N steps a trainer with no screen: add --headless")
     path = args.connect
-    if not path and not args.headless:
-        return client.list_trainers(sys.stdout, sys.stderr)
+    if args.status:
+        if not path:
+            return client.list_trainers(sys.stdout, sys.stderr)
+        return client.remote_steps(path, None, sys.stdout, sys.stderr, str)
+    path = path or client.pick_trainer(sys.stdout, sys.stderr)
     if not path:
-        found = [f for f in client.find_trainers()[0] if f.hello is not None]
-        if len(found) != 1:
-            print(f"gdtui --connect: {len(found)} trainers answer; gdtui --connect lists them, then give a PATH",
-                  file=sys.stderr)
-            return 2
-        path = found[0].path
+        return 1
+    if not args.headless:
+        return _connect_screen(path)
     from gdtui.engine.headless import step_line
 
-    return client.remote_steps(path, args.steps if args.headless else None, sys.stdout, sys.stderr, step_line,
-                               quiet=args.quiet)
+    return client.remote_steps(path, args.steps, sys.stdout, sys.stderr, step_line, quiet=args.quiet)
+
+
+def _connect_screen(path: str) -> int:
+    """``gdtui --connect PATH``: the step-debugger's screen on the trainer there (no torch here).
+    A trainer that does not answer, or has a screen already, is one line and status 2."""
+    from gdtui.client import TrainerError, trainer_status
+
+    try:
+        hello = trainer_status(path)
+    except TrainerError as exc:
+        print(f"gdtui --connect: {exc}", file=sys.stderr)
+        return 2
+    if hello.client is not None:
+        print(f"gdtui --connect: the trainer at {path} already has a client: {hello.client}; detach it first",
+              file=sys.stderr)
+        return 2
+    from gdtui.app import make_app
+
+    return _run_screen(make_app(hello.scenario, connect=path))
+
+
+def _run_screen(app) -> int:
+    """Run the step-debugger; once the terminal is restored, say how to reconnect after ``d``,
+    or why the scenario never loaded."""
+    app.run()
+    status = app.return_code or 0
+    detached = getattr(app, "detached", None)  # (a test may run a stand-in)
+    if detached is not None:
+        from gdtui.client import ago
+
+        step = f"paused at step {app.state.step}" if app.state is not None else "paused"
+        wait = f" for {ago(detached.wait_s)} with no screen" if detached.wait_s else ""
+        print(f"gdtui: detached from {detached.scenario}; its trainer (pid {detached.pid}) waits, {step}{wait}\n"
+              f"reconnect with: gdtui --connect {detached.path}")
+    elif status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
+        print(app.error, file=sys.stderr)
+    return status
 
 
 def _listen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -246,13 +290,9 @@ def _screen(args: argparse.Namespace) -> int:
     flags = trainer_flags(seed=args.seed, device=args.device, history_mb=args.history_mb, mode=args.mode, lr=args.lr,
                           grad_source=args.grad_source, trace=path, trace_max_elements=args.trace_max_elements,
                           gradcheck_samples=args.gradcheck_samples, until=args.until, breaks=args.breaks,
-                          stop_on_rise=args.stop_on_rise, no_zero_grad=args.no_zero_grad)
-    app = make_app(args.scenario, flags=flags, args=args.scenario_args)
-    app.run()
-    status = app.return_code or 0
-    if status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
-        print(app.error, file=sys.stderr)
-    return status
+                          stop_on_rise=args.stop_on_rise, no_zero_grad=args.no_zero_grad,
+                          detach_timeout=args.detach_timeout)
+    return _run_screen(make_app(args.scenario, flags=flags, args=args.scenario_args))
 
 
 def configure(session, args: argparse.Namespace) -> None:
@@ -428,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.scenario_args = argv[cut + 1 :]
     if args.connect is not None:
         return _connect(parser, args)
+    if args.status:
+        parser.error("--status reads a trainer's status: gdtui --connect [PATH] --status")
     if args.scenario is None:
         parser.error("the following arguments are required: scenario")
     if args.listen is not None:

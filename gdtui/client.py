@@ -7,8 +7,8 @@ trainer this client started, how its process ended (exit status or signal) and i
 lines; for one it connected to, that the connection closed.
 
 :func:`find_trainers` lists the user's trainers from their hellos (a status query that does not
-attach) and removes stale sockets; :func:`list_trainers` and :func:`remote_steps` are what
-``gdtui --connect`` runs.
+attach) and removes stale sockets; :func:`list_trainers`, :func:`pick_trainer` and
+:func:`remote_steps` are what ``gdtui --connect`` runs (the screen on a trainer is gdtui.client_port's).
 
 The trainer runs in its own session and process group, so a Ctrl-C at the screen's terminal never
 reaches it and the screen decides what a Ctrl-C means (``interrupt``). This module imports no
@@ -376,7 +376,7 @@ def describe(hello: p.Hello, now: float | None = None) -> str:
 
 
 def list_trainers(out: TextIO, err: TextIO) -> int:
-    """``gdtui --connect`` with no path: the user's trainers, one a line; stale sockets removed.
+    """``gdtui --connect --status`` (no path): the user's trainers, one a line; stale sockets removed.
     Status 0 when there is one or more, 1 when there is none."""
     try:
         folder = p.socket_dir()
@@ -397,11 +397,35 @@ def list_trainers(out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def pick_trainer(out: TextIO, err: TextIO) -> str | None:
+    """``gdtui --connect`` with no path: the socket of the only trainer that answers, or None after
+    saying why not (none runs; several do: they are listed, to name one). Stale sockets are removed."""
+    try:
+        folder = p.socket_dir()
+        found, removed = find_trainers(folder)
+    except (p.ProtocolError, OSError) as exc:
+        print(f"gdtui --connect: {exc}", file=err)
+        return None
+    for path in removed:
+        print(f"removed a stale socket: {path}", file=out)
+    answering = [f for f in found if f.hello is not None]
+    if len(answering) == 1:
+        return answering[0].path
+    if not found:
+        print(f"no trainer is running in {folder}", file=out)
+        return None
+    for f in found:
+        print(f"{f.path}  {describe(f.hello) if f.hello else f.problem}", file=out)
+    print(f"{len(answering)} trainers answer; name one: gdtui --connect PATH", file=out)
+    return None
+
+
 def remote_steps(path: str, steps: int | None, out: TextIO, err: TextIO, step_line: Callable[[p.StepRecord], str],
                  quiet: bool = False) -> int:
-    """``gdtui --connect PATH [--headless --steps N]``: without ``steps``, check the trainer answers
-    and print its status; with them, attach, step N, print a line a step (and the trainer's output)
-    as a headless run does, and detach, leaving it paused. Exit statuses as a headless run's."""
+    """``gdtui --connect PATH --status`` (``steps`` None): check the trainer answers and print its
+    status. ``gdtui --connect PATH --headless --steps N``: attach, step N, print a line a step (and
+    the trainer's output) as a headless run does, and detach, leaving it paused. Exit statuses as a
+    headless run's."""
     try:
         hello = trainer_status(path, timeout=ANSWER_TIMEOUT_S)
     except TrainerError as exc:

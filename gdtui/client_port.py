@@ -19,6 +19,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gdtui import protocol as p
 from gdtui.client import Ended, TrainerClient, TrainerError
@@ -39,6 +40,18 @@ from gdtui.messages import (
     TrainerEnded,
     TrainerOutput,
 )
+
+
+@dataclass(frozen=True)
+class Detached:
+    """Where a detached trainer waits: its socket, pid and scenario, and how long it waits with
+    no screen (None: forever, a --listen trainer)."""
+
+    path: str
+    pid: int
+    scenario: str
+    wait_s: float | None
+
 
 #: Each diagnostic's key action and title, by its command's type.
 _DIAGNOSTICS = {"gradient_check": ("gradcheck", "gradient check"),
@@ -111,7 +124,8 @@ class ClientPort:
                                              env=self.env, name=name)
         except TrainerError as exc:
             self._starting = False
-            self._post(LoadFailed(f"gdtui: the trainer did not start: {exc}"))
+            what = f"could not connect to {self.connect}" if self.connect is not None else "the trainer did not start"
+            self._post(LoadFailed(f"gdtui: {what}: {exc}"))
             self._post(CommandDone(p.Reset()))
             return
         self.client = client
@@ -136,12 +150,23 @@ class ClientPort:
         except OSError:
             pass  # the trainer is gone: the reader posts TrainerEnded and finishes the commands
 
-    def detach(self) -> None:
-        """Leave the trainer running, paused, for the next screen (``d``)."""
+    @property
+    def socket_path(self) -> str | None:
+        """The socket of the trainer this port is attached to (``d`` detaches from it), or None."""
+        client = self.client
+        return client.path if client is not None else None
+
+    def detach(self) -> Detached | None:
+        """Leave the trainer running, paused, for the next screen (``d``): where it waits, or None
+        when no trainer is attached. A trainer this port started is then a detached trainer: it
+        ends after its detach timeout with no screen."""
         client, self.client = self.client, None
-        if client is not None:
-            self._detached = True
-            client.detach()
+        if client is None:
+            return None
+        self._detached = True
+        client.detach()
+        hello = client.hello
+        return Detached(client.path, hello.pid, hello.scenario, hello.detach_timeout_s)
 
     def close(self) -> None:
         """End the trainer and leave no process behind: Quit, then its process group is killed if
@@ -251,13 +276,15 @@ class ClientPort:
 def trainer_flags(*, seed: int = 0, device: str = "cpu", history_mb: float = 256, mode: str | None = None,
                   lr: float | None = None, grad_source: str | None = None, trace: str | None = None,
                   trace_max_elements: int = 4096, gradcheck_samples: int = 4, until: str | None = None,
-                  breaks: Sequence[str] = (), stop_on_rise: int | None = None, no_zero_grad: bool = False) -> list[str]:
+                  breaks: Sequence[str] = (), stop_on_rise: int | None = None, no_zero_grad: bool = False,
+                  detach_timeout: float | None = None) -> list[str]:
     """The trainer's command line for these session settings (see ``python -m gdtui.trainer --help``)."""
     flags = ["--seed", str(seed), "--device", device, "--history-mb", repr(float(history_mb)),
              "--trace-max-elements", str(trace_max_elements), "--gradcheck-samples", str(gradcheck_samples)]
     for flag, value in (("--mode", mode), ("--lr", None if lr is None else repr(float(lr))),
                         ("--grad-source", grad_source), ("--trace", trace), ("--until", until),
-                        ("--stop-on-rise", None if stop_on_rise is None else str(stop_on_rise))):
+                        ("--stop-on-rise", None if stop_on_rise is None else str(stop_on_rise)),
+                        ("--detach-timeout", None if detach_timeout is None else repr(float(detach_timeout)))):
         if value is not None:
             flags += [flag, value]
     for text in breaks:

@@ -43,7 +43,12 @@ BINDINGS: list[Binding] = [
     Binding("O", "output", "Output", id="output", show=False,
             tooltip="The scenario's output (print, C extensions, subprocesses), each line marked with its step"),
     Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="Help: these keys and the scenario's description"),
-    Binding("q", "quit", "Quit", id="quit", tooltip="Quit (Ctrl-C too); the trace gets its end line"),
+    Binding("d", "detach", "Detach", id="detach", show=False,
+            tooltip="Detach: leave the screen and the trainer paused at its step, with its history; "
+                    "gdtui --connect PATH opens it again (the screen prints that line)"),
+    Binding("q", "quit", "Quit", id="quit",
+            tooltip="Quit (Ctrl-C too): ends the trainer, and the trace gets its end line; "
+                    "on a trainer someone started with --listen, asks first"),
 ]
 
 

@@ -17,6 +17,11 @@ What a port does with a command:
   They post no CommandDone.
 * Every other command is queued and run one at a time, in order; each ends with exactly one
   CommandDone, after the command's other messages.
+
+A port whose trainer can outlive the screen (ClientPort) also has ``socket_path`` (the trainer it
+is attached to, or None), ``listening`` (a --listen trainer: q asks first) and ``detach()`` (``d``:
+leave it paused, and say where it waits). The app reads them with getattr: the in-process port
+has none, and ``d`` is dimmed there.
 """
 
 from __future__ import annotations

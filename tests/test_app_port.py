@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from gdtui import protocol as p
 from gdtui.app import GdtuiApp
+from gdtui.client_port import Detached
 from gdtui.engine.records import SessionState, StepRecord, TensorView, frozen_map
 from gdtui.messages import CommandDone, CommandFailed, ControlsChanged, Frame, Opened
 from gdtui.port import IMMEDIATE
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
 from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.param_table import ParamTable
+from gdtui.widgets.quit_prompt import QuitPrompt
 from gdtui.widgets.status_line import StatusLine
 
 SIZE = (80, 24)
@@ -147,3 +149,73 @@ async def test_the_breakpoint_screen_sends_every_condition_as_text():
         assert port.sent[-2:] == [p.SetControls(conditions=("loss < 0.5", 'param_norm["w"] > 2')),
                                   p.SetControls(conditions=("loss < 0.5", 'param_norm["w"] > 2',
                                                             "loss rose 3 steps in a row"))]
+
+
+class ListeningPort(FakePort):
+    """A fake port attached to a trainer someone started with --listen (as ClientPort on one)."""
+
+    listening = True
+
+    def __init__(self, opened: SessionState):
+        super().__init__(opened)
+        self.socket_path: str | None = "/run/gdtui/hand_made-1.sock"
+
+    def detach(self) -> Detached:
+        path, self.socket_path = self.socket_path, None
+        return Detached(path, 1, "hand_made.py", None)
+
+
+async def test_d_is_dimmed_with_no_trainer_to_detach_from():
+    """Issue 13: a port with no trainer to leave waiting (the in-process one, this fake): d is dimmed
+    and does nothing; q quits at once, with no question."""
+    port = FakePort(state())
+    app = GdtuiApp(port, name="hand_made.py")
+    async with app.run_test(size=SIZE) as pilot:
+        await app.opened.wait()
+        await settle(pilot)
+        assert app.check_action("detach", ()) is None
+        await pilot.press("d")
+        await settle(pilot)
+        assert app.is_running and app.detached is None
+        await pilot.press("q")
+    assert port.closed and app.detached is None
+
+
+async def test_q_on_a_listen_trainer_asks_first_and_d_detaches_leaving_it_running():
+    """Issue 13: q on a screen connected to a --listen trainer asks (q again ends it; d detaches; esc
+    stays): esc keeps the session; q then d detaches, with no Quit sent, and the app says where the
+    trainer waits."""
+    port = ListeningPort(state(3, 0.75))
+    app = GdtuiApp(port, name="hand_made.py")
+    async with app.run_test(size=SIZE) as pilot:
+        await app.opened.wait()
+        await settle(pilot)
+        assert app.check_action("detach", ()) is True
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, QuitPrompt)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, QuitPrompt) and app.is_running
+        await pilot.press("space")
+        await settle(pilot)
+        assert port.sent[-1] == p.Step(1)  # the session goes on
+        await pilot.press("q", "d")
+        await settle(pilot)
+    assert app.detached == Detached("/run/gdtui/hand_made-1.sock", 1, "hand_made.py", None)
+    assert not port.closed and not any(isinstance(c, p.Quit) for c in port.sent)
+
+
+async def test_q_twice_on_a_listen_trainer_ends_it():
+    """Issue 13: q, then q again on the question, ends the --listen trainer (Quit) and the screen."""
+    port = ListeningPort(state(3, 0.75))
+    app = GdtuiApp(port, name="hand_made.py")
+    async with app.run_test(size=SIZE) as pilot:
+        await app.opened.wait()
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, QuitPrompt)
+        await pilot.press("q")
+        await settle(pilot)
+    assert port.closed and app.detached is None

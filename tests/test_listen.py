@@ -127,7 +127,7 @@ def test_a_second_client_is_refused_naming_the_first_and_when_it_attached(listen
 
 def test_connect_headless_steps_the_trainer_and_prints_a_plain_loops_numbers(listening):
     """Issue 13: gdtui --connect PATH --headless --steps 2 prints the step lines of a plain loop's first two
-    steps, and leaves the trainer at step 2; gdtui --connect PATH then prints its status."""
+    steps, and leaves the trainer at step 2; gdtui --connect PATH --status then prints its status."""
     plain = PlainLoop(NOT_GATE)
     expected = [plain.step() for _ in range(2)]
     out = gdtui(listening["env"], "--connect", listening["path"], "--headless", "--steps", "2")
@@ -136,7 +136,7 @@ def test_connect_headless_steps_the_trainer_and_prints_a_plain_loops_numbers(lis
     assert [line.split()[:2] for line in lines] == [["step", "1"], ["step", "2"]]
     losses = [float(re.search(r"loss (\S+)", line).group(1)) for line in lines]
     assert losses == pytest.approx([e["loss"] for e in expected], rel=1e-6)
-    status = gdtui(listening["env"], "--connect", listening["path"])
+    status = gdtui(listening["env"], "--connect", listening["path"], "--status")
     assert status.returncode == 0
     assert status.stdout.startswith(f"{listening['path']}  scenarios/not_gate.py  step 2  pid {listening['proc'].pid}")
     assert "(waits forever)" in status.stdout and "--listen" in status.stdout
@@ -144,7 +144,7 @@ def test_connect_headless_steps_the_trainer_and_prints_a_plain_loops_numbers(lis
 
 def test_sighup_pauses_a_run_and_connect_with_no_path_finds_the_trainer(listening):
     """Issue 13: SIGHUP to a trainer whose client runs it: the run stops (paused) after its step, the
-    trainer lives, stays at that step, and gdtui --connect with no path lists it and names it."""
+    trainer lives, stays at that step, and gdtui --connect --status with no path lists it and names it."""
     client, _ = connect(listening["path"])
     try:
         client.send(p.Run(None))
@@ -157,7 +157,7 @@ def test_sighup_pauses_a_run_and_connect_with_no_path_finds_the_trainer(listenin
         assert listening["proc"].poll() is None
     finally:
         client.detach()
-    out = gdtui(listening["env"], "--connect")
+    out = gdtui(listening["env"], "--connect", "--status")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].startswith(
         f"{listening['path']}  scenarios/not_gate.py  step {stopped.record.step}  pid {listening['proc'].pid}  started ")
@@ -179,9 +179,9 @@ def test_a_client_whose_terminal_hangs_up_leaves_the_trainer_paused(listening):
         proc.wait()
         proc.stdout.close()
     time.sleep(0.5)
-    first = gdtui(listening["env"], "--connect", listening["path"]).stdout
+    first = gdtui(listening["env"], "--connect", listening["path"], "--status").stdout
     time.sleep(0.3)
-    again = gdtui(listening["env"], "--connect", listening["path"]).stdout
+    again = gdtui(listening["env"], "--connect", listening["path"], "--status").stdout
     assert listening["proc"].poll() is None
     step = re.search(r"  step (\d+)  ", first).group(1)
     assert int(step) > 0 and re.search(r"  step (\d+)  ", again).group(1) == step  # paused: no step since
@@ -189,7 +189,7 @@ def test_a_client_whose_terminal_hangs_up_leaves_the_trainer_paused(listening):
 
 
 def test_the_listing_removes_stale_sockets(listening):
-    """Issue 13: gdtui --connect with no path removes a socket nobody answers on (its trainer died) and
+    """Issue 13: gdtui --connect --status with no path removes a socket nobody answers on (its trainer died) and
     says so, and still lists the live trainer."""
     stale = os.path.join(listening["folder"], "dead-1.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -197,7 +197,7 @@ def test_the_listing_removes_stale_sockets(listening):
     server.close()  # the socket file stays, with no process behind it
     past = time.time() - 60
     os.utime(stale, (past, past))
-    out = gdtui(listening["env"], "--connect")
+    out = gdtui(listening["env"], "--connect", "--status")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == f"removed a stale socket: {stale}"
@@ -212,7 +212,7 @@ def test_sigterm_ends_the_listening_trainer_and_removes_its_socket(listening):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 128 + signal.SIGTERM
     assert not os.path.exists(listening["path"])
-    out = gdtui(listening["env"], "--connect")
+    out = gdtui(listening["env"], "--connect", "--status")
     assert out.returncode == 1 and out.stdout == f"no trainer is running in {listening['folder']}\n"
 
 

@@ -5,10 +5,13 @@ leaves no process behind (checked by pid)."""
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
 
+from conftest import ROOT, PlainLoop
+from gdtui.engine.formatting import format_number
 from tmux_driver import TmuxApp, have_tmux
 
 pytestmark = pytest.mark.skipif(not have_tmux(), reason="tmux is not installed (apt-get install -y tmux)")
@@ -82,7 +85,7 @@ def test_a_trainer_that_dies_leaves_the_screen_saying_how_and_r_starts_another(f
         app.wait_for(r"step 2 ")
         app.send("Space")
         screen = app.wait_for(r"trainer ended[\s\S]*" + cause)
-        assert __import__("re").search(last_line, screen), screen
+        assert re.search(last_line, screen), screen
         assert "Back" in screen  # the footer is still drawn: the screen is intact
         app.send("r")
         app.wait_for(r"step 0 ")
@@ -126,3 +129,48 @@ def test_ctrl_c_interrupts_a_step_stuck_in_the_model_and_the_session_goes_on():
         app.send("Space")
         app.wait_for(r"step 2 ")
         quit_leaves_nothing(app, pids)
+
+
+def test_listen_connect_step_detach_and_connect_again_keeps_step_and_rewind(tmp_path):
+    """Issue 13: listen in one terminal, connect from another, step 3, d (the screen prints the line
+    that reconnects; the trainer lives), connect again with no path (the only trainer): step 3 is
+    shown with a plain loop's step-3 loss, and b rewinds to step 2 with the plain loop's step-2 loss.
+    q then asks first (a --listen trainer), and q again ends the trainer: no process is left."""
+    plain = PlainLoop(ROOT / "scenarios/not_gate.py")
+    losses = [format_number(plain.step()["loss"], 5) for _ in range(3)]
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    with TmuxApp("scenarios/not_gate.py", "--listen", env=env, width=200, height=10) as listener:
+        listener.start()
+        found = re.search(r"listens on (\S+) \(pid (\d+)\)", listener.wait_for(r"listens on \S+ \(pid \d+\)", 60))
+        path, pid = found.group(1), int(found.group(2))
+        with TmuxApp("--connect", path, env=env, width=160, height=30) as screen:
+            screen.start()
+            screen.wait_for(r"step 0 ", 60)
+            for n in (1, 2, 3):
+                screen.send("Space")
+                screen.wait_for(rf"step {n} ")
+            assert f"loss {losses[2]}" in screen.wait_for(rf"loss {re.escape(losses[2])}")
+            screen.send("d")
+            deadline = time.perf_counter() + 10
+            while not screen.exited():
+                assert time.perf_counter() < deadline, screen.screen()
+                time.sleep(0.05)
+            screen.wait_for(r"reconnect with: ")
+            said = screen.tmux("capture-pane", "-p", "-S", "-100")  # with the lines scrolled above the pane
+            assert f"waits, paused at step 3\nreconnect with: gdtui --connect {path}\n" in said, said
+        assert alive(pid)
+        with TmuxApp("--connect", env=env, width=160, height=30) as again:
+            again.start()
+            assert f"loss {losses[2]}" in again.wait_for(r"step 3 [\s\S]*loss ", 60)
+            again.send("b")
+            assert f"loss {losses[1]}" in again.wait_for(r"step 2 [\s\S]*loss ")
+            again.send("q")
+            again.wait_for(r"q again ends the trainer; d detaches; esc stays")
+            assert alive(pid)
+            quit_leaves_nothing(again, {pid})
+        deadline = time.perf_counter() + 10
+        while not listener.exited():
+            assert time.perf_counter() < deadline, listener.screen()
+            time.sleep(0.05)
