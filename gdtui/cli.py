@@ -224,7 +224,7 @@ def _run_screen(app) -> int:
         from gdtui.client import ago
 
         step = f"paused at step {app.state.step}" if app.state is not None else "paused"
-        wait = f" for {ago(detached.wait_s)} with no screen" if detached.wait_s else ""
+        wait = f", for {ago(detached.wait_s)} with no screen" if detached.wait_s else ""
         print(f"gdtui: detached from {detached.scenario}; its trainer (pid {detached.pid}) waits, {step}{wait}\n"
               f"reconnect with: gdtui --connect {detached.path}")
     elif status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
