@@ -139,10 +139,13 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.table.focus()
         self._open()
         if not self.is_headless:
-            # a closed terminal (SIGHUP) or a kill (SIGTERM) still ends the trace and removes the temporary one
+            # A closed terminal (SIGHUP, as when SSH drops) detaches from a trainer that can outlive
+            # the screen: it waits, paused, for gdtui --connect. A kill (SIGTERM), or a hang-up of a
+            # screen whose training cannot wait, ends the trace and removes the temporary one.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
-                for sig in (signal.SIGHUP, signal.SIGTERM):
-                    asyncio.get_running_loop().add_signal_handler(sig, self._leave)
+                loop = asyncio.get_running_loop()
+                loop.add_signal_handler(signal.SIGHUP, self._hang_up)
+                loop.add_signal_handler(signal.SIGTERM, self._leave)
 
     def _open(self) -> None:
         """Open the scenario through the port; the status line says so meanwhile."""
@@ -188,6 +191,17 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self._show_status()
         self.error_panel.show_error(message.error, advice="fix the file, then r loads it again; q quits")
         self.opened.set()
+
+    def _hang_up(self) -> None:
+        """The terminal went away: detach where the trainer can wait for another screen, else leave."""
+        detach = getattr(self.port, "detach", None)
+        detached = detach() if detach is not None and not self.leaving else None
+        if detached is None:
+            self._leave()
+            return
+        self.detached = detached
+        self.leaving = True
+        self.exit(return_code=0)
 
     def _leave(self) -> None:
         """End the trace and exit: status 2 when the scenario never opened, as headless gives."""

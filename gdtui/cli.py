@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -225,8 +226,9 @@ def _run_screen(app) -> int:
 
         step = f"paused at step {app.state.step}" if app.state is not None else "paused"
         wait = f", for {ago(detached.wait_s)} with no screen" if detached.wait_s else ""
-        print(f"gdtui: detached from {detached.scenario}; its trainer (pid {detached.pid}) waits, {step}{wait}\n"
-              f"reconnect with: gdtui --connect {detached.path}")
+        with contextlib.suppress(OSError):  # after a hang-up the terminal may be gone
+            print(f"gdtui: detached from {detached.scenario}; its trainer (pid {detached.pid}) waits, {step}{wait}\n"
+                  f"reconnect with: gdtui --connect {detached.path}")
     elif status == 2 and app.error:  # the scenario never loaded: its error stays on the terminal
         print(app.error, file=sys.stderr)
     return status

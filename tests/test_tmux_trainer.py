@@ -174,3 +174,46 @@ def test_listen_connect_step_detach_and_connect_again_keeps_step_and_rewind(tmp_
         while not listener.exited():
             assert time.perf_counter() < deadline, listener.screen()
             time.sleep(0.05)
+
+
+def test_a_screen_whose_terminal_hangs_up_leaves_its_trainer_paused_for_connect():
+    """Issue 13: when the screen's terminal goes away (tmux killed: SIGHUP, as when SSH drops), the
+    trainer it started lives on, paused at its step, and `gdtui --connect --status` finds it there."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    runtime = Path(tempfile.mkdtemp(prefix="gd-", dir="/tmp"))  # short: a Unix socket path has ~100 bytes
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PYTHONPATH": str(ROOT)}
+
+    def status() -> str:
+        out = subprocess.run([sys.executable, "-m", "gdtui", "--connect", "--status"], capture_output=True,
+                             text=True, cwd=ROOT, env=env, timeout=60, check=False)
+        return out.stdout + out.stderr
+
+    screen = TmuxApp("scenarios/not_gate.py", env={"XDG_RUNTIME_DIR": str(runtime)}, width=160, height=30)
+    with screen:
+        screen.start()
+        screen.wait_for(r"step 0 ", 60)
+        for n in (1, 2):
+            screen.send("Space")
+            screen.wait_for(rf"step {n} ")
+        pids = app_pids(screen)
+    # the tmux server is gone: the terminal hung up on the screen
+    listed = ""
+    deadline = time.perf_counter() + 20
+    while "step 2" not in listed:
+        assert time.perf_counter() < deadline, listed
+        time.sleep(0.2)
+        listed = status()
+    trainer = int(re.search(r"pid (\d+)", listed).group(1))
+    assert trainer in pids and alive(trainer)
+    os.kill(trainer, signal.SIGTERM)  # ends it and removes its socket
+    deadline = time.perf_counter() + 10
+    while alive(trainer):
+        assert time.perf_counter() < deadline
+        time.sleep(0.05)
+    shutil.rmtree(runtime, ignore_errors=True)
