@@ -65,6 +65,22 @@ def _finite(text: str, allowed: str) -> float:
     return value
 
 
+def session_options(args: argparse.Namespace, watch_activations: bool) -> dict:
+    """The Session's keyword arguments from the command line (headless and the trainer)."""
+    return dict(
+        seed=args.seed,
+        device=args.device,
+        history_mb=args.history_mb,
+        max_values=max(args.trace_max_elements, SHOWN_VALUES),
+        mode=args.mode,
+        lr=args.lr,
+        grad_source=args.grad_source,
+        watch_activations=watch_activations,
+        args=args.scenario_args,
+        gradcheck_samples=args.gradcheck_samples,
+    )
+
+
 def _learning_rate(text: str) -> float:
     allowed = "give a finite positive learning rate such as 0.01"
     value = _finite(text, allowed)
@@ -483,18 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so that --help and --version answer before torch loads.
     from gdtui.engine import TraceWriter
 
-    options = dict(
-        seed=args.seed,
-        device=args.device,
-        history_mb=args.history_mb,
-        max_values=max(args.trace_max_elements, SHOWN_VALUES),
-        mode=args.mode,
-        lr=args.lr,
-        grad_source=args.grad_source,
-        watch_activations=args.hints,
-        args=args.scenario_args,
-        gradcheck_samples=args.gradcheck_samples,
-    )
+    options = session_options(args, watch_activations=args.hints)
     trace = None
     if args.trace:
         from gdtui.engine.targets import same_file

@@ -526,8 +526,10 @@ class Trainer:
         else:
             if self.trace is None:
                 self.trace = TraceLog(self._trace_writer(), args.seed, args.trace_max_elements)
+            from gdtui.cli import session_options
+
             try:
-                session = Session(args.scenario, **session_options(args))
+                session = Session(args.scenario, **session_options(args, watch_activations=True))
             except ScenarioError as exc:
                 self.load_error = str(exc)
                 self._greeted = self._attaches
@@ -756,23 +758,6 @@ class _Attached:
     the state, unless a load since sent it already."""
 
     number: int
-
-
-def session_options(args: argparse.Namespace) -> dict:
-    from gdtui.cli import SHOWN_VALUES
-
-    return dict(
-        seed=args.seed,
-        device=args.device,
-        history_mb=args.history_mb,
-        max_values=max(args.trace_max_elements, SHOWN_VALUES),
-        mode=args.mode,
-        lr=args.lr,
-        grad_source=args.grad_source,
-        watch_activations=True,
-        args=args.scenario_args,
-        gradcheck_samples=args.gradcheck_samples,
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
