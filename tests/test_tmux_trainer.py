@@ -195,14 +195,13 @@ def test_a_screen_whose_terminal_hangs_up_leaves_its_trainer_paused_for_connect(
         return out.stdout + out.stderr
 
     screen = TmuxApp("scenarios/not_gate.py", env={"XDG_RUNTIME_DIR": str(runtime)}, width=160, height=30)
-    with screen:
-        screen.start()
-        screen.wait_for(r"step 0 ", 60)
-        for n in (1, 2):
-            screen.send("Space")
-            screen.wait_for(rf"step {n} ")
-        pids = app_pids(screen)
-    # the tmux server is gone: the terminal hung up on the screen
+    screen.start()
+    screen.wait_for(r"step 0 ", 60)
+    for n in (1, 2):
+        screen.send("Space")
+        screen.wait_for(rf"step {n} ")
+    pids = app_pids(screen)
+    screen.hang_up()  # the terminal goes away: SIGHUP
     listed = ""
     deadline = time.perf_counter() + 20
     while "step 2" not in listed:

@@ -21,6 +21,32 @@ def have_tmux() -> bool:
     return shutil.which("tmux") is not None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def _descendants(pid: int) -> set[int]:
+    """``pid`` and the processes it started, and theirs (Linux /proc; elsewhere just ``pid``)."""
+    found = {pid}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids = {int(k) for k in f.read().split()}
+        except FileNotFoundError:
+            continue
+        for kid in kids:
+            found |= _descendants(kid)
+    return found
+
+
 class TmuxApp:
     """``python -m gdtui ARGS`` (or ``python PROGRAM ARGS``) in a detached tmux session of ``width`` x ``height``."""
 
@@ -66,8 +92,29 @@ class TmuxApp:
     def exited(self) -> bool:
         return self.tmux("display-message", "-p", "#{pane_dead}", check=False).strip() == "1"
 
-    def close(self) -> None:
+    def processes(self) -> set[int]:
+        """The pane's process and every process it started (the screen's trainer too)."""
+        out = self.tmux("display-message", "-p", "#{pane_pid}", check=False).strip()
+        return _descendants(int(out)) if out.isdigit() else set()
+
+    def hang_up(self) -> None:
+        """Kill the tmux server: the terminal goes away (SIGHUP), as when an SSH link drops."""
         self.tmux("kill-server", check=False)
+
+    def close(self) -> None:
+        """Hang up, then end what the app left running: a screen that hangs up detaches from its
+        trainer, which would otherwise wait, paused, for a screen that never comes."""
+        left = self.processes()
+        self.hang_up()
+        deadline = time.perf_counter() + 5
+        while left and time.perf_counter() < deadline:
+            left = {pid for pid in left if _alive(pid)}
+            time.sleep(0.05)
+        for pid in left:
+            try:
+                os.kill(pid, 15)  # SIGTERM: a trainer then removes its socket
+            except ProcessLookupError:
+                pass
 
     def __enter__(self) -> TmuxApp:
         return self
