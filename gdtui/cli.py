@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gdtui import __version__
 
@@ -89,20 +89,20 @@ def _learning_rate(text: str) -> float:
     return value
 
 
-def _megabytes(text: str) -> float:
-    allowed = "give the memory for rewind in MB, such as 256; 0 turns rewind off"
-    value = _finite(text, allowed)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative; {allowed}")
-    return value
+def _not_negative(allowed: str) -> Callable[[str], float]:
+    """An argparse type: a finite number, 0 or more; ``allowed`` says what the flag takes."""
+
+    def parse(text: str) -> float:
+        value = _finite(text, allowed)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text} is negative; {allowed}")
+        return value
+
+    return parse
 
 
-def _minutes(text: str) -> float:
-    allowed = "give the minutes a trainer with no client waits, such as 30; 0 waits forever"
-    value = _finite(text, allowed)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative; {allowed}")
-    return value
+_megabytes = _not_negative("give the memory for rewind in MB, such as 256; 0 turns rewind off")
+_minutes = _not_negative("give the minutes a trainer with no client waits, such as 30; 0 waits forever")
 
 
 def _seed(text: str) -> int:

@@ -12,43 +12,17 @@ import pytest
 
 from conftest import ROOT, PlainLoop
 from gdtui.engine.formatting import format_number
-from tmux_driver import TmuxApp, have_tmux
+from tmux_driver import TmuxApp, alive, descendants, have_tmux
 
 pytestmark = pytest.mark.skipif(not have_tmux(), reason="tmux is not installed (apt-get install -y tmux)")
 
 FAULTY = "tests/trainer_scenarios/faulty.py"
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def children(pid: int) -> set[int]:
-    """The processes ``pid`` started, and theirs."""
-    found: set[int] = set()
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids = {int(k) for k in f.read().split()}
-        except FileNotFoundError:
-            continue
-        for kid in kids:
-            found |= {kid} | children(kid)
-    return found
-
-
 def app_pids(app: TmuxApp) -> set[int]:
     """The app's process and the trainer it started."""
     shell = int(app.tmux("display-message", "-p", "#{pane_pid}").strip())
-    return {shell} | children(shell)
+    return descendants(shell)
 
 
 def quit_leaves_nothing(app: TmuxApp, pids: set[int]) -> None:

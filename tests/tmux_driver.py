@@ -21,7 +21,7 @@ def have_tmux() -> bool:
     return shutil.which("tmux") is not None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(") ", 1)[1][0] != "Z"
@@ -29,7 +29,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
     """``pid`` and the processes it started, and theirs (Linux /proc; elsewhere just ``pid``)."""
     found = {pid}
     try:
@@ -43,7 +43,7 @@ def _descendants(pid: int) -> set[int]:
         except FileNotFoundError:
             continue
         for kid in kids:
-            found |= _descendants(kid)
+            found |= descendants(kid)
     return found
 
 
@@ -95,7 +95,7 @@ class TmuxApp:
     def processes(self) -> set[int]:
         """The pane's process and every process it started (the screen's trainer too)."""
         out = self.tmux("display-message", "-p", "#{pane_pid}", check=False).strip()
-        return _descendants(int(out)) if out.isdigit() else set()
+        return descendants(int(out)) if out.isdigit() else set()
 
     def hang_up(self) -> None:
         """Kill the tmux server: the terminal goes away (SIGHUP), as when an SSH link drops."""
@@ -108,7 +108,7 @@ class TmuxApp:
         self.hang_up()
         deadline = time.perf_counter() + 5
         while left and time.perf_counter() < deadline:
-            left = {pid for pid in left if _alive(pid)}
+            left = {pid for pid in left if alive(pid)}
             time.sleep(0.05)
         for pid in left:
             try:
