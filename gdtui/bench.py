@@ -320,27 +320,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="gdtui bench",
-        description=(
-            "Time a scenario three ways in alternation: (a) a plain PyTorch loop, (b) the headless engine, "
-            "(c) the step-debugger's run mode without a screen. Prints steps/s, the ratios to (a), peak memory "
-            "and host-device syncs per step."
-        ),
-        epilog="Example: gdtui bench scenarios/mlp_bench.py --steps 50",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``gdtui bench`` (its subparser in gdtui.cli)."""
     p.add_argument("scenario", help="the scenario file")
     p.add_argument("--steps", type=_positive_int, metavar="N", help=f"timed steps per way and round (default: about {TARGET_SECONDS:g} s of the plain loop, {MIN_STEPS} to {MAX_STEPS})")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--repeats", type=_positive_int, default=DEFAULT_REPEATS, metavar="R", help=f"rounds of a, b, c; the table gives medians (default {DEFAULT_REPEATS})")
     p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="the engine's rewind memory, as in gdtui (default 256; 0 turns rewind off)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """``gdtui bench ARGS``, as the command line runs it."""
+    from gdtui.cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_command(args: argparse.Namespace) -> int:
     from gdtui.engine import ScenarioError
     from gdtui.engine.scenario import check_arguments
 

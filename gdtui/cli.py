@@ -123,6 +123,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (gdtui --help lists the options)\n")
 
 
+#: A first word that names one of these is a command, not a file (``./bench`` opens a file named bench).
+COMMANDS = ("bench", "examples", "example")
+
+
+def build_commands() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser of ``gdtui COMMAND ...``, and each command's own parser by name."""
+    from gdtui.bench import add_arguments as bench_arguments
+
+    top = _Parser(prog="gdtui", add_help=False)
+    commands = top.add_subparsers(title="commands", dest="command", metavar="COMMAND", parser_class=_Parser)
+    parsers = {
+        "bench": commands.add_parser(
+            "bench", help="time a scenario: a plain loop, the headless engine and the run mode",
+            description=BENCH_DESCRIPTION, epilog="Example: gdtui bench scenarios/mlp_bench.py --steps 50"),
+        "examples": commands.add_parser(
+            "examples", help="list the example scenarios gdtui ships, with what each shows",
+            description="List the example scenarios: open one with gdtui example NAME."),
+        "example": commands.add_parser(
+            "example", help="open an example scenario by its name: gdtui example not_gate [options] [-- ARGS]",
+            description="Open an example scenario by its name, with any option a scenario file takes "
+                        "(gdtui --help lists them): gdtui example not_gate --headless --steps 5."),
+    }
+    bench_arguments(parsers["bench"])
+    parsers["example"].add_argument("name", help="the example's name (gdtui examples lists them)")
+    return top, parsers
+
+
+BENCH_DESCRIPTION = (
+    "Time a scenario three ways in alternation: (a) a plain PyTorch loop, (b) the headless engine, "
+    "(c) the step-debugger's run mode without a screen. Prints steps/s, the ratios to (a), peak memory "
+    "and host-device syncs per step."
+)
+
+
+def _commands_help() -> str:
+    """The commands section of ``gdtui --help``, as argparse formats its subparsers."""
+    top, _ = build_commands()
+    text = top.format_help()
+    return text[text.index("commands:"):].rstrip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="gdtui",
@@ -135,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  gdtui scenarios/not_gate.py --listen                serve it on a socket, no screen; then:\n"
         "  gdtui --connect [PATH]                              open the screen on it (the only one, without PATH)\n"
         "  gdtui --connect [PATH] --status                     list your trainers, or print one's status\n"
-        "  gdtui bench SCENARIO [--steps N] [--device DEV] [--repeats R] [--history-mb MB] [--json]\n"
-        "                                                      time a scenario: gdtui bench --help",
+        "  gdtui examples                                      list the example scenarios\n"
+        "  gdtui example not_gate                              open one by its name\n"
+        "  gdtui bench scenarios/mlp_bench.py                  time a scenario: gdtui bench --help\n"
+        "\n" + _commands_help(),
     )
     p.add_argument("scenario", nargs="?", help="the scenario file (a Python module defining model, loss_fn, data, optimizer); "
                    "arguments after -- are the scenario's own: its sys.argv is [SCENARIO, *ARGS]")
@@ -472,12 +515,38 @@ def _run(args: argparse.Namespace, options: dict, trace) -> int:
     return EXIT_OK
 
 
+def _command(argv: list[str]) -> int:
+    """``gdtui bench|examples|example ...``."""
+    from gdtui import catalog as examples
+
+    name = argv[0]
+    if name == "example":
+        # The example's name, then the options of a scenario file: gdtui example not_gate --headless.
+        words = argv[1 : argv.index("--") if "--" in argv else len(argv)]
+        if not words or words[0] in ("-h", "--help"):
+            build_commands()[1]["example"].parse_args(words[:1])
+        if words[0].startswith("-"):
+            print(f"gdtui example: the example's name comes first: gdtui example NAME {words[0]} ...", file=sys.stderr)
+            return 2
+        path = examples.find(words[0])
+        if path is None:
+            print(examples.unknown(words[0]), file=sys.stderr)
+            return 2
+        return main([str(path), *argv[2:]])
+    top, _ = build_commands()
+    args = top.parse_args(argv)
+    if name == "examples":
+        print(examples.listing())
+        return 0
+    from gdtui.bench import run_command
+
+    return run_command(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        from gdtui.bench import main as bench_main
-
-        return bench_main(argv[1:])
+    if argv[:1] and argv[0] in COMMANDS:
+        return _command(argv)
     # What follows the first -- is the scenario's own command line (its sys.argv[1:]), as for
     # `python S.py ARGS`; gdtui's flags never reach the scenario.
     cut = argv.index("--") if "--" in argv else len(argv)

@@ -149,7 +149,57 @@ def test_help_mentions_gdtui_bench(capsys):
     """Issue 12 acceptance: `gdtui --help` mentions `gdtui bench`."""
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "gdtui bench SCENARIO" in capsys.readouterr().out
+    assert "gdtui bench scenarios/mlp_bench.py" in capsys.readouterr().out
+
+
+def test_help_lists_each_command_from_its_subparser(capsys):
+    """Issue 13: `gdtui --help` has a commands section with bench, examples and example, each with the
+    help its argparse subparser gives, and `gdtui bench --help` is the bench's own usage."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    commands = capsys.readouterr().out.split("commands:")[1]
+    for name, words in [("bench", "time a scenario"), ("examples", "list the example scenarios"),
+                        ("example", "open an example scenario by its name")]:
+        assert re.search(rf"^\s+{name}\b", commands, re.M), name
+        assert words in " ".join(commands.split())
+    with pytest.raises(SystemExit) as ended:
+        main(["bench", "--help"])
+    assert ended.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: gdtui bench [-h] [--steps N]")
+
+
+def test_examples_lists_the_scenarios_without_importing_torch():
+    """Issue 13: `gdtui examples` lists every file in scenarios/ with its docstring's first line, in a
+    process that never imports torch."""
+    code = ("import sys; from gdtui.cli import main; status = main(['examples']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line and not line.startswith("open one")}
+    assert set(rows) == {p.stem for p in SCENARIOS.glob("*.py")}
+    assert "NOT gate: one sigmoid neuron learns to flip 0 and 1" in rows["not_gate"]
+
+
+def test_example_by_name_runs_the_scenario_as_a_plain_loop_does(capsys):
+    """Issue 13: `gdtui example not_gate --headless --steps 3` runs scenarios/not_gate.py with the options
+    given: its losses are a plain PyTorch loop's."""
+    assert main(["example", "not_gate", "--headless", "--steps", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    plain = PlainLoop(SCENARIOS / "not_gate.py")
+    losses = [plain.step()["loss"] for _ in range(3)]
+    assert f"step    3  loss {losses[-1]:.7g}" in out, out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["example", "nt_gate"], "no example has that name; did you mean not_gate"),
+    (["example", "--headless", "not_gate"], "the example's name comes first"),
+])
+def test_a_wrong_example_name_is_one_line(argv, words, capsys):
+    """Issue 13: a misspelt example name, or an option before the name, is one line, exit status 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1, err
 
 
 def gdtui_process(*args: str) -> subprocess.Popen:
