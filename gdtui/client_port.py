@@ -117,11 +117,7 @@ class ClientPort:
     def _start(self) -> None:
         name = f"gdtui screen ({os.path.basename(sys.argv[0]) or 'python'})"
         try:
-            if self.connect is not None:
-                client = TrainerClient.connect(self.connect, name=name)
-            else:
-                client = TrainerClient.start(self.scenario, flags=self.flags, args=self.args, python=self.python,
-                                             env=self.env, name=name)
+            client = self.open_client(name)
         except TrainerError as exc:
             self._starting = False
             what = f"could not connect to {self.connect}" if self.connect is not None else "the trainer did not start"
@@ -131,6 +127,15 @@ class ClientPort:
         self.client = client
         self.listening = client.hello.listening
         self._read(client)
+
+    def open_client(self, name: str) -> TrainerClient:
+        """Start the trainer, or connect to the one at ``connect``: the client whose events this port
+        reads (``next_event``, ending with Ended) and to which it sends commands. TrainerError when
+        there is none. Tests put a trainer of hand-made events here (tests/app/fake_trainer.py)."""
+        if self.connect is not None:
+            return TrainerClient.connect(self.connect, name=name)
+        return TrainerClient.start(self.scenario, flags=self.flags, args=self.args, python=self.python,
+                                   env=self.env, name=name)
 
     def send(self, command: object) -> None:
         client = self.client

@@ -10,8 +10,8 @@ Registering ``default`` here, at import, takes effect at once. A name other
 than ``default`` must be registered before pytest configures hypothesis's
 plugin, which happens before test modules are imported, so ``long`` needs
 this module loaded early: ``python -m pytest -p tests.hypothesis_profiles
---hypothesis-profile long tests/test_property.py``, or an ``import
-hypothesis_profiles`` in ``tests/conftest.py``.
+--hypothesis-profile long tests/engine/test_property.py``, or the
+``from tests import hypothesis_profiles`` in ``tests/conftest.py``.
 """
 
 from hypothesis import HealthCheck, settings

@@ -1,0 +1,1 @@
+"""The screen's tests: Pilot, snapshots, tmux, the trainer client port and the widgets."""
