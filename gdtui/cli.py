@@ -345,14 +345,23 @@ def _screen(args: argparse.Namespace) -> int:
             "not a file; name the scenario's .py file"
         print(f"{args.scenario}: {what}", file=sys.stderr)
         return 2
+    from gdtui import config
     from gdtui.app import make_app
     from gdtui.client_port import trainer_flags
+
+    detach_timeout = args.detach_timeout
+    if detach_timeout is None:
+        try:
+            detach_timeout = config.load().detach_timeout_minutes
+        except config.ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
 
     flags = trainer_flags(seed=args.seed, device=args.device, history_mb=args.history_mb, mode=args.mode, lr=args.lr,
                           grad_source=args.grad_source, trace=path, trace_max_elements=args.trace_max_elements,
                           gradcheck_samples=args.gradcheck_samples, until=args.until, breaks=args.breaks,
                           stop_on_rise=args.stop_on_rise, no_zero_grad=args.no_zero_grad,
-                          detach_timeout=args.detach_timeout)
+                          detach_timeout=detach_timeout)
     return _run_screen(make_app(args.scenario, flags=flags, args=args.scenario_args))
 
 

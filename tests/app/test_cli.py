@@ -38,3 +38,39 @@ def test_the_step_debugger_keeps_its_values_and_gives_the_trace_limit_to_its_exp
     finally:
         app.port.trace.end(None)  # closes and removes the temporary log
 
+
+
+def screen_flags(monkeypatch, *argv: str) -> list[str] | int:
+    """The trainer flags the step-debugger would start its trainer with, or the exit status."""
+    asked = {}
+
+    class NoScreen:
+        return_code, error = 0, None
+
+        def run(self):
+            pass
+
+    def make(path, **kwargs):
+        asked.update(kwargs)
+        return NoScreen()
+
+    monkeypatch.setattr("gdtui.app.make_app", make)
+    status = main([NOT_GATE, *argv])
+    return asked["flags"] if asked else status
+
+
+def test_the_config_file_sets_the_detach_timeout_and_the_flag_wins(tmp_path, monkeypatch, capsys):
+    """Issue 13: detach_timeout_minutes in config.toml is the timeout of the trainer the screen starts;
+    --detach-timeout wins over it; a bad file is one line and exit status 2 before any trainer starts."""
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("GDTUI_CONFIG", str(path))
+    flags = screen_flags(monkeypatch)
+    assert flags[flags.index("--detach-timeout") + 1] == "30.0"
+    path.write_text("detach_timeout_minutes = 2.5\n")
+    flags = screen_flags(monkeypatch)
+    assert flags[flags.index("--detach-timeout") + 1] == "2.5"
+    flags = screen_flags(monkeypatch, "--detach-timeout", "7")
+    assert flags[flags.index("--detach-timeout") + 1] == "7.0"
+    path.write_text("detach_timeout_minutes = -3\n")
+    assert screen_flags(monkeypatch) == 2
+    assert capsys.readouterr().err == f"{path}: detach_timeout_minutes = -3 is not a number of minutes; give 0 or more (0 waits forever)\n"
