@@ -15,6 +15,7 @@ from conftest import PlainLoop
 from gdtui.engine import Session
 from gdtui.engine.conditions import RisingLoss
 from gdtui.engine.headless import run_headless
+from gdtui.engine.runner import StepPlan
 
 
 def both_ways(path, steps: int, *, rising: int | None = None, **options) -> dict[bool, tuple]:
@@ -24,7 +25,7 @@ def both_ways(path, steps: int, *, rising: int | None = None, **options) -> dict
     for quiet in (False, True):
         session = Session(path, watch_activations=False, **options)
         if rising is not None:
-            session.rising = RisingLoss(rising)
+            session.set_rising(RisingLoss(rising))
         out, err = io.StringIO(), io.StringIO()
         status = run_headless(session, steps, quiet=quiet, out=out, err=err)
         lines = out.getvalue().splitlines()
@@ -108,10 +109,10 @@ def test_deferred_steps_leave_large_tensors_unread_until_check_deferred(tmp_path
     path.write_text(OVERFLOWS.format(check="pass"))
     k, _ = first_nonfinite_step(path)
     deferred = Session(path, checkpoint_every=100, watch_activations=False)
-    records = [deferred.step(detail=False, defer_checks=True) for _ in range(k)]
+    records = [deferred.step(StepPlan(whole=False, defer=True)) for _ in range(k)]
     assert records[-1].nonfinite is None and math.isnan(records[-1].params["w"].norm)
     checked = Session(path, watch_activations=False)
-    expected = [checked.step(detail=False) for _ in range(k)][-1]
+    expected = [checked.step(StepPlan(whole=False)) for _ in range(k)][-1]
     assert expected.nonfinite == "w"
     assert deferred.check_deferred() == expected and deferred.step_count == k
     assert deferred.check_deferred() is None  # nothing left to check
@@ -276,5 +277,5 @@ def test_once_checks_stop_for_a_state_that_overflows_on_its_own_they_cost_the_ch
                     "optimizer = torch.optim.Adam([w], lr=1e-3)\n")
     session = Session(path, watch_activations=False, checkpoint_every=3)
     for _ in range(4):
-        session.step(detail=False, defer_checks=True)
-    assert not session._may_defer and session._history._check_seconds == 0.0  # not the replay's time
+        session.step(StepPlan(whole=False, defer=True))
+    assert not session.rewinder.may_defer and session.rewinder.history._check_seconds == 0.0  # not the replay's time

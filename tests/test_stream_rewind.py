@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conftest import PlainLoop
 from gdtui.engine import Session
+from gdtui.engine.runner import StepPlan
 
 COUNTED = Path(__file__).resolve().parent / "stream_scenarios" / "counted_generator.py"
 
@@ -25,7 +26,7 @@ def test_rewind_and_pause_do_not_read_the_generator_again():
     expected = [plain.step()["loss"] for _ in range(700)]
     session = Session(COUNTED)
     for _ in range(600):
-        session.step(detail=False, defer_checks=True)
+        session.step(StepPlan(whole=False, defer=True))
     assert made(session) == 600
     assert session.rewind(300) == 300
     session.detail_last()

@@ -235,6 +235,6 @@ def apply_controls(session: Session, c) -> None:
     if getattr(c, "lr_scale", None) is not None:
         session.scale_lr(c.lr_scale)
     if c.skip_zero_grad is not None:
-        session.skip_zero_grad = bool(c.skip_zero_grad)
+        session.set_skip_zero_grad(bool(c.skip_zero_grad))
     if c.conditions is not None:
         session.set_condition_texts(c.conditions)

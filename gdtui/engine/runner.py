@@ -243,7 +243,7 @@ class Run:
                 plan = schedule.plan(None if limit is None else limit - self.done)
                 expected = session.step_count + 1
                 try:
-                    record = session.step(detail=plan.whole, defer_checks=plan.defer, hints=plan.hints)
+                    record = session.step(plan)
                 except StepError as exc:
                     stopped = self._stop("error", message=str(exc), error=str(exc))
                     break
