@@ -363,8 +363,8 @@ class InProcessPort:
             self.jobs.cancel.set()
 
     def _set_controls(self, c) -> None:
-        """Applied at once, from the app's thread, as the keys always have been: the session
-        reads each control once, at the step (or update) that uses it."""
+        """Applied at once, from the app's thread, as the keys always have been: one new Controls
+        value, which the session reads once, as its next step starts."""
         if self.jobs is None:
             return
         s = self.jobs.session

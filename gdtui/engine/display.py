@@ -222,19 +222,10 @@ class TraceLog:
 
 
 def apply_controls(session: Session, c) -> None:
-    """A set_controls command (gdtui.protocol.SetControls) applied to ``session``: each field that
-    is not None, read by the session once, at the step (or update) that uses it. Raises
-    ValueError, ConditionError or ScenarioError (one line) for one it cannot apply; the stop
-    conditions change all or nothing."""
-    if c.mode is not None:
-        session.set_mode(c.mode)
-    if c.grad_source is not None:
-        session.set_grad_source(c.grad_source)
-    if c.lr is not None:
-        session.set_lr(c.lr)
-    if getattr(c, "lr_scale", None) is not None:
-        session.scale_lr(c.lr_scale)
-    if c.skip_zero_grad is not None:
-        session.set_skip_zero_grad(bool(c.skip_zero_grad))
-    if c.conditions is not None:
-        session.set_condition_texts(c.conditions)
+    """A set_controls command (gdtui.protocol.SetControls) applied to ``session``: every field that
+    is not None, as one new Controls value, which the session reads as the next step starts.
+    Raises ValueError, ConditionError or ScenarioError (one line) for one it cannot apply; then
+    nothing changes."""
+    session.set_controls(session.controls_with(
+        mode=c.mode, grad_source=c.grad_source, lr=c.lr, lr_scale=getattr(c, "lr_scale", None),
+        skip_zero_grad=c.skip_zero_grad, conditions=c.conditions))

@@ -239,33 +239,55 @@ class Session:
         the scenario (and its lr scheduler) put there."""
         return self.controls.lrs_for(mode, self._groups())
 
+    def controls_with(self, *, mode: Mode | None = None, grad_source: GradSource | None = None,
+                      lr: float | None = None, lr_scale: float | None = None, skip_zero_grad: bool | None = None,
+                      conditions: Sequence[str] | None = None) -> Controls:
+        """The controls with each field given (not None) changed, checked, for set_controls: ``lr``
+        for every param group, then ``lr_scale`` times each; ``conditions`` as condition_texts
+        gives them (see Controls.with_condition_texts). Raises ValueError, ConditionError or
+        ScenarioError (one line) for a value it cannot take; nothing changes then."""
+        c = self.controls
+        if mode is not None:
+            c = c.with_mode(mode)
+        if grad_source is not None:
+            c = c.with_grad_source(grad_source)
+            if grad_source == "grad_fn" and self.scenario.grad_fn is None:
+                raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient",
+                                    self.path)
+        if lr is not None:
+            c = c.with_lr(lr, len(self.loop.optimizer.param_groups))
+        if lr_scale is not None:
+            c = c.scaled_lr(lr_scale, self._groups())
+        if skip_zero_grad is not None:
+            c = replace(c, skip_zero_grad=bool(skip_zero_grad))
+        if conditions is not None:
+            c = c.with_condition_texts(conditions, self.scenario.metrics, self.loop.names)
+        return c
+
     def set_lr(self, lr: float) -> None:
         """Use ``lr`` for every param group, in both modes, from the next update."""
-        self.set_controls(self.controls.with_lr(lr, len(self.loop.optimizer.param_groups)))
+        self.set_controls(self.controls_with(lr=lr))
 
     def scale_lr(self, factor: float) -> None:
         """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
-        self.set_controls(self.controls.scaled_lr(factor, self._groups()))
+        self.set_controls(self.controls_with(lr_scale=factor))
 
     def set_mode(self, mode: Mode) -> None:
-        self.set_controls(self.controls.with_mode(mode))
+        self.set_controls(self.controls_with(mode=mode))
 
     def toggle_mode(self) -> Mode:
         self.set_mode("optim" if self.mode == "manual" else "manual")
         return self.mode
 
     def set_grad_source(self, source: GradSource) -> None:
-        controls = self.controls.with_grad_source(source)
-        if source == "grad_fn" and self.scenario.grad_fn is None:
-            raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient", self.path)
-        self.set_controls(controls)
+        self.set_controls(self.controls_with(grad_source=source))
 
     def toggle_grad_source(self) -> GradSource:
         self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
         return self.grad_source
 
     def set_skip_zero_grad(self, skip: bool) -> None:
-        self.set_controls(replace(self.controls, skip_zero_grad=bool(skip)))
+        self.set_controls(self.controls_with(skip_zero_grad=skip))
 
     def set_rising(self, rising: RisingLoss | None) -> None:
         self.set_controls(replace(self.controls, rising=rising))
@@ -286,9 +308,9 @@ class Session:
         return condition
 
     def set_condition_texts(self, texts: tuple[str, ...] | list[str]) -> None:
-        """Replace the stop conditions with ``texts`` (see Controls.with_condition_texts). All or
-        nothing: a text that does not parse raises ConditionError and changes nothing."""
-        self.set_controls(self.controls.with_condition_texts(texts, self.scenario.metrics, self.loop.names))
+        """Replace the stop conditions with ``texts`` (see controls_with). All or nothing: a text
+        that does not parse raises ConditionError and changes nothing."""
+        self.set_controls(self.controls_with(conditions=texts))
 
     def remove_condition(self, text: str) -> bool:
         before = self.controls
