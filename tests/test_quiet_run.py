@@ -279,3 +279,27 @@ def test_once_checks_stop_for_a_state_that_overflows_on_its_own_they_cost_the_ch
     for _ in range(4):
         session.step(StepPlan(whole=False, defer=True))
     assert not session.rewinder.may_defer and session.rewinder.history._check_seconds == 0.0  # not the replay's time
+
+
+RISES_WHILE_ADAM_STATE_OVERFLOWS = (
+    "import torch\n"
+    "w = torch.zeros(100, requires_grad=True)\n"
+    "u = torch.zeros(1, requires_grad=True)\n"
+    "model = lambda x: x * w\n"
+    "loss_fn = lambda pred, y: (pred * 1e25).sum() + u.sum()\n"
+    "data = (torch.ones(100), torch.zeros(100))\n"
+    "optimizer = torch.optim.Adam([{'params': [w]}, {'params': [u], 'maximize': True}], lr=1e-3)\n"
+)
+
+
+@pytest.mark.parametrize("rising", [1, 2, 3, 4])
+def test_a_rising_loss_is_checked_at_the_step_whose_deferred_check_ran_steps_again(tmp_path, rising):
+    """Issue 13: the stop conditions checked after a step are those of the controls it began with,
+    not those of the steps a deferred check ran again (at the checkpoint after step 3, Adam's state
+    for w is inf while w stays finite, so the check runs steps 1-3 again). u climbs by lr a step, so
+    the loss rises every step: the quiet run stops where the checked one does, at step k + 1."""
+    path = tmp_path / "rises.py"
+    path.write_text(RISES_WHILE_ADAM_STATE_OVERFLOWS)
+    seen = both_ways(path, 20, checkpoint_every=3, rising=rising)
+    assert seen[True] == seen[False]
+    assert seen[True][:2] == (0, rising + 1)

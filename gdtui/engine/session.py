@@ -117,6 +117,8 @@ class Session:
         self._phase = 0
         #: The controls of the step in progress (or the last one): self.controls as that step began.
         self._taken = self.controls
+        #: The controls of the last step the user ran (not one run again): its stop conditions.
+        self._checked = self.controls
         #: The step being run again (see run_again): its first run's controls, used instead.
         self._again_controls: StepControls | None = None
         self._step_lrs: tuple[float, ...] = ()
@@ -320,7 +322,7 @@ class Session:
     def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
         """The stop conditions that hold after ``record``'s step: those of the controls that step
         began with (one added during the step applies from the next)."""
-        return self._taken.triggered(record, self.losses)
+        return self._checked.triggered(record, self.losses)
 
     # --- stepping -----------------------------------------------------------------------
 
@@ -412,9 +414,14 @@ class Session:
             if phase == "forward":
                 self.error = None
                 self._used_grads = None  # the last step's gradients (see _zero_grad_keeping): freed before a forward
-                # The one read of the user's controls for this step; a step run again uses its first run's.
-                self._taken = self.controls if again is None else Controls(
-                    again.mode, again.grad_source, again.lr_written, skip_zero_grad=not again.zero_grad)
+                # The one read of the user's controls for this step; a step run again uses its first
+                # run's, and the user's stop conditions (only for what it measures: see triggered).
+                c = self.controls
+                if again is None:
+                    self._taken = self._checked = c
+                else:
+                    self._taken = Controls(again.mode, again.grad_source, again.lr_written, conditions=c.conditions,
+                                           rising=c.rising, skip_zero_grad=not again.zero_grad)
                 self._begin_step()
                 loop.forward(self.step_count + 1)
             elif phase == "loss":
