@@ -135,3 +135,21 @@ def test_the_runner_hands_the_step_its_plan():
     losses = [e.record.loss for e in events if type(e).__name__ == "Stepped"]
     assert losses == [plain.step()["loss"] for _ in range(5)]
     assert isinstance(session.controls, Controls)
+
+
+@pytest.mark.parametrize("every", [1, 2, 10])
+def test_a_learning_rate_rewound_past_its_write_is_written_again(every):
+    """Issue 13: the user's learning rate is written into the param groups once; a rewind past the
+    step that wrote it takes the param groups back, and the rate is written again at the next
+    update (it is a control, like the mode), as a plain loop that sets it before each step."""
+    session, plain = Session(NOT_GATE, checkpoint_every=every), PlainLoop(NOT_GATE)
+    session.step()
+    session.set_lr(0.5)
+    for _ in range(3):
+        session.step()
+    assert session.rewind(3) == 3 and session.lr == 0.5
+    plain.step()
+    plain.opt.param_groups[0]["lr"] = 0.5
+    for _ in range(3):
+        record = session.step()
+        assert record.lr == 0.5 and values(record) == plain.step()["params"]

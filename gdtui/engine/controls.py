@@ -23,8 +23,9 @@ class Controls:
     """What the user chose: each field applies from the next step that starts.
 
     ``lrs``: the learning rates the user set (``set_lr``, ``scale_lr``), one per param group,
-    written into the optimizer's param groups before the next update and then dropped (the
-    param groups hold them); None leaves the param groups to the scenario and its lr scheduler.
+    written into the optimizer's param groups once, before the update of the next step that
+    starts (the session keeps which tuple it wrote; from then on the param groups hold them, and
+    the scenario's lr scheduler may change them); None leaves the param groups to the scenario.
     ``manual_lr``: the learning rate of manual mode, for a scenario that sets one (else manual
     mode uses the param groups' own).
     ``conditions``: the stop conditions (breakpoints and goals), parsed; ``rising``: the

@@ -123,6 +123,9 @@ class Session:
         self._again_controls: StepControls | None = None
         self._step_lrs: tuple[float, ...] = ()
         self._step_written: tuple[float, ...] | None = None
+        #: The controls' learning rates last written into the param groups (by identity): the
+        #: user's change is written once, at the first update after it (see _pending_lrs).
+        self._lrs_written: tuple[float, ...] | None = None
         self._scheduler_mark: int | None = None
         self._plan = WHOLE  # the plan of the step in progress
         #: How long the last step() that ran a whole step took, in seconds.
@@ -228,6 +231,17 @@ class Session:
     def _groups(self) -> list[float]:
         return [g["lr"] for g in self.loop.optimizer.param_groups]
 
+    def _pending_lrs(self, controls: Controls) -> tuple[float, ...] | None:
+        """The learning rates of ``controls`` that the next update writes into the param groups:
+        None once written (the param groups hold them, or what the scheduler made of them)."""
+        lrs = controls.lrs
+        return None if lrs is None or lrs is self._lrs_written else lrs
+
+    def _unwritten(self) -> Controls:
+        """self.controls, with the learning rates already written left to the param groups."""
+        c = self.controls
+        return c if self._pending_lrs(c) is c.lrs else replace(c, lrs=None)
+
     @property
     def lr(self) -> float:
         """The learning rate the next update will use (first param group's)."""
@@ -239,7 +253,7 @@ class Session:
         gdtui writes a learning rate into the optimizer's param groups only when the user changed
         it (set_lr, scale_lr): once, before the next update. Otherwise the param groups hold what
         the scenario (and its lr scheduler) put there."""
-        return self.controls.lrs_for(mode, self._groups())
+        return self._unwritten().lrs_for(mode, self._groups())
 
     def controls_with(self, *, mode: Mode | None = None, grad_source: GradSource | None = None,
                       lr: float | None = None, lr_scale: float | None = None, skip_zero_grad: bool | None = None,
@@ -248,7 +262,7 @@ class Session:
         for every param group, then ``lr_scale`` times each; ``conditions`` as condition_texts
         gives them (see Controls.with_condition_texts). Raises ValueError, ConditionError or
         ScenarioError (one line) for a value it cannot take; nothing changes then."""
-        c = self.controls
+        c = self._unwritten()
         if mode is not None:
             c = c.with_mode(mode)
         if grad_source is not None:
@@ -329,9 +343,9 @@ class Session:
     def step(self, plan: StepPlan = WHOLE) -> StepRecord:
         """Run the remaining phases of the current step, as ``plan`` says; return its record.
 
-        The plan applies to a step run whole (it is ignored when some of the step's phases ran
-        already, as the phase key's steps are whole). ``plan.whole=False`` is for steps no one will look at (a continuous run
-        between two frames, a quiet headless run): tensors of more than
+        The plan applies to a step run whole (it is ignored when some of the step's phases
+        ran already: the phase key's steps are whole). ``plan.whole=False`` is for steps no
+        one will look at (a continuous run between two frames, a quiet headless run): tensors of more than
         LIGHT_VALUES elements (or max_values, if less) are summarised by their
         norms only (the norms of their updates too) when a hint or a stop
         condition reads them, else only checked for NaN and Inf; and a step
@@ -431,7 +445,7 @@ class Session:
                 self._grads_zero = False
             elif phase == "update":
                 c = self._taken
-                written = c.lrs
+                written = self._pending_lrs(c) if again is None else c.lrs
                 self._step_written = written
                 loop.write_lrs(written)
                 self._step_lrs = again.lrs if again is not None else tuple(c.live_lrs(c.mode, self._groups()))
@@ -440,10 +454,10 @@ class Session:
                 self._reads = self._plan.whole or self._reads_norms()
                 self._before = self._copies_before_update()
                 loop.update(c.mode, self._step_lrs)
-                if again is None and written is not None and self.controls.lrs is written:
-                    # Written: the param groups hold it now. A new one the screen set during this
-                    # step (a run goes on while + is pressed) is kept for the next update.
-                    self.set_controls(replace(self.controls, lrs=None))
+                if again is None and written is not None:
+                    # Written: the param groups hold it now (and the scheduler takes it from there).
+                    # A new value the screen sets is another tuple, written at its first update.
+                    self._lrs_written = written
                 loop.after_update(self._scheduler_mark)
             else:
                 record = self._finish_step()
@@ -642,8 +656,9 @@ class Session:
             user_lr = next((w for w in reversed(written) if w is not None), None)
             self._drop_step()
             self.rewinder.go_to(self.step_count - k, mid_step=mid_step)
-            if self.controls.lrs is None and user_lr is not None:
-                self.set_controls(replace(self.controls, lrs=tuple(user_lr)))
+            if self._pending_lrs(self.controls) is None and user_lr is not None:
+                self._lrs_written = None  # the param groups are back to before it was written
+                self.set_controls(replace(self.controls, lrs=user_lr))
             self.rewinder.note_unrestored()
         return undone + k
 
