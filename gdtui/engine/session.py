@@ -166,8 +166,7 @@ class Session:
 
     def reset(self) -> None:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
-        if self._phase:
-            self.abandon_step()
+        self.abandon_step()
         rng = self.loop.capture_rng()
         module = sys.modules.get(MODULE_NAME)
         try:
