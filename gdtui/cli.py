@@ -380,8 +380,8 @@ def configure(session, args: argparse.Namespace) -> None:
             except ConditionError as exc:
                 problems.append(f"--{kind} {exc}")
     if args.stop_on_rise:
-        session.rising = RisingLoss(args.stop_on_rise)
-    session.skip_zero_grad = args.no_zero_grad
+        session.set_rising(RisingLoss(args.stop_on_rise))
+    session.set_skip_zero_grad(args.no_zero_grad)
     if problems:
         raise ConditionError("; ".join(problems))
 

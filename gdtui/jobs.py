@@ -299,7 +299,7 @@ class InProcessPort:
             # the view and width apply at once: a run in progress draws its next frame with them
             self._chart = (command.view, max(2, int(command.width)))
             if self.jobs is not None:
-                self.jobs.charts.view, self.jobs.charts.width = self._chart
+                self.jobs.charts.show(*self._chart)
         elif isinstance(command, (p.Step, p.Run)) and self.jobs is not None:
             self.jobs.stop.clear()  # a pause pressed from now on stops this one
         with self._lock:
@@ -345,7 +345,7 @@ class InProcessPort:
         else:
             self.load_error = None
             jobs = SessionJobs(session, self.trace, self._post)
-            jobs.charts.view, jobs.charts.width = self._chart
+            jobs.charts.show(*self._chart)
             views, state = jobs.describe()
             self.trace.start(state)
             self.jobs = jobs
@@ -363,8 +363,8 @@ class InProcessPort:
             self.jobs.cancel.set()
 
     def _set_controls(self, c) -> None:
-        """Applied at once, from the app's thread, as the keys always have been: the session
-        reads each control once, at the step (or update) that uses it."""
+        """Applied at once, from the app's thread, as the keys always have been: one new Controls
+        value, which the session reads once, as its next step starts."""
         if self.jobs is None:
             return
         s = self.jobs.session
@@ -372,8 +372,9 @@ class InProcessPort:
             apply_controls(s, c)
         except (ValueError, ConditionError, ScenarioError) as exc:
             self._post(ControlsRefused(str(exc)))
-        self._post(ControlsChanged(s.mode, s.grad_source, s.lr, s.notes, s.skip_zero_grad, s.condition_texts,
-                                   tuple(c.text for c in s.conditions if c.kind == "until")))
+        now = s.controls  # one value: what the next step will read
+        self._post(ControlsChanged(now.mode, now.grad_source, s.lr, s.notes, now.skip_zero_grad, now.condition_texts,
+                                   now.until))
 
     def close(self) -> None:
         """Stop a run and end the trace (with the load error if the scenario never opened)."""

@@ -486,8 +486,8 @@ class Trainer:
 
     def _roll_back(self) -> None:
         """The phases run so far of an interrupted step are undone (a rewind of the step in progress)."""
-        if self.session._phase:
-            self.session._abandon_step()
+        if self.session.mid_step:
+            self.session.abandon_step()
 
     def _greet(self) -> None:
         self._greeted = self._attaches

@@ -1,110 +1,108 @@
-"""The user's controls of a session: learning rate, update mode, gradient source, stop conditions.
+"""The user's controls of a session: update mode, gradient source, learning rates, stop conditions.
 
-:class:`Controls` is the part of :class:`gdtui.engine.session.Session` that
-holds what the user chose; each change applies from the next update (or, for
-a stop condition, from the next finished step).
+:class:`Controls` is one frozen value. A session holds one reference to it
+(``Session.controls``); a change builds a new value (the ``with_*`` methods, or
+``dataclasses.replace``) and replaces that reference as one assignment
+(``Session.set_controls``), so a thread that reads the controls sees either
+the old value or the new one, never half of each. A step reads the reference
+once, as it starts: a change made while a step runs applies from the next step.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from gdtui.engine.conditions import Condition, RisingLoss, parse_condition, record_env, rising_from_text
-from gdtui.engine.errors import ScenarioError
-from gdtui.engine.loop import manual_mode_note
 from gdtui.engine.records import GradSource, Mode, StepRecord
 
 
+@dataclass(frozen=True)
 class Controls:
-    """Session's controls. A part of Session, which provides what it uses: ``mode``,
-    ``grad_source``, ``conditions``, ``rising``, ``losses``, ``loop``, ``scenario``, ``path``,
-    ``_lr_override`` and ``_manual_lr``.
+    """What the user chose: each field applies from the next step that starts.
 
-    gdtui writes a learning rate into the optimizer's param groups only when the user changed
-    it (``set_lr``, ``scale_lr``): once, before the next update. Otherwise the param groups
-    hold what the scenario (and its lr scheduler) put there."""
+    ``lrs``: the learning rates the user set (``set_lr``, ``scale_lr``), one per param group,
+    written into the optimizer's param groups once, before the update of the next step that
+    starts (the session keeps which tuple it wrote; from then on the param groups hold them, and
+    the scenario's lr scheduler may change them); None leaves the param groups to the scenario.
+    ``manual_lr``: the learning rate of manual mode, for a scenario that sets one (else manual
+    mode uses the param groups' own).
+    ``conditions``: the stop conditions (breakpoints and goals), parsed; ``rising``: the
+    built-in "loss rose k steps in a row", or None.
+    ``skip_zero_grad``: the teaching toggle: gradients accumulate across steps.
+    """
 
-    @property
-    def lr(self) -> float:
-        """The learning rate the next update will use (first param group's)."""
-        return self.lrs_for(self.mode)[0]
+    mode: Mode = "optim"
+    grad_source: GradSource = "autograd"
+    lrs: tuple[float, ...] | None = None
+    manual_lr: float | None = None
+    conditions: tuple[Condition, ...] = ()
+    rising: RisingLoss | None = None
+    skip_zero_grad: bool = False
 
-    def lrs_for(self, mode: Mode) -> list[float]:
-        """The learning rate of each param group that an update in ``mode`` would use."""
-        if self._lr_override is not None and not (mode == "manual" and self._manual_lr is not None):
-            return list(self._lr_override)
-        return self._live_lrs(mode)
+    # --- learning rates -------------------------------------------------------------------
 
-    def _live_lrs(self, mode: Mode) -> list[float]:
+    def lrs_for(self, mode: Mode, groups: Sequence[float]) -> list[float]:
+        """The learning rate of each param group that an update in ``mode`` would use, where the
+        param groups hold ``groups`` now."""
+        if self.lrs is not None and not (mode == "manual" and self.manual_lr is not None):
+            return list(self.lrs)
+        return self.live_lrs(mode, groups)
+
+    def live_lrs(self, mode: Mode, groups: Sequence[float]) -> list[float]:
         """The learning rates an update in ``mode`` uses now, with no change of the user's pending."""
-        groups = self.loop.optimizer.param_groups
-        if mode == "manual" and self._manual_lr is not None:
-            return [self._manual_lr] * len(groups)
-        return [float(g["lr"]) for g in groups]
+        if mode == "manual" and self.manual_lr is not None:
+            return [self.manual_lr] * len(groups)
+        return [float(lr) for lr in groups]
 
-    def set_lr(self, lr: float) -> None:
-        """Use ``lr`` for every param group, in both modes, from the next update."""
+    def with_lr(self, lr: float, n_groups: int) -> Controls:
+        """``lr`` for every param group, in both modes. Raises ValueError unless finite and positive."""
         lr = float(lr)
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rate {lr!r}: give a positive number such as 0.01")
-        self._lr_override = [lr] * len(self.loop.optimizer.param_groups)
-        self._manual_lr = lr if self._manual_lr is not None else None
+        return replace(self, lrs=(lr,) * n_groups, manual_lr=lr if self.manual_lr is not None else None)
 
-    def scale_lr(self, factor: float) -> None:
-        """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
+    def scaled_lr(self, factor: float, groups: Sequence[float]) -> Controls:
+        """Every learning rate times ``factor`` (×2 / ÷2 keys)."""
         if not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"scale factor {factor!r} must be positive")
-        self._lr_override = [lr * factor for lr in self.lrs_for("optim")]
-        if self._manual_lr is not None:
-            self._manual_lr *= factor
+        manual = self.manual_lr * factor if self.manual_lr is not None else None
+        return replace(self, lrs=tuple(lr * factor for lr in self.lrs_for("optim", groups)), manual_lr=manual)
 
-    def set_mode(self, mode: Mode) -> None:
+    # --- mode and gradient source ---------------------------------------------------------
+
+    def with_mode(self, mode: Mode) -> Controls:
         if mode not in ("manual", "optim"):
             raise ValueError(f"mode {mode!r}: use 'manual' or 'optim'")
-        self.mode = mode
+        return replace(self, mode=mode)
 
-    def toggle_mode(self) -> Mode:
-        self.set_mode("optim" if self.mode == "manual" else "manual")
-        return self.mode
-
-    def set_grad_source(self, source: GradSource) -> None:
+    def with_grad_source(self, source: GradSource) -> Controls:
+        """Raises ValueError for a source that is neither; the session checks that grad_fn exists."""
         if source not in ("autograd", "grad_fn"):
             raise ValueError(f"gradient source {source!r}: use 'autograd' or 'grad_fn'")
-        if source == "grad_fn" and self.scenario.grad_fn is None:
-            raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient", self.path)
-        self.grad_source = source
+        return replace(self, grad_source=source)
 
-    def toggle_grad_source(self) -> GradSource:
-        self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
-        return self.grad_source
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        notes = []
-        if self.mode == "manual":
-            note = manual_mode_note(self.loop.optimizer)
-            if note:
-                notes.append(note)
-        return tuple(notes)
-
-    # --- stop conditions ----------------------------------------------------------------
+    # --- stop conditions ------------------------------------------------------------------
 
     @property
     def condition_texts(self) -> tuple[str, ...]:
         """The stop conditions in force as the user typed them, the built-in rising one last."""
         return tuple(c.text for c in self.conditions) + ((self.rising.text,) if self.rising else ())
 
-    def add_condition(self, text: str, kind: str = "break") -> Condition:
-        """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
-        condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
-        self.conditions = [*self.conditions, condition]  # a new list: a running worker may be reading the old one
-        return condition
+    @property
+    def until(self) -> tuple[str, ...]:
+        """The goals among the stop conditions (``--until``)."""
+        return tuple(c.text for c in self.conditions if c.kind == "until")
 
-    def set_condition_texts(self, texts: tuple[str, ...] | list[str]) -> None:
-        """Replace the stop conditions with ``texts`` (as condition_texts gives them): a text of
-        a condition in force keeps its kind (an --until stays the goal), "loss rose K steps in a
-        row" is the built-in one, any other is parsed as a breakpoint. All or nothing: a text
-        that does not parse raises ConditionError and changes nothing."""
+    def with_condition(self, condition: Condition) -> Controls:
+        return replace(self, conditions=(*self.conditions, condition))
+
+    def with_condition_texts(self, texts: Sequence[str], metrics: Sequence[str], tensors: Sequence[str]) -> Controls:
+        """The stop conditions replaced by ``texts`` (as condition_texts gives them): a text of a
+        condition in force keeps its kind (an --until stays the goal), "loss rose K steps in a row"
+        is the built-in one, any other is parsed as a breakpoint. A text that does not parse raises
+        ConditionError."""
         kinds = {c.text: c for c in self.conditions}
         conditions, rising = [], None
         for text in texts:
@@ -114,22 +112,19 @@ class Controls:
             elif text.strip() in kinds:
                 conditions.append(kinds[text.strip()])
             else:
-                conditions.append(parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names))
-        self.conditions, self.rising = conditions, rising  # new references: a running worker reads one or the other
+                conditions.append(parse_condition(text, metrics=metrics, tensors=tensors))
+        return replace(self, conditions=tuple(conditions), rising=rising)
 
-    def remove_condition(self, text: str) -> bool:
-        kept = [c for c in self.conditions if c.text != text.strip()]
-        removed = len(kept) < len(self.conditions)
-        self.conditions = kept  # a new list, as in add_condition
-        return removed
+    def without_condition(self, text: str) -> Controls:
+        return replace(self, conditions=tuple(c for c in self.conditions if c.text != text.strip()))
 
-    def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
-        """The stop conditions that hold after ``record``'s step."""
+    def triggered(self, record: StepRecord, losses: Sequence[float]) -> list[Condition | RisingLoss]:
+        """The stop conditions that hold after ``record``'s step; ``losses``: every step's, up to it."""
         if not self.conditions and self.rising is None:
             return []
-        previous = self.losses[-2] if len(self.losses) >= 2 else None
+        previous = losses[-2] if len(losses) >= 2 else None
         env = record_env(record, previous)
         hits: list[Condition | RisingLoss] = [c for c in self.conditions if c.holds(env)]
-        if self.rising is not None and self.rising.holds_for(self.losses):
+        if self.rising is not None and self.rising.holds_for(losses):
             hits.append(self.rising)
         return hits

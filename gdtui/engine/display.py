@@ -27,17 +27,37 @@ DETAIL_LIST_MAX = 100
 class ChartSource:
     """The chart of one session: which views apply, and the data of the current one.
 
-    ``view`` and ``width`` are set by the screen's Chart command (a run in progress draws its
-    next frame with them); the landscape's axes are kept from one frame to the next. ``views``
-    is ("loss",) until :meth:`describe`.
+    ``shown`` (the view and the width) is set by the screen's Chart command, as one value (see
+    :meth:`show`), which a run in progress reads once for its next frame; the landscape's axes
+    are kept from one frame to the next. ``views`` is ("loss",) until :meth:`describe`.
     """
 
     def __init__(self, session: Session):
         self.session = session
-        self.view = "loss"
-        self.width = charts.CHART_WIDTH
+        self.shown: tuple[str, int] = ("loss", charts.CHART_WIDTH)
         self.views: tuple[str, ...] = ("loss",)
         self._landscape: charts.LossLandscape | None = None
+
+    def show(self, view: str, width: int) -> None:
+        """Draw ``view``, ``width`` columns wide, from the next frame: one reference replaced, so a
+        frame drawn meanwhile has the old pair or the new one."""
+        self.shown = (view, width)
+
+    @property
+    def view(self) -> str:
+        return self.shown[0]
+
+    @view.setter
+    def view(self, view: str) -> None:
+        self.shown = (view, self.shown[1])
+
+    @property
+    def width(self) -> int:
+        return self.shown[1]
+
+    @width.setter
+    def width(self, width: int) -> None:
+        self.shown = (self.shown[0], width)
 
     def describe(self) -> tuple[str, ...]:
         """The views that apply to the scenario (again after a reset)."""
@@ -53,7 +73,7 @@ class ChartSource:
         return self.views
 
     def frame(self) -> ChartFrame:
-        session, view = self.session, self.view
+        session, (view, width) = self.session, self.shown
         if view not in self.views:
             view = "loss"  # a view of the scenario before a reset
         sc, tensors = session.scenario, session.loop.tensors
@@ -63,7 +83,7 @@ class ChartSource:
             payload = charts.loss_landscape(sc, session.loop.names, tensors, session.scalar_path, self._landscape)
             self._landscape = payload or self._landscape
         else:
-            view, payload = "loss", charts.loss_series(session.losses, self.width)
+            view, payload = "loss", charts.loss_series(session.losses, width)
         return ChartFrame(view, payload, session.step_count)
 
 
@@ -222,19 +242,10 @@ class TraceLog:
 
 
 def apply_controls(session: Session, c) -> None:
-    """A set_controls command (gdtui.protocol.SetControls) applied to ``session``: each field that
-    is not None, read by the session once, at the step (or update) that uses it. Raises
-    ValueError, ConditionError or ScenarioError (one line) for one it cannot apply; the stop
-    conditions change all or nothing."""
-    if c.mode is not None:
-        session.set_mode(c.mode)
-    if c.grad_source is not None:
-        session.set_grad_source(c.grad_source)
-    if c.lr is not None:
-        session.set_lr(c.lr)
-    if getattr(c, "lr_scale", None) is not None:
-        session.scale_lr(c.lr_scale)
-    if c.skip_zero_grad is not None:
-        session.skip_zero_grad = bool(c.skip_zero_grad)
-    if c.conditions is not None:
-        session.set_condition_texts(c.conditions)
+    """A set_controls command (gdtui.protocol.SetControls) applied to ``session``: every field that
+    is not None, as one new Controls value, which the session reads as the next step starts.
+    Raises ValueError, ConditionError or ScenarioError (one line) for one it cannot apply; then
+    nothing changes."""
+    session.set_controls(session.controls_with(
+        mode=c.mode, grad_source=c.grad_source, lr=c.lr, lr_scale=getattr(c, "lr_scale", None),
+        skip_zero_grad=c.skip_zero_grad, conditions=c.conditions))

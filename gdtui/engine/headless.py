@@ -170,7 +170,7 @@ def run_headless(
 def _stopped(stopped: Stopped, session: Session, quiet: bool, batches: bool, out: TextIO, err: TextIO) -> int:
     """Say how the run stopped (its trace already ended); the exit status."""
     record = stopped.record
-    if stopped.note:  # its replay ran a step differently (see Rewind)
+    if stopped.note:  # its replay ran a step differently (see Rewinder)
         print(f"{session.path}: {stopped.note}", file=err)
     if stopped.error:
         print(stopped.error, file=err)

@@ -2,103 +2,118 @@
 
 All three restore a rewind checkpoint (see :mod:`gdtui.engine.history`) and run
 the steps after it again as they first ran, which gives the same numbers bit
-for bit in a deterministic scenario. :class:`Rewind` is the part of
-:class:`gdtui.engine.session.Session` that does it.
+for bit in a deterministic scenario. :class:`Rewinder` does it for a
+:class:`gdtui.engine.session.Session`: it owns the checkpoints (a
+:class:`gdtui.engine.history.History`), what it compares the steps that run
+again with, and which steps still wait for their NaN/Inf check. It moves the
+session only through the session's methods: ``restore_checkpoint``,
+``run_again``, ``abandon_step``.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK
-from gdtui.engine.history import StepControls
+from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import StepError
 from gdtui.engine.records import StepRecord
-from gdtui.engine.snapshot import Snapshot
+from gdtui.engine.runner import StepPlan
+
+if TYPE_CHECKING:
+    from gdtui.engine.session import Session
+
+#: How steps that run again to reach a step are planned: light (the last one is whole when asked).
+_LIGHT = StepPlan(whole=False)
+_WHOLE = StepPlan()
 
 
-class Rewind:
-    """Session's rewind, detail_last and check_deferred (see Session.step for the deferred checks).
-
-    A part of :class:`gdtui.engine.session.Session`, which provides what it uses: ``loop``,
-    ``step``, ``last``, ``step_count``, ``losses``, ``scalar_path``, the controls ``mode``,
-    ``grad_source`` and ``skip_zero_grad``, and ``_history``, ``_phase``, ``_before``,
-    ``_grads_zero``, ``_replaying``, ``_replay_lrs``, ``_unchecked_from``, ``_may_defer``,
-    ``_measured_streak``, ``_again`` and ``_again_checksum``.
+class Rewinder:
+    """A session's rewind checkpoints, and running steps again from them: rewind's, detail_last's
+    and check_deferred's (see Session.step for the deferred checks).
 
     Every step that runs again after going back, in a replay or stepped by the user with the
     same controls, is compared with its first run, bit for bit: its loss, and at the step where
     the session went back from, every trained tensor and buffer. The first difference is kept
-    for :meth:`take_replay_note`, naming what the scenario holds that a snapshot cannot restore.
+    for :meth:`take_note`, naming what the scenario holds that a snapshot cannot restore.
     """
 
-    #: Set by the first step that ran again differently; read once by take_replay_note.
-    replay_note: str | None = None
+    def __init__(self, session: Session, history: History):
+        self.session = session
+        self.history = history
+        #: Set by the first step that ran again differently, or by the first rewind; read once by take_note.
+        self.note: str | None = None
+        self._warned_unrestored = False
+        #: After going back: each step's first controls and loss, and the state's checksum at the
+        #: end, to compare the steps that run again with (see _compare).
+        self._again: deque[tuple[StepControls, float]] = deque()
+        self._again_checksum: tuple[int, ...] | None = None
+        #: With steps whose NaN/Inf check was deferred: the step count before the first of them.
+        self.unchecked_from: int | None = None
+        #: False once a deferred check found the optimizer's state non-finite though no step went
+        #: NaN/Inf: every later check would run its steps again, so each step is checked instead.
+        self.may_defer = True
 
     @property
-    def rewind_depth(self) -> int:
+    def depth(self) -> int:
         """How many finished steps rewind can undo."""
-        oldest = self._history.oldest_step
-        return 0 if oldest is None else self.step_count - oldest
+        oldest = self.history.oldest_step
+        return 0 if oldest is None else self.session.step_count - oldest
 
-    def rewind(self, n: int = 1) -> int:
-        """Go back to the state before the last ``n`` steps; return how many were undone.
-
-        Mid-step, the step in progress counts as one. Parameters, buffers,
-        optimizer state, every RNG and the data position are restored, so stepping
-        again gives the same numbers bit for bit.
-        """
-        if n < 1 or self._history.oldest_step is None:
-            return 0
-        undone = 0
-        if self._phase:
-            undone, n = 1, n - 1
-        k = min(n, self.rewind_depth)
-        if undone + k:
-            mid_step = bool(self._phase)
-            # A learning rate the user set is a control, like the mode: it outlives the rewind of
-            # the steps it was written in, and is written again before the next update.
-            written = [self._history.controls_of(s).lr_written for s in range(self.step_count - k + 1, self.step_count + 1)]
-            if mid_step:
-                written.append(self._step_written)
-            user_lr = next((w for w in reversed(written) if w is not None), None)
-            self._phase = 0
-            self._before = None
-            self._go_to(self.step_count - k, mid_step=mid_step)
-            if self._lr_override is None and user_lr is not None:
-                self._lr_override = list(user_lr)
-            self._note_unrestored()
-        return undone + k
-
-    def take_replay_note(self) -> str | None:
+    def take_note(self) -> str | None:
         """What the last rewind or replay found it could not restore, once; None when nothing."""
-        note, self.replay_note = self.replay_note, None
+        note, self.note = self.note, None
         return note
 
-    def _note_unrestored(self) -> None:
+    def note_unrestored(self) -> None:
         """At the first rewind, when no replay found a difference: name what may not be restored."""
-        if self.replay_note is not None or self._warned_unrestored:
+        if self.note is not None or self._warned_unrestored:
             return
-        names = self.loop.state.not_restored()
+        names = self.session.loop.state.not_restored()
         if names:
             self._warned_unrestored = True
-            self.replay_note = (
+            self.note = (
                 f"rewind may not be exact: gdtui does not snapshot {', '.join(names)}; "
                 "a step that runs again differently will say so"
             )
 
-    def _expect_again(self, start: int, mid_step: bool) -> None:
+    def note_unchecked(self, step_count: int) -> None:
+        """The step after ``step_count`` left its NaN/Inf check to later."""
+        if self.unchecked_from is None:
+            self.unchecked_from = step_count
+
+    def log(self, controls: StepControls, record: StepRecord) -> None:
+        """A step just finished with ``controls``: keep them to run it again; when it runs again
+        one that went back, compare it with its first run."""
+        self.history.log(controls, record)
+        self._compare(controls, record.step, record.loss)
+
+    def check_due(self, record: StepRecord) -> StepRecord:
+        """After a step: before the checkpoint that replaces the last one, make the checks the steps
+        since it left to later. Returns ``record``, or the first step's since then that went NaN/Inf."""
+        if self.unchecked_from is None or not self.history.due(self.session.step_count):
+            return record
+        checked = time.perf_counter()
+        bad = self.check_deferred()
+        if bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
+            self.history.note_check(time.perf_counter() - checked if self.may_defer else 0.0)
+        return bad or record
+
+    def _expect(self, start: int, mid_step: bool) -> None:
         """Before going back to the checkpoint at or before ``start``: note what each step from
         there to now gave (its controls and loss), and the checksum of the state now."""
-        from_step = self._history.checkpoint_at(start).step
+        session = self.session
+        from_step = self.history.checkpoint_at(start).step
         self._again = deque(
-            (self._history.controls_of(k), self.losses[k - 1]) for k in range(from_step + 1, self.step_count + 1)
+            (self.history.controls_of(k), session.losses[k - 1]) for k in range(from_step + 1, session.step_count + 1)
         )
-        self._again_checksum = None if mid_step or not self._again else self.loop.checksum()
+        self._again_checksum = None if mid_step or not self._again else session.loop.checksum()
 
-    def _compare_again(self, controls: StepControls, step: int, loss: float) -> None:
+    def _compare(self, controls: StepControls, step: int, loss: float) -> None:
         """A step just finished: when it runs again one that went back, compare it with its first run."""
         if not self._again:
             return
@@ -106,20 +121,21 @@ class Rewind:
         if first_controls != controls:
             self._again.clear()  # the user chose differently: other numbers are expected
             return
+        loop = self.session.loop
         if loss == first_loss or (math.isnan(loss) and math.isnan(first_loss)):
-            if self._again or self._again_checksum is None or self.loop.checksum() == self._again_checksum:
+            if self._again or self._again_checksum is None or loop.checksum() == self._again_checksum:
                 return
             what = f"step {step} ran again to the same loss but other values in the trained tensors or buffers"
         else:
             what = f"step {step} ran again with loss {loss!r}, not {first_loss!r} as the first time"
         self._again.clear()
-        names = self.loop.state.not_restored(self._history.newest.snapshot.scenario if self._history.newest else None)
+        names = loop.state.not_restored(self.history.newest.snapshot.scenario if self.history.newest else None)
         why = (
             f"gdtui does not snapshot {', '.join(names)}"
             if names
             else "the scenario is not deterministic or keeps state outside its module (a closure, another module, a file)"
         )
-        self.replay_note = f"{what}: {why}; the numbers from here on differ from the first run"
+        self.note = f"{what}: {why}; the numbers from here on differ from the first run"
 
     def detail_last(self) -> StepRecord | None:
         """The last step's record with every tensor summarised in full.
@@ -127,16 +143,17 @@ class Rewind:
         A light record (see Session.step) is made whole by running its step
         again from the checkpoint before it; None when there is no record.
         """
-        last = self.last
-        if last is None or last.whole or self._phase:
+        session = self.session
+        last = session.last
+        if last is None or last.whole or session.mid_step:
             return last
-        oldest = self._history.oldest_step
-        if oldest is None or oldest >= self.step_count:
+        oldest = self.history.oldest_step
+        if oldest is None or oldest >= session.step_count:
             return last  # its step is out of rewind's reach
-        self._go_to(self.step_count)
-        return self.last
+        self.go_to(session.step_count)
+        return session.last
 
-    def _go_to(self, target: int, detail: bool = True, mid_step: bool = False) -> None:
+    def go_to(self, target: int, detail: bool = True, mid_step: bool = False) -> None:
         """Restore a checkpoint at or before step ``target``, then run the steps up to it again.
 
         With ``detail``, step ``target``'s record ends whole, hints and all: when
@@ -144,25 +161,20 @@ class Rewind:
         HINT_LOOKBACK steps before it when they were not measured (a continuous
         run's steps between frames), since its hints compare with them.
         """
-        if self._unchecked_from is not None and target <= self._unchecked_from:
-            self._unchecked_from = None  # every step left was checked
-        start = self._rerun_from(target) if detail else target
-        self._expect_again(start, mid_step)
-        later = [self._history.controls_of(k) for k in range(start + 1, target + 1)]
-        checkpoint, replay = self._history.go_back(start)
-        self._restore(checkpoint.snapshot)
-        self.step_count = checkpoint.step
-        whole = checkpoint.record is None or checkpoint.record.hints_whole
-        self._measured_streak = HINT_LOOKBACK if whole else 0
-        del self.losses[self.step_count :]
-        if self.scalar_path is not None:
-            del self.scalar_path[self.step_count + 1 :]
+        session = self.session
+        if self.unchecked_from is not None and target <= self.unchecked_from:
+            self.unchecked_from = None  # every step left was checked
+        start = self.rerun_from(target) if detail else target
+        self._expect(start, mid_step)
+        later = [self.history.controls_of(k) for k in range(start + 1, target + 1)]
+        checkpoint, replay = self.history.go_back(start)
+        session.restore_checkpoint(checkpoint)
         if replay or later:
             self._replay(replay + later, detail=detail)
 
-    def _rerun_from(self, target: int) -> int:
-        """The step from which ``_go_to(target)`` runs steps again (see there)."""
-        history = self._history
+    def rerun_from(self, target: int) -> int:
+        """The step from which ``go_to(target)`` runs steps again (see there)."""
+        history = self.history
         oldest = history.oldest_step
         at = history.checkpoint_at(target)
         if target <= oldest or (at.step == target and (at.record is None or at.record.whole)):
@@ -178,37 +190,22 @@ class Rewind:
         A step that fails now (the scenario is not deterministic) leaves the
         session at the checkpoint, and the error says so.
         """
-        user = (self.mode, self.grad_source, self.skip_zero_grad)
-        self._replaying = True
+        session = self.session
         try:
             for i, controls in enumerate(steps, 1):
-                self.mode, self.grad_source, self.skip_zero_grad = controls.mode, controls.grad_source, not controls.zero_grad
-                self._replay_lrs = controls.lrs
-                self._replay_written = controls.lr_written
-                self.step(detail=detail and i == len(steps))
+                session.run_again(controls, _WHOLE if detail and i == len(steps) else _LIGHT)
         except StepError as exc:
-            self._phase = 0
-            self._before = None
-            self._go_to(self._history.newest.step, detail=False, mid_step=True)  # no second replay that could fail too
+            self.go_to(self.history.newest.step, detail=False, mid_step=True)  # no second replay that could fail too
             self._again.clear()
             e = exc.error
-            names = self.loop.state.not_restored()
+            names = session.loop.state.not_restored()
             unsaved = f": gdtui does not snapshot {', '.join(names)}" if names else ""
             raise StepError(ScenarioError(
                 f"{e.message} (while running it again {purpose}; the scenario is not deterministic{unsaved}); "
-                f"back at step {self.step_count}",
+                f"back at step {session.step_count}",
                 e.path,
                 e.line,
             )) from None
-        finally:
-            self.mode, self.grad_source, self.skip_zero_grad = user
-            self._replay_lrs = None
-            self._replay_written = None
-            self._replaying = False
-
-    def _restore(self, snap: Snapshot) -> None:
-        self._grads_zero = snap.grads is None or snap.grads == "zeros"
-        self.loop.restore(snap)
 
     def check_deferred(self) -> StepRecord | None:
         """Check what the steps since the last check left unchecked (see Session.step).
@@ -224,26 +221,28 @@ class Rewind:
         and the session is then just after it. A step in progress is undone
         first (a run stopped in it). Raises StepError when a step fails as it runs again (the scenario is not deterministic).
         """
-        if self._unchecked_from is not None and self._phase:
-            self._abandon_step()  # the run stops mid-step (Ctrl-C landed in it): its start is what to check
-        start = self._unchecked_from
+        session = self.session
+        if self.unchecked_from is not None and session.mid_step:
+            session.abandon_step()  # the run stops mid-step (Ctrl-C landed in it): its start is what to check
+        start = self.unchecked_from
         if start is None:
             return None
-        self._unchecked_from = None
+        self.unchecked_from = None
         # (a checkpoint that a replay took may have pushed the one there out of the budget: the
         # steps before the oldest cannot run again, and the search starts there)
-        start = max(start, self._history.oldest_step)
-        if self.loop.finite():
+        start = max(start, self.history.oldest_step)
+        if session.loop.finite():
             return None
-        steps = [self._history.controls_of(k) for k in range(start + 1, self.step_count + 1)]
-        last, streak = self.last, self._measured_streak
-        self._go_to(start, detail=False)
+        steps = [self.history.controls_of(k) for k in range(start + 1, session.step_count + 1)]
+        last, streak = session.last, session.measured_streak
+        self.go_to(start, detail=False)
         for controls in steps:
             self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
-            if self.last.nonfinite:
-                return self.last
+            if session.last.nonfinite:
+                return session.last
         # The optimizer's state overflowed on its own: every later check would run its steps again
         # to find nothing. Check each step from now on, and keep the last record as it was (whole).
-        self._may_defer = False
-        self._history.last, self._measured_streak = last, streak
+        self.may_defer = False
+        self.history.last = last
+        session.measured_streak = streak
         return None

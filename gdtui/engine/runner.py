@@ -243,7 +243,7 @@ class Run:
                 plan = schedule.plan(None if limit is None else limit - self.done)
                 expected = session.step_count + 1
                 try:
-                    record = session.step(detail=plan.whole, defer_checks=plan.defer, hints=plan.hints)
+                    record = session.step(plan)
                 except StepError as exc:
                     stopped = self._stop("error", message=str(exc), error=str(exc))
                     break
@@ -326,7 +326,7 @@ class Run:
         if trace is not None and session.step_count < self._traced:
             trace.rewind(session.step_count)  # a replay that failed left the session at a checkpoint
             self._traced = session.step_count
-        note = session.take_replay_note()  # a step that ran again differently (see Rewind)
+        note = session.take_replay_note()  # a step that ran again differently (see Rewinder)
         if error is not None:
             self._end("error", error)
         elif reason == "condition":

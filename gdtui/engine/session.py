@@ -1,11 +1,16 @@
 """The debugging session: step, phases, modes, learning rate, rewind, reset.
 
-A :class:`Session` owns one loaded scenario (a :class:`Loop`) and the user's
-controls. Every finished step returns a frozen :class:`StepRecord`; the screen
-asks for a :class:`SessionState` when it wants to draw. The controls (learning
-rate, modes, stop conditions) are :class:`gdtui.engine.controls.Controls`; going
-back (rewind, detail_last, the quiet run's deferred check) is
-:class:`gdtui.engine.rewind.Rewind`; what the screen is given, :class:`gdtui.engine.views.Views`.
+A :class:`Session` owns one loaded scenario (a :class:`Loop`) and where the
+training is (the step, the phase, the losses). Every finished step returns a
+frozen :class:`StepRecord`; the screen asks for a :class:`SessionState` when it
+wants to draw. Three collaborators hold the rest, each its own state:
+
+* ``session.controls``: the user's controls, one frozen
+  :class:`gdtui.engine.controls.Controls`, replaced as one reference
+  (:meth:`Session.set_controls`) and read once as each step starts;
+* ``session.rewinder``: going back (the rewind checkpoints, running steps again,
+  the quiet run's deferred check), :class:`gdtui.engine.rewind.Rewinder`;
+* :func:`gdtui.engine.views.session_state`: what the screen is given.
 """
 
 from __future__ import annotations
@@ -14,23 +19,24 @@ import os
 import sys
 import time
 from array import array
-from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from gdtui.engine.conditions import Condition, RisingLoss
+from gdtui.engine.conditions import Condition, RisingLoss, parse_condition
 from gdtui.engine.controls import Controls
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
-from gdtui.engine.history import History, StepControls
-from gdtui.engine.loop import Loop, StepError
-from gdtui.engine.records import PHASES, GradSource, Mode, StepRecord, TensorView, frozen_map
-from gdtui.engine.rewind import Rewind
+from gdtui.engine.history import Checkpoint, History, StepControls
+from gdtui.engine.loop import Loop, StepError, manual_mode_note
+from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.rewind import Rewinder
+from gdtui.engine.runner import StepPlan
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
 from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
-from gdtui.engine.views import Views
+from gdtui.engine.views import session_state
 
 MB = 2**20
 #: A light step (see Session.step) keeps the values of tensors of at most this many elements (or
@@ -38,9 +44,11 @@ MB = 2**20
 #: light steps go to, stops keeping values (see TraceWriter.export_log): past it, that log holds a
 #: light step's tensor as its shape and norm. A 1024-element bias costs about 0.1 ms a step in full.
 LIGHT_VALUES = 64
+#: The plan of a step someone looks at: every tensor in full, checked as it runs.
+WHOLE = StepPlan()
 
 
-class Session(Controls, Rewind, Views):
+class Session:
     """Step a scenario phase by phase, switch modes, rewind and reset.
 
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
@@ -84,12 +92,9 @@ class Session(Controls, Rewind, Views):
         # Steps between rewind checkpoints, for each History it installs (a reset keeps it);
         # None picks it from the measured costs (see History.interval).
         self._checkpoint_every = checkpoint_every
-        #: Stop conditions (breakpoints), kept across resets.
-        self.conditions: list[Condition] = []
-        #: The built-in "loss rose k steps in a row" condition; None when off.
-        self.rising: RisingLoss | None = None
-        #: Teaching toggle: skip zero_grad so gradients accumulate across steps (kept across resets).
-        self.skip_zero_grad = False
+        #: The user's controls (see set_controls). The stop conditions and the skip-zero_grad
+        #: toggle are kept across resets; the rest starts again from the launch values.
+        self.controls = Controls()
         self._install(self._load())
 
     # --- loading ------------------------------------------------------------------------
@@ -105,38 +110,34 @@ class Session(Controls, Rewind, Views):
         mode, lr, grad_source = self._launch
         sc = loop.sc
         self.loop = loop
-        self.mode: Mode = mode or sc.mode  # type: ignore[assignment]
-        self.grad_source: GradSource = "autograd"
-        #: Learning rates the user set, written into the param groups before the next update.
-        self._lr_override: list[float] | None = None
-        self._manual_lr = sc.manual_lr
+        kept = self.controls
+        self.controls = Controls(mode=mode or sc.mode, manual_lr=sc.manual_lr, conditions=kept.conditions,  # type: ignore[arg-type]
+                                 rising=kept.rising, skip_zero_grad=kept.skip_zero_grad)
         self.step_count = 0
         self._phase = 0
-        self._history = History(self.history_budget, every=self._checkpoint_every)
-        self._step_mode: Mode = self.mode
-        self._step_source: GradSource = self.grad_source
+        #: The controls of the step in progress (or the last one): self.controls as that step began.
+        self._taken = self.controls
+        #: The controls of the last step the user ran (not one run again): its stop conditions.
+        self._checked = self.controls
+        #: The step being run again (see run_again): its first run's controls, used instead.
+        self._again_controls: StepControls | None = None
         self._step_lrs: tuple[float, ...] = ()
-        self._replay_lrs: tuple[float, ...] | None = None
-        self._replay_written: tuple[float, ...] | None = None
         self._step_written: tuple[float, ...] | None = None
+        #: The controls' learning rates last written into the param groups (by identity): the
+        #: user's change is written once, at the first update after it (see _pending_lrs).
+        self._lrs_written: tuple[float, ...] | None = None
         self._scheduler_mark: int | None = None
-        self._replaying = False
+        self._plan = WHOLE  # the plan of the step in progress
         #: How long the last step() that ran a whole step took, in seconds.
         self.last_step_seconds = 0.0
         self._checkpoint_seconds = 0.0  # how long the step in progress spent on its checkpoint
         self._before: list[torch.Tensor | None] | None = None
         #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
         self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
-        self._detail = self._hints = self._reads = True
-        self._defer = False  # whether the step in progress may leave its NaN/Inf check to later
-        #: False once a deferred check found the optimizer's state non-finite though no step went
-        #: NaN/Inf: every later check would run its steps again, so each step is checked instead.
-        self._may_defer = True
+        self._reads = True
         #: How many steps in a row, up to the last, measured what the hints read (see
         #: StepRecord.hints_whole); the first step has nothing before it to compare with.
-        self._measured_streak = HINT_LOOKBACK
-        #: With steps whose NaN/Inf check was deferred: the step count before the first of them.
-        self._unchecked_from: int | None = None
+        self.measured_streak = HINT_LOOKBACK
         self._grads_zero = all(p.grad is None for p in loop.tensors)
         #: The loss of every step since the last reset, for the chart.
         self.losses = array("d")
@@ -149,12 +150,8 @@ class Session(Controls, Rewind, Views):
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
-        #: After going back: each step's first controls and loss, and the state's checksum at the
-        #: end, to compare the steps that run again with (see Rewind._compare_again).
-        self._again: deque[tuple[StepControls, float]] = deque()
-        self._again_checksum: tuple[int, ...] | None = None
-        self.replay_note = None
-        self._warned_unrestored = False
+        #: Going back: the rewind checkpoints and what runs steps again from them.
+        self.rewinder = Rewinder(self, History(self.history_budget, every=self._checkpoint_every))
         # The launch values are the command line's: a bad one names its flag, not the file.
         if lr is not None:
             try:
@@ -169,8 +166,7 @@ class Session(Controls, Rewind, Views):
 
     def reset(self) -> None:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
-        if self._phase:
-            self._abandon_step()
+        self.abandon_step()
         rng = self.loop.capture_rng()
         module = sys.modules.get(MODULE_NAME)
         try:
@@ -183,8 +179,6 @@ class Session(Controls, Rewind, Views):
         self._install(loop)
         self._used_grads = None
 
-    # --- controls -----------------------------------------------------------------------
-
     @property
     def scenario(self):
         return self.loop.sc
@@ -193,26 +187,177 @@ class Session(Controls, Rewind, Views):
     def next_phase(self) -> str:
         return PHASES[self._phase]
 
+    @property
+    def mid_step(self) -> bool:
+        """Whether a step is in progress: some of its phases ran (see abandon_step)."""
+        return self._phase != 0
+
+    # --- controls -----------------------------------------------------------------------
+    # Each change builds a new Controls and replaces self.controls, one reference: a step reads
+    # it once, as it starts (a change during a step applies from the next one).
+
+    def set_controls(self, controls: Controls) -> None:
+        """Use ``controls`` from the next step that starts."""
+        self.controls = controls
+
+    @property
+    def mode(self) -> Mode:
+        return self.controls.mode
+
+    @property
+    def grad_source(self) -> GradSource:
+        return self.controls.grad_source
+
+    @property
+    def skip_zero_grad(self) -> bool:
+        """The teaching toggle: zero_grad is skipped, so gradients accumulate across steps."""
+        return self.controls.skip_zero_grad
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """The stop conditions (breakpoints and goals), kept across resets."""
+        return self.controls.conditions
+
+    @property
+    def rising(self) -> RisingLoss | None:
+        """The built-in "loss rose k steps in a row" condition; None when off."""
+        return self.controls.rising
+
+    @property
+    def condition_texts(self) -> tuple[str, ...]:
+        return self.controls.condition_texts
+
+    def _groups(self) -> list[float]:
+        return [g["lr"] for g in self.loop.optimizer.param_groups]
+
+    def _pending_lrs(self, controls: Controls) -> tuple[float, ...] | None:
+        """The learning rates of ``controls`` that the next update writes into the param groups:
+        None once written (the param groups hold them, or what the scheduler made of them)."""
+        lrs = controls.lrs
+        return None if lrs is None or lrs is self._lrs_written else lrs
+
+    def _unwritten(self) -> Controls:
+        """self.controls, with the learning rates already written left to the param groups."""
+        c = self.controls
+        return c if self._pending_lrs(c) is c.lrs else replace(c, lrs=None)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next update will use (first param group's)."""
+        return self.lrs_for(self.mode)[0]
+
+    def lrs_for(self, mode: Mode) -> list[float]:
+        """The learning rate of each param group that an update in ``mode`` would use.
+
+        gdtui writes a learning rate into the optimizer's param groups only when the user changed
+        it (set_lr, scale_lr): once, before the next update. Otherwise the param groups hold what
+        the scenario (and its lr scheduler) put there."""
+        return self._unwritten().lrs_for(mode, self._groups())
+
+    def controls_with(self, *, mode: Mode | None = None, grad_source: GradSource | None = None,
+                      lr: float | None = None, lr_scale: float | None = None, skip_zero_grad: bool | None = None,
+                      conditions: Sequence[str] | None = None) -> Controls:
+        """The controls with each field given (not None) changed, checked, for set_controls: ``lr``
+        for every param group, then ``lr_scale`` times each; ``conditions`` as condition_texts
+        gives them (see Controls.with_condition_texts). Raises ValueError, ConditionError or
+        ScenarioError (one line) for a value it cannot take; nothing changes then."""
+        c = self._unwritten()
+        if mode is not None:
+            c = c.with_mode(mode)
+        if grad_source is not None:
+            c = c.with_grad_source(grad_source)
+            if grad_source == "grad_fn" and self.scenario.grad_fn is None:
+                raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient",
+                                    self.path)
+        if lr is not None:
+            c = c.with_lr(lr, len(self.loop.optimizer.param_groups))
+        if lr_scale is not None:
+            c = c.scaled_lr(lr_scale, self._groups())
+        if skip_zero_grad is not None:
+            c = replace(c, skip_zero_grad=bool(skip_zero_grad))
+        if conditions is not None:
+            c = c.with_condition_texts(conditions, self.scenario.metrics, self.loop.names)
+        return c
+
+    def set_lr(self, lr: float) -> None:
+        """Use ``lr`` for every param group, in both modes, from the next update."""
+        self.set_controls(self.controls_with(lr=lr))
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
+        self.set_controls(self.controls_with(lr_scale=factor))
+
+    def set_mode(self, mode: Mode) -> None:
+        self.set_controls(self.controls_with(mode=mode))
+
+    def toggle_mode(self) -> Mode:
+        self.set_mode("optim" if self.mode == "manual" else "manual")
+        return self.mode
+
+    def set_grad_source(self, source: GradSource) -> None:
+        self.set_controls(self.controls_with(grad_source=source))
+
+    def toggle_grad_source(self) -> GradSource:
+        self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
+        return self.grad_source
+
+    def set_skip_zero_grad(self, skip: bool) -> None:
+        self.set_controls(self.controls_with(skip_zero_grad=skip))
+
+    def set_rising(self, rising: RisingLoss | None) -> None:
+        self.set_controls(replace(self.controls, rising=rising))
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        notes = []
+        if self.mode == "manual":
+            note = manual_mode_note(self.loop.optimizer)
+            if note:
+                notes.append(note)
+        return tuple(notes)
+
+    def add_condition(self, text: str, kind: str = "break") -> Condition:
+        """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
+        condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
+        self.set_controls(self.controls.with_condition(condition))
+        return condition
+
+    def set_condition_texts(self, texts: tuple[str, ...] | list[str]) -> None:
+        """Replace the stop conditions with ``texts`` (see controls_with). All or nothing: a text
+        that does not parse raises ConditionError and changes nothing."""
+        self.set_controls(self.controls_with(conditions=texts))
+
+    def remove_condition(self, text: str) -> bool:
+        before = self.controls
+        self.set_controls(before.without_condition(text))
+        return len(self.controls.conditions) < len(before.conditions)
+
+    def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
+        """The stop conditions that hold after ``record``'s step: those of the controls that step
+        began with (one added during the step applies from the next)."""
+        return self._checked.triggered(record, self.losses)
+
     # --- stepping -----------------------------------------------------------------------
 
-    def step(self, detail: bool = True, defer_checks: bool = False, hints: bool = True) -> StepRecord:
-        """Run the remaining phases of the current step; return its record.
+    def step(self, plan: StepPlan = WHOLE) -> StepRecord:
+        """Run the remaining phases of the current step, as ``plan`` says; return its record.
 
-        ``detail=False`` is for steps no one will look at (a continuous run
-        between two frames, a quiet headless run): tensors of more than
+        The plan applies to a step run whole (it is ignored when some of the step's phases
+        ran already: the phase key's steps are whole). ``plan.whole=False`` is for steps no
+        one will look at (a continuous run between two frames, a quiet headless run): tensors of more than
         LIGHT_VALUES elements (or max_values, if less) are summarised by their
         norms only (the norms of their updates too) when a hint or a stop
         condition reads them, else only checked for NaN and Inf; and a step
         that no hint or condition reads gets no hints and no update at all.
         The record says ``light``; :meth:`detail_last` makes the last one whole again.
 
-        ``hints=False`` is for a light step whose hints no one will see (a
+        ``plan.hints=False`` is for a light step whose hints no one will see (a
         continuous run's steps between frames; FramePacer measures the
         HINT_LOOKBACK steps before each one it shows, so that step's hints are
         whole): unless a stop condition reads its norms, it measures no update
         and gets no hints, and its large tensors are only checked for NaN and Inf.
 
-        ``defer_checks`` is for a run that reads nothing of a light step but
+        ``plan.defer`` is for a run that reads nothing of a light step but
         its loss and whether it went NaN/Inf (a quiet headless run, a
         continuous run's steps between frames): when no
         hint or condition reads the norms, the large tensors are not read at
@@ -227,33 +372,41 @@ class Session(Controls, Rewind, Views):
         whole = self._phase == 0
         start = time.perf_counter()
         if whole:
-            self._detail = detail
-            self._hints = hints
-            self._defer = defer_checks and not detail and self._may_defer
+            self._plan = plan
             self._checkpoint_seconds = 0.0
         try:
             record = None
             while record is None:
                 record = self.step_phase()
         finally:  # the steps of the phase key are whole
-            self._detail = self._hints = True
-            self._defer = False
+            self._plan = WHOLE
+        history = self.rewinder.history
         if whole:
             took = self.last_step_seconds = time.perf_counter() - start
-            self._history.note_step(took - self._checkpoint_seconds)
+            history.note_step(took - self._checkpoint_seconds)
             self._keep_batches()
-        if self._unchecked_from is not None and not self._replaying and self._history.due(self.step_count):
-            checked = time.perf_counter()
-            bad = self.check_deferred()  # before the checkpoint that replaces the last one
-            if bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
-                self._history.note_check(time.perf_counter() - checked if self._may_defer else 0.0)
-            record = bad or record
+        if self._again_controls is None:
+            record = self.rewinder.check_due(record)
         return record
+
+    def run_again(self, controls: StepControls, plan: StepPlan) -> StepRecord:
+        """Run the next step again as it first ran, with ``controls`` (its first run's) instead of
+        the user's, which stay as they are: for the rewinder. Raises StepError as step does."""
+        self._again_controls = controls
+        try:
+            return self.step(plan)
+        finally:
+            self._again_controls = None
+
+    def _defers(self) -> bool:
+        """Whether the step in progress may leave its NaN/Inf check to later (see step)."""
+        plan = self._plan
+        return plan.defer and not plan.whole and self.rewinder.may_defer
 
     def _keep_batches(self) -> None:
         """Let the data stream keep the batches read since the oldest checkpoint, in the memory
         the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
-        stream, history = self.loop.stream, self._history
+        stream, history = self.loop.stream, self.rewinder.history
         if stream is None:
             return
         oldest = history.oldest_step
@@ -269,42 +422,50 @@ class Session(Controls, Rewind, Views):
         loop = self.loop
         phase = PHASES[self._phase]
         record = None
+        again = self._again_controls
         try:
             if phase == "forward":
                 self.error = None
                 self._used_grads = None  # the last step's gradients (see _zero_grad_keeping): freed before a forward
+                # The one read of the user's controls for this step; a step run again uses its first
+                # run's, and the user's stop conditions (only for what it measures: see triggered).
+                c = self.controls
+                if again is None:
+                    self._taken = self._checked = c
+                else:
+                    self._taken = Controls(again.mode, again.grad_source, again.lr_written, conditions=c.conditions,
+                                           rising=c.rising, skip_zero_grad=not again.zero_grad)
                 self._begin_step()
                 loop.forward(self.step_count + 1)
             elif phase == "loss":
                 loop.compute_loss()
             elif phase == "backward":
-                self._step_source = self.grad_source
-                loop.backward(self._step_source)
+                loop.backward(self._taken.grad_source)
                 self._grads_zero = False
             elif phase == "update":
-                self._step_mode = self.mode
-                written = self._replay_written if self._replaying else self._lr_override
-                self._step_written = None if written is None else tuple(written)
+                c = self._taken
+                written = self._pending_lrs(c) if again is None else c.lrs
+                self._step_written = written
                 loop.write_lrs(written)
-                self._step_lrs = self._replay_lrs or tuple(self._live_lrs(self._step_mode))
-                # Whether this step measures is settled here, before the update: a stop condition
-                # added meanwhile (the k screen, during a run) must not find no copy to measure with.
-                self._reads = self._detail or self._reads_norms()
+                self._step_lrs = again.lrs if again is not None else tuple(c.live_lrs(c.mode, self._groups()))
+                # Whether this step measures is settled here, before the update (with the stop
+                # conditions the step began with, which are the ones checked after it).
+                self._reads = self._plan.whole or self._reads_norms()
                 self._before = self._copies_before_update()
-                loop.update(self._step_mode, self._step_lrs)
-                if not self._replaying and self._lr_override is written:
-                    # Written: the param groups hold it now. A new one the screen set during this
-                    # update (a run goes on while + is pressed) is kept for the next update.
-                    self._lr_override = None
+                loop.update(c.mode, self._step_lrs)
+                if again is None and written is not None:
+                    # Written: the param groups hold it now (and the scheduler takes it from there).
+                    # A new value the screen sets is another tuple, written at its first update.
+                    self._lrs_written = written
                 loop.after_update(self._scheduler_mark)
             else:
                 record = self._finish_step()
         except StepError as exc:
             error = exc.at_step(self.step_count + 1)
             self.error = str(error)
-            if self._replaying:
-                raise error from None  # _replay goes back to its checkpoint
-            self._abandon_step()
+            if again is not None:
+                raise error from None  # the rewinder goes back to its checkpoint
+            self.abandon_step()
             raise error from None
         self._phase = (self._phase + 1) % len(PHASES)
         return record
@@ -313,9 +474,10 @@ class Session(Controls, Rewind, Views):
         self._before = None
         self._step_written = None
         self._scheduler_mark = self.loop.scheduler_mark()
-        if self._history.due(self.step_count):
+        history = self.rewinder.history
+        if history.due(self.step_count):
             loop, zero = self.loop, self._grads_zero
-            self._checkpoint_seconds = self._history.take(
+            self._checkpoint_seconds = history.take(
                 self.step_count,
                 loop.snapshot_nbytes(zero),
                 lambda previous, spares: loop.snapshot(zero, previous=previous, spares=spares),
@@ -344,25 +506,25 @@ class Session(Controls, Rewind, Views):
         """Whether the light step in progress has a reader of its norms: a stop condition, or the
         health hints (on with the activation watch) unless the step said no one will see them and
         detail_last could measure it again, with the HINT_LOOKBACK steps before it."""
-        return bool(self.conditions) or (self.watch_activations and (self._hints or not self._can_remeasure()))
+        return bool(self._taken.conditions) or (
+            self.watch_activations and (self._plan.hints or not self._can_remeasure()))
 
     def _can_remeasure(self) -> bool:
         """Whether rewind reaches the checkpoint that running the step in progress again, with the
-        HINT_LOOKBACK steps before it, would start from (see Rewind._rerun_from)."""
-        oldest = self._history.oldest_step  # None with rewind off
+        HINT_LOOKBACK steps before it, would start from (see Rewinder.rerun_from)."""
+        oldest = self.rewinder.history.oldest_step  # None with rewind off
         return oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
 
     def _finish_step(self) -> StepRecord:
         loop = self.loop
         tensors, names = loop.tensors, loop.names
-        light = not self._detail
+        light = not self._plan.whole
         read = self._reads  # whether anyone reads this step's norms and hints
         large = "full" if not light else ("norm" if read else "finite")
-        if large == "finite" and self._defer and self._has_large and self._history.off is None:
+        if large == "finite" and self._defers() and self._has_large and self.rewinder.history.off is None:
             # (asked now, not when the step began: rewind may have turned off at its checkpoint)
             large = "unchecked"
-            if self._unchecked_from is None:
-                self._unchecked_from = self.step_count
+            self.rewinder.note_unchecked(self.step_count)
         limit = self._light_values if light else self.max_values
         params, grad_views, updates = (
             dict(zip(names, views)) for views in summarize_step(tensors, self._before, limit, large)
@@ -370,9 +532,10 @@ class Session(Controls, Rewind, Views):
         numbers = scalars([loop.loss, *loop.metric_values])
         loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
         previous = self.last
-        hints_whole = read and self._measured_streak >= HINT_LOOKBACK
-        self._measured_streak = self._measured_streak + 1 if read else 0
-        skipped = self.skip_zero_grad
+        hints_whole = read and self.measured_streak >= HINT_LOOKBACK
+        self.measured_streak = self.measured_streak + 1 if read else 0
+        c = self._taken
+        skipped = c.skip_zero_grad
         kept = self._zero_grad_keeping(grad_views, light, skipped)
         self._grads_zero = not skipped
         self.step_count += 1
@@ -382,12 +545,12 @@ class Session(Controls, Rewind, Views):
             name: ((previous.unchanged.get(name, 0) if previous else 0) + 1 if view.norm == 0 else 0)
             for name, view in updates.items()
         } if read else {}
-        record = StepRecord(
+        fields = dict(
             step=self.step_count,
             epoch=loop.epoch,
             batch=loop.batch,
-            mode=self._step_mode,
-            grad_source=self._step_source,
+            mode=c.mode,
+            grad_source=c.grad_source,
             lr=self._step_lrs[0],
             loss=loss,
             params=frozen_map(params),
@@ -402,14 +565,15 @@ class Session(Controls, Rewind, Views):
             hints_whole=hints_whole,
         )
         self.losses.append(loss)
+        record = StepRecord(**fields)
         if read:  # a light step that no hint or condition reads (a quiet headless run) gets none
+            # The hints read the record (its norms and values): the one without them, then the record.
             hints = step_hints(
                 record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
             )
-            object.__setattr__(record, "hints", hints)  # still being built: nobody has seen it yet
-        controls = StepControls(self._step_mode, self._step_lrs, self._step_source, not skipped, self._step_written)
-        self._history.log(controls, record)
-        self._compare_again(controls, record.step, loss)
+            record = StepRecord(**fields, hints=hints)
+        controls = StepControls(c.mode, self._step_lrs, c.grad_source, not skipped, self._step_written)
+        self.rewinder.log(controls, record)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in params.values() for v in view.flat))
         loop.clear()
@@ -429,10 +593,10 @@ class Session(Controls, Rewind, Views):
         loop = self.loop
         keep = {i: p.grad for i, (p, name) in enumerate(zip(loop.tensors, loop.names))
                 if p.grad is not None and (view := grad_views.get(name)) is not None and view.flat is None}
-        in_place = not skipped and self._step_mode == "manual"
+        in_place = not skipped and self._taken.mode == "manual"
         if in_place:
             keep = {} if light else {i: g.clone() for i, g in keep.items()}
-        loop.zero_grad(self._step_mode, skip=skipped)
+        loop.zero_grad(self._taken.mode, skip=skipped)
         if not skipped and not in_place:
             keep = {i: g for i, g in keep.items() if loop.tensors[i].grad is not g}
         return keep
@@ -445,25 +609,99 @@ class Session(Controls, Rewind, Views):
             return None  # mid-step (the live gradient is the one), or the kept step was rewound
         return used[1].get(self.loop.names.index(name))
 
-    def _abandon_step(self) -> None:
-        """Undo the phases run so far of the step in progress."""
-        self._phase = 0
-        self._before = None
-        if self._history.oldest_step is not None:
-            self._go_to(self.step_count, mid_step=True)
+    def abandon_step(self) -> None:
+        """Undo the phases run so far of the step in progress (see mid_step): the session is back
+        at the start of that step, as it was. Nothing to do between steps."""
+        if not self._phase:
+            return
+        self._drop_step()
+        if self.rewinder.history.oldest_step is not None:
+            self.rewinder.go_to(self.step_count, mid_step=True)
         else:
             self.loop.clear()
+
+    def _drop_step(self) -> None:
+        self._phase = 0
+        self._before = None
+
+    # --- going back (see Rewinder) --------------------------------------------------------
+
+    @property
+    def rewind_depth(self) -> int:
+        """How many finished steps rewind can undo."""
+        return self.rewinder.depth
+
+    def rewind(self, n: int = 1) -> int:
+        """Go back to the state before the last ``n`` steps; return how many were undone.
+
+        Mid-step, the step in progress counts as one. Parameters, buffers,
+        optimizer state, every RNG and the data position are restored, so stepping
+        again gives the same numbers bit for bit.
+        """
+        history = self.rewinder.history
+        if n < 1 or history.oldest_step is None:
+            return 0
+        undone = 0
+        mid_step = self.mid_step
+        if mid_step:
+            undone, n = 1, n - 1
+        k = min(n, self.rewind_depth)
+        if undone + k:
+            # A learning rate the user set is a control, like the mode: it outlives the rewind of
+            # the steps it was written in, and is written again before the next update.
+            written = [history.controls_of(s).lr_written for s in range(self.step_count - k + 1, self.step_count + 1)]
+            if mid_step:
+                written.append(self._step_written)
+            user_lr = next((w for w in reversed(written) if w is not None), None)
+            self._drop_step()
+            self.rewinder.go_to(self.step_count - k, mid_step=mid_step)
+            if self._pending_lrs(self.controls) is None and user_lr is not None:
+                self._lrs_written = None  # the param groups are back to before it was written
+                self.set_controls(replace(self.controls, lrs=user_lr))
+            self.rewinder.note_unrestored()
+        return undone + k
+
+    def detail_last(self) -> StepRecord | None:
+        """The last step's record with every tensor summarised in full (see Rewinder.detail_last)."""
+        return self.rewinder.detail_last()
+
+    def check_deferred(self) -> StepRecord | None:
+        """Check what the steps since the last check left unchecked (see Rewinder.check_deferred)."""
+        return self.rewinder.check_deferred()
+
+    def take_replay_note(self) -> str | None:
+        """What the last rewind or replay found it could not restore, once; None when nothing."""
+        return self.rewinder.take_note()
+
+    def restore_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Put the session where ``checkpoint`` was taken: for the rewinder, which runs the steps
+        after it again (see run_again)."""
+        self._drop_step()  # (a step that failed as it ran again stopped mid-step)
+        snap = checkpoint.snapshot
+        self._grads_zero = snap.grads is None or snap.grads == "zeros"
+        self.loop.restore(snap)
+        self.step_count = checkpoint.step
+        whole = checkpoint.record is None or checkpoint.record.hints_whole
+        self.measured_streak = HINT_LOOKBACK if whole else 0
+        del self.losses[self.step_count :]
+        if self.scalar_path is not None:
+            del self.scalar_path[self.step_count + 1 :]
 
     # --- views --------------------------------------------------------------------------
 
     @property
     def last(self) -> StepRecord | None:
-        return self._history.last
+        return self.rewinder.history.last
 
     @property
     def history_note(self) -> str | None:
-        notes = [self._history.note(self.rewind_depth), self.loop.stream.note if self.loop.stream is not None else None]
+        notes = [self.rewinder.history.note(self.rewind_depth),
+                 self.loop.stream.note if self.loop.stream is not None else None]
         return "; ".join(n for n in notes if n) or None
+
+    def state(self) -> SessionState:
+        """What the screen shows now: current values, grads and controls. One host transfer."""
+        return session_state(self)
 
     def _scalar_values(self) -> list[float]:
         views = summarize(self.loop.tensors, 2)

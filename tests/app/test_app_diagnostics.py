@@ -54,7 +54,7 @@ async def test_breakpoint_pauses_the_run_where_the_plain_loop_first_meets_it():
         assert isinstance(app.screen, BreakpointScreen)
         await submit(pilot, "los < 1")
         assert "unknown name 'los'" in str(app.screen.query_one("#condition-why").render())
-        assert app.port.session.conditions == []
+        assert app.port.session.conditions == ()
         await submit(pilot, 'param_norm["w"] < 2.5')
         assert [c.text for c in app.port.session.conditions] == ['param_norm["w"] < 2.5']
         assert 'param_norm["w"] < 2.5' in str(app.screen.query_one(OptionList).get_option_at_index(1).prompt)
@@ -70,7 +70,7 @@ async def test_breakpoint_pauses_the_run_where_the_plain_loop_first_meets_it():
         await press(pilot, "k", "tab", "enter")
         assert app.port.session.rising is not None and app.port.session.rising.k == 3
         await press(pilot, "down", "delete")
-        assert app.port.session.conditions == []
+        assert app.port.session.conditions == ()
         await press(pilot, "up", "enter", "escape")
         assert app.port.session.rising is None and "breakpoint" not in status(app)
 

@@ -35,7 +35,7 @@ async def test_the_breakpoint_prompt_refuses_a_wrong_call_in_one_line():
         await press(pilot, "enter")
         why = str(app.screen.query_one("#condition-why").render())
         assert "sqrt takes 1 argument, not 0" in why and "\n" not in why.strip()
-        assert app.port.session.conditions == []
+        assert app.port.session.conditions == ()
 
 
 @pytest.mark.skipif(not have_tmux(), reason="needs tmux")

@@ -294,7 +294,8 @@ class PlainMirror:
     each step runs forward, loss, backward, then ``optimizer.step();
     optimizer.zero_grad()`` in optim mode or ``p -= lr * p.grad`` under
     no_grad and ``p.grad.zero_()`` in manual mode. A step can be taken one
-    phase at a time; mode and lr are read when its update runs.
+    phase at a time; mode and lr are read once, as the step starts (its
+    forward): a change made during a step applies from the next one.
 
     How rewind and reset are modelled, the simplest way that is plainly right:
 
@@ -363,6 +364,7 @@ class PlainMirror:
         name = PHASES[self.phase]
         self.phase = (self.phase + 1) % len(PHASES)
         if name == "forward":
+            self.step_settings = settings
             x, self.targets = next(self.batches) if self.batches is not None else self.full_batch
             self.pred = self.model(x)
         elif name == "loss":
@@ -372,7 +374,7 @@ class PlainMirror:
         elif name == "backward":
             self.loss.backward()
         elif name == "update":
-            self.update_settings = s = settings
+            self.update_settings = s = self.step_settings
             if s.mode == "optim":
                 for group in self.opt.param_groups:
                     group["lr"] = s.group_lr

@@ -14,6 +14,7 @@ import pytest
 from gdtui.engine import Session
 from gdtui.engine.conditions import RisingLoss
 from gdtui.engine.headless import run_headless
+from gdtui.engine.runner import StepPlan
 from tests.plain_loop import PlainLoop
 
 
@@ -24,7 +25,7 @@ def both_ways(path, steps: int, *, rising: int | None = None, **options) -> dict
     for quiet in (False, True):
         session = Session(path, watch_activations=False, **options)
         if rising is not None:
-            session.rising = RisingLoss(rising)
+            session.set_rising(RisingLoss(rising))
         out, err = io.StringIO(), io.StringIO()
         status = run_headless(session, steps, quiet=quiet, out=out, err=err)
         lines = out.getvalue().splitlines()
@@ -108,10 +109,10 @@ def test_deferred_steps_leave_large_tensors_unread_until_check_deferred(tmp_path
     path.write_text(OVERFLOWS.format(check="pass"))
     k, _ = first_nonfinite_step(path)
     deferred = Session(path, checkpoint_every=100, watch_activations=False)
-    records = [deferred.step(detail=False, defer_checks=True) for _ in range(k)]
+    records = [deferred.step(StepPlan(whole=False, defer=True)) for _ in range(k)]
     assert records[-1].nonfinite is None and math.isnan(records[-1].params["w"].norm)
     checked = Session(path, watch_activations=False)
-    expected = [checked.step(detail=False) for _ in range(k)][-1]
+    expected = [checked.step(StepPlan(whole=False)) for _ in range(k)][-1]
     assert expected.nonfinite == "w"
     assert deferred.check_deferred() == expected and deferred.step_count == k
     assert deferred.check_deferred() is None  # nothing left to check
@@ -276,5 +277,29 @@ def test_once_checks_stop_for_a_state_that_overflows_on_its_own_they_cost_the_ch
                     "optimizer = torch.optim.Adam([w], lr=1e-3)\n")
     session = Session(path, watch_activations=False, checkpoint_every=3)
     for _ in range(4):
-        session.step(detail=False, defer_checks=True)
-    assert not session._may_defer and session._history._check_seconds == 0.0  # not the replay's time
+        session.step(StepPlan(whole=False, defer=True))
+    assert not session.rewinder.may_defer and session.rewinder.history._check_seconds == 0.0  # not the replay's time
+
+
+RISES_WHILE_ADAM_STATE_OVERFLOWS = (
+    "import torch\n"
+    "w = torch.zeros(100, requires_grad=True)\n"
+    "u = torch.zeros(1, requires_grad=True)\n"
+    "model = lambda x: x * w\n"
+    "loss_fn = lambda pred, y: (pred * 1e25).sum() + u.sum()\n"
+    "data = (torch.ones(100), torch.zeros(100))\n"
+    "optimizer = torch.optim.Adam([{'params': [w]}, {'params': [u], 'maximize': True}], lr=1e-3)\n"
+)
+
+
+@pytest.mark.parametrize("rising", [1, 2, 3, 4])
+def test_a_rising_loss_is_checked_at_the_step_whose_deferred_check_ran_steps_again(tmp_path, rising):
+    """Issue 13: the stop conditions checked after a step are those of the controls it began with,
+    not those of the steps a deferred check ran again (at the checkpoint after step 3, Adam's state
+    for w is inf while w stays finite, so the check runs steps 1-3 again). u climbs by lr a step, so
+    the loss rises every step: the quiet run stops where the checked one does, at step k + 1."""
+    path = tmp_path / "rises.py"
+    path.write_text(RISES_WHILE_ADAM_STATE_OVERFLOWS)
+    seen = both_ways(path, 20, checkpoint_every=3, rising=rising)
+    assert seen[True] == seen[False]
+    assert seen[True][:2] == (0, rising + 1)

@@ -20,7 +20,7 @@ import torch
 from gdtui.engine import Session, pacing
 from gdtui.engine.health import FROZEN_STEPS, HINT_LOOKBACK
 from gdtui.engine.pacing import FramePacer
-from gdtui.engine.runner import Frame, Run, Stepped
+from gdtui.engine.runner import Frame, Run, Stepped, StepPlan
 from gdtui.engine.trace import TraceWriter
 from tests.paths import SCENARIOS
 from tests.plain_loop import PlainLoop
@@ -135,7 +135,7 @@ def test_a_paused_runs_last_step_is_made_whole_with_its_hints(scenario):
     step before has its own: without that lead, "frozen" would be missing."""
     session = Session(scenario, checkpoint_every=1)
     for _ in range(12):
-        record = session.step(detail=False, hints=False)
+        record = session.step(StepPlan(whole=False, hints=False))
     assert record.light and not record.unchanged and record.hints == ()
     got = session.detail_last()
     want = whole_run(scenario, 12)[-1]
@@ -149,7 +149,7 @@ def test_a_paused_runs_last_step_is_made_whole_with_its_hints(scenario):
 def test_a_rewind_into_an_unmeasured_stretch_shows_whole_hints(scenario, every):
     session = Session(scenario, checkpoint_every=every)
     for _ in range(20):
-        session.step(detail=False, hints=False)
+        session.step(StepPlan(whole=False, hints=False))
     assert session.rewind(6) == 6
     got = session.last
     want = whole_run(scenario, 14)[-1]
@@ -163,7 +163,7 @@ def test_a_rewind_into_an_unmeasured_stretch_shows_whole_hints(scenario, every):
 def test_a_stop_condition_still_measures_every_step(scenario):
     session = Session(scenario)
     session.add_condition('update_ratio["body.0.weight"] > 10')
-    record = session.step(detail=False, hints=False)
+    record = session.step(StepPlan(whole=False, hints=False))
     assert record.unchanged and not math.isnan(record.updates["body.0.weight"].norm)
 
 
@@ -171,10 +171,10 @@ def test_the_logs_line_of_an_unmeasured_step_gives_shapes_not_nan_norms(scenario
     session = Session(scenario)
     plain = PlainLoop(scenario)
     for _ in range(HINT_LOOKBACK):  # (the first steps measure: see above)
-        session.step(detail=False)
+        session.step(StepPlan(whole=False))
         plain.step()
-    measured = session.step(detail=False)
-    unmeasured = session.step(detail=False, hints=False)
+    measured = session.step(StepPlan(whole=False))
+    unmeasured = session.step(StepPlan(whole=False, hints=False))
     with TraceWriter.export_log(session.max_values, prefix="gdtui-test-") as trace:
         trace.step(measured)
         trace.step(unmeasured)
@@ -199,9 +199,9 @@ def kinds(hints):
 def run_pattern(session, unmeasured, measured):
     """The pacer's pattern: steps that measure nothing, then the ones before a frame that do."""
     for _ in range(unmeasured):
-        session.step(detail=False, hints=False, defer_checks=True)
+        session.step(StepPlan(whole=False, hints=False, defer=True))
     for _ in range(measured):
-        session.step(detail=False, defer_checks=True)
+        session.step(StepPlan(whole=False, defer=True))
 
 
 @pytest.mark.parametrize("every", [1, 2, None])
@@ -289,7 +289,7 @@ def test_a_state_that_overflows_on_its_own_is_looked_for_once(tmp_path):
 
     session.loop.forward = counted
     run_pattern(session, 2, 0)
-    shown = session.step(defer_checks=True)  # a shown step, checked at the checkpoint after it
+    shown = session.step(StepPlan(defer=True))  # a shown step, checked at the checkpoint after it
     assert not shown.light and shown.nonfinite is None and not session.loop.finite()
     assert session.last is shown and session.state().last is shown
     run_pattern(session, 57, 0)
@@ -307,9 +307,9 @@ class TimedSession:
         self.last_step_seconds = 0.0
         self.step_count = 0
 
-    def step(self, detail, defer_checks, hints):
+    def step(self, plan):
         took = self.last_step_seconds = self.seconds(len(self.measured))
-        self.measured.append(hints)
+        self.measured.append(plan.hints)
         self.clock.t += took
         self.step_count += 1
         return SimpleNamespace(step=self.step_count, nonfinite=None)
@@ -346,7 +346,7 @@ def test_after_a_state_overflow_check_the_next_measured_steps_hints_still_say_wh
     assert "frozen" in kinds(want.hints)
     session = Session(path, checkpoint_every=3)
     run_pattern(session, 0, 2)
-    session.step(detail=False, hints=False, defer_checks=True)  # 3, unmeasured; the check after it replays
+    session.step(StepPlan(whole=False, hints=False, defer=True))  # 3, unmeasured; the check after it replays
     assert not session.last.unchanged
     run_pattern(session, 0, 2)
     assert not session.last.hints_whole
@@ -366,9 +366,9 @@ def test_a_stop_condition_added_during_a_step_leaves_it_consistently_unmeasured(
         update(mode, lrs)
 
     session.loop.update = add_then_update
-    record = session.step(detail=False, hints=False, defer_checks=True)
+    record = session.step(StepPlan(whole=False, hints=False, defer=True))
     assert not record.unchanged and not record.hints_whole and record.hints == ()
-    after = session.step(detail=False, hints=False, defer_checks=True)
+    after = session.step(StepPlan(whole=False, hints=False, defer=True))
     assert after.unchanged and math.isfinite(after.update_ratio("body.0.weight"))
 
 

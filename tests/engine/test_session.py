@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gdtui.engine import PHASES, ScenarioError, Session, StepError
+from gdtui.engine.runner import StepPlan
 from gdtui.engine.summarize import format_number, format_values, format_view, summarize
 from tests.paths import SCENARIOS
 from tests.plain_loop import PlainLoop
@@ -96,7 +97,7 @@ def test_history_budget_limits_rewind_and_says_so():
     session = Session(CROP, history_mb=budget_mb, checkpoint_every=1)
     for _ in range(30):
         session.step()
-        assert session._history.nbytes <= budget_mb * 2**20
+        assert session.rewinder.history.nbytes <= budget_mb * 2**20
     depth = session.rewind_depth
     assert 1 < depth < 30
     assert f"rewind reaches the last {depth} steps" in session.history_note
@@ -169,7 +170,7 @@ def test_long_run_memory_stays_small_at_the_default_budget():
     for _ in range(5000):
         session.step()
     assert session.rewind_depth == 5000
-    assert session._history.nbytes < 2 * 2**20
+    assert session.rewinder.history.nbytes < 2 * 2**20
 
 
 def test_snapshot_larger_than_the_budget_turns_rewind_off():
@@ -281,7 +282,7 @@ def test_stringifiers_never_raise():
 def test_a_light_step_keeps_exact_norms_and_detail_last_makes_it_whole():
     """crop_yields with max_values=4: weight (2, 3) is 'large'. Norms equal the plain loop's torch norms."""
     session = Session(CROP, max_values=4, checkpoint_every=3)
-    records = [session.step(detail=False) for _ in range(5)]
+    records = [session.step(StepPlan(whole=False)) for _ in range(5)]
     plain = PlainLoop(CROP)  # after the session's steps: both shuffle with the global RNG
     weight = plain.tensors[0]
     for record in records:
@@ -318,7 +319,7 @@ def test_a_light_step_keeps_tensors_of_up_to_64_values_whole(tmp_path):
     )
     session, plain = Session(path), PlainLoop(path)
     for detail in (False, True, False):
-        record, out = session.step(detail=detail), plain.step()
+        record, out = session.step(StepPlan(whole=detail)), plain.step()
         w = plain.tensors[0]
         assert record.light is not detail and record.params["b"].values == out["params"][1]
         if detail:
@@ -343,7 +344,7 @@ def test_norms_of_values_whose_float32_squares_overflow_stay_finite(tmp_path, n)
     )
     session, plain = Session(path), PlainLoop(path)
     for detail in (False, True):
-        record = session.step(detail=detail)
+        record = session.step(StepPlan(whole=detail))
         plain.step()
         w = plain.tensors[0].detach().double()
         view = record.params["w"]
@@ -368,7 +369,7 @@ def test_a_light_step_with_no_reader_of_norms_still_stops_on_nan(tmp_path):
     light = Session(path, max_values=4, watch_activations=False)
     whole = Session(path, max_values=4, watch_activations=False)
     for step in range(1, 10):  # noqa: B007 - the step it breaks at is checked below
-        a, b = light.step(detail=False), whole.step()
+        a, b = light.step(StepPlan(whole=False)), whole.step()
         assert math.isnan(a.params["w"].norm) and a.params["w"].finite == b.params["w"].finite
         assert a.nonfinite == b.nonfinite
         if b.nonfinite:
@@ -401,7 +402,7 @@ def test_every_update_is_the_plain_loops_after_minus_before(tmp_path):
     for step in range(12):
         befores = [p.detach().clone() for p in plain.tensors]
         out = plain.step()
-        record = session.step(detail=step % 3 == 0)
+        record = session.step(StepPlan(whole=step % 3 == 0))
         records.append(record)
         assert record.loss == out["loss"]
         for name, before, after in zip(record.updates, befores, plain.tensors):
@@ -417,7 +418,7 @@ def test_every_update_is_the_plain_loops_after_minus_before(tmp_path):
             else:
                 assert view.values == change.tolist(), name
     assert session.rewind(12) == 12
-    assert [session.step(detail=step % 3 == 0) for step in range(12)] == records
+    assert [session.step(StepPlan(whole=step % 3 == 0)) for step in range(12)] == records
 
 
 def test_checkpoints_past_the_budget_are_recycled_and_rewind_still_matches_the_plain_loop(tmp_path):
@@ -433,16 +434,16 @@ def test_checkpoints_past_the_budget_are_recycled_and_rewind_still_matches_the_p
     seen: list[torch.Tensor] = []  # every checkpoint tensor so far (kept alive, so ids stay unique)
     recycled = 0
     for step in range(60):
-        newest = session._history.newest
+        newest = session.rewinder.history.newest
         record = session.step()
         assert [view.values for view in record.params.values()] == expected[step]["params"]
-        if session._history.newest is not newest:  # a checkpoint was taken before this step
-            tensors = list(session._history.newest.snapshot.tensors())
+        if session.rewinder.history.newest is not newest:  # a checkpoint was taken before this step
+            tensors = list(session.rewinder.history.newest.snapshot.tensors())
             recycled += sum(any(t is old for old in seen) for t in tensors)
             seen += tensors
     assert "rewind reaches the last" in session.history_note
     assert recycled > 0
-    kept = [t for c in session._history._checkpoints for t in c.snapshot.tensors()]
+    kept = [t for c in session.rewinder.history._checkpoints for t in c.snapshot.tensors()]
     live = [*session.loop.tensors, *(v for s in session.loop.optimizer.state.values() for v in s.values())]
     pointers = [t.data_ptr() for t in kept + live if isinstance(t, torch.Tensor) and t.numel()]
     assert len(pointers) == len(set(pointers))

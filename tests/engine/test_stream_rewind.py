@@ -6,6 +6,7 @@ Reference: the plain PyTorch loop (tests/plain_loop.py's PlainLoop) over the sam
 from __future__ import annotations
 
 from gdtui.engine import Session
+from gdtui.engine.runner import StepPlan
 from tests.paths import STREAM
 from tests.plain_loop import PlainLoop
 
@@ -24,7 +25,7 @@ def test_rewind_and_pause_do_not_read_the_generator_again():
     expected = [plain.step()["loss"] for _ in range(700)]
     session = Session(COUNTED)
     for _ in range(600):
-        session.step(detail=False, defer_checks=True)
+        session.step(StepPlan(whole=False, defer=True))
     assert made(session) == 600
     assert session.rewind(300) == 300
     session.detail_last()
