@@ -237,7 +237,8 @@ class Hooks:
                         name += "'"
                     used.add(name)
                     known[id(p)] = name
-            self._names[id(opt)] = known
+            if not any(name.startswith("param_groups[") for name in known.values()):
+                self._names[id(opt)] = known  # kept once every tensor has its name (a closure's forward comes later)
         return [(known[id(p)], p) for p in params]
 
     def _module_name(self, module: nn.Module) -> str:
@@ -455,6 +456,7 @@ class Hooks:
                 step.clip = step.clip or hooks._clip
                 step.origin = step.origin or hooks._origin
                 hooks._reset()
+                step.tensors = hooks._names_for(step.optimizer)  # its forward ran in the closure: the names are known now
                 hooks._snapshot(step)
                 hooks.listener.paused(step)
             return value

@@ -86,7 +86,7 @@ def step_record(step: ScriptStep, max_values: int) -> StepRecord:
     nonfinite = None
     if not step.skipped:
         if step.backwards and not math.isfinite(step.loss):
-            nonfinite = f"the output of {step.origin}" if step.origin else "loss"
+            nonfinite = f"the output of module {step.origin}" if step.origin else "loss"
         else:
             bad = [f"grad of {name}" for name, g in zip(names, grad_views) if g is not None and not g.finite]
             bad += [name for name, p in zip(names, params) if p is not None and not p.finite]
