@@ -498,7 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     attach = wants_attach(args)
     if attach:
-        given = {dest for dest in vars(args) if getattr(args, dest) != parser.get_default(dest)}
+        typed = argv[:cut]  # a flag given with its default value (--device cpu) counts too
+        given = {a.dest for a in parser._actions
+                 if any(t == o or t.startswith(o + "=") for o in a.option_strings if o.startswith("--") for t in typed)}
+        given |= {dest for dest in vars(args) if getattr(args, dest) != parser.get_default(dest)}
         refused = refused_flag(args, given) or (None if args.headless else
                                                 "the step-debugger does not attach to scripts yet; add --headless")
         if refused or args.listen is not None:

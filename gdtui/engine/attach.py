@@ -300,13 +300,15 @@ class Hooks:
     def _before_backward(self, tensor: torch.Tensor | None) -> None:
         self.backwards += 1
         value = self._loss_of(tensor)
+        origin = self._find_origin() if not math.isfinite(value) else None
+        self._outputs.clear()
+        if not self.optimizers:
+            self._hand_before_backward()  # may end the last step: this backward is the next one's
         self._loss += value
         self._losses += 1
-        if not math.isfinite(value) and self._origin is None:
-            self._origin = self._find_origin()
-        self._outputs.clear()
-        if self.optimizers:
-            return
+        self._origin = self._origin or origin
+
+    def _hand_before_backward(self) -> None:
         # No optimizer has stepped: is this a hand-update script? Its tensors moved since the last backward.
         if self.hand:
             if self._current is not None:

@@ -66,9 +66,9 @@ for epoch in range(1, args.epochs + 1):
         output, hidden = model(data, hidden)
         loss = criterion(torch.log_softmax(output, -1), targets)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
-        print(repr(loss.item()))
+        print(repr(loss.item()), repr(norm.item()))
     val_loss = evaluate(val_data)
     print(f"val {val_loss!r}")
     if best_val is None or val_loss < best_val:
