@@ -43,20 +43,32 @@ def _has_main_guard(tree: ast.Module) -> bool:
                for n in tree.body)
 
 
+def _calls_anywhere(tree: ast.Module, attributes: set[str]) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in attributes
+               for n in ast.walk(tree))
+
+
 def is_scenario_file(path: str | Path) -> bool:
-    """Whether ``path`` reads as a scenario rather than a training script, without running it:
-    it binds the scenario contract's names at module level, has no ``if __name__ == "__main__":``
-    block, and steps nothing at module level (no ``.step()`` or ``.backward()`` call outside its
-    functions). A file that cannot be read or parsed goes the scenario's way, whose errors name it."""
+    """Whether ``path`` reads as a scenario rather than a training script, without running it.
+
+    A training script calls ``.step()`` or ``.backward()`` somewhere; a file that calls neither
+    is a scenario (or a file the scenario's checks explain). One that does is still a scenario
+    when it binds the contract's names at module level, has no ``if __name__ == "__main__":``
+    block and calls neither at module level (a scenario's loss function may). A file that cannot
+    be read or parsed goes the scenario's way, whose errors name it."""
     try:
         tree = ast.parse(Path(path).read_bytes())
     except (OSError, SyntaxError, ValueError):
         return True
+    trains = {"step", "backward"}
+    if not _calls_anywhere(tree, trains):
+        return True
     names = _module_level_names(tree)
     if not any(contract <= names for contract in _CONTRACT):
         return False
-    return not _has_main_guard(tree) and not _calls_at_top(tree, {"step", "backward"})
+    return not _has_main_guard(tree) and not _calls_at_top(tree, trains)
 
 
 def defines_scenario(namespace: dict[str, Any]) -> bool:
+    """Whether a file's globals, once it ran, hold the scenario contract's names."""
     return any(all(namespace.get(n) is not None for n in contract) for contract in _CONTRACT)
