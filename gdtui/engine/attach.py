@@ -133,8 +133,10 @@ def _script_line(files: set[str]) -> tuple[str, int] | None:
 class Hooks:
     """torch's global hooks while a script runs, reporting its steps to ``listener``."""
 
-    def __init__(self, listener: Listener, files: Sequence[str] = ()):
+    def __init__(self, listener: Listener, files: Sequence[str] = (), *, updates: bool = True):
         self.listener = listener
+        #: Copy the trained tensors at each pause, so that a record has the update (after minus before).
+        self.updates = updates
         self.files = {os.path.abspath(f) for f in files}
         self.steps = 0
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -436,6 +438,8 @@ class Hooks:
         return step
 
     def _snapshot(self, step: ScriptStep) -> None:
+        if not self.updates:
+            return
         with torch.no_grad():
             step.before = [p.detach().clone() for _, p in step.tensors]
 

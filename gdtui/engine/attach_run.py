@@ -24,12 +24,12 @@ import torch
 from gdtui.engine.attach import Hooks, ScriptStep, run_script
 from gdtui.engine.conditions import Condition, RisingLoss, record_env
 from gdtui.engine.errors import locate, one_line
-from gdtui.engine.headless import EXIT_NONFINITE, EXIT_OK, interrupted_status, step_line
-from gdtui.engine.records import StepRecord, TensorView, frozen_map
+from gdtui.engine.headless import EXIT_NONFINITE, EXIT_OK, LINE_VALUES, interrupted_status, step_line
+from gdtui.engine.records import StepRecord, frozen_map
 from gdtui.engine.runner import Stepped, Stopped
 from gdtui.engine.scenario import seed_everything
 from gdtui.engine.script_kind import defines_scenario  # noqa: F401 - the CLI reads it here
-from gdtui.engine.summarize import summarize
+from gdtui.engine.summarize import summarize, unknown_view
 from gdtui.engine.trace import TraceWriter
 
 #: An uncaught exception in the script: python exits with 1 too.
@@ -69,20 +69,21 @@ def _lr(step: ScriptStep) -> float:
     return float(lr)
 
 
-def step_record(step: ScriptStep, max_values: int) -> StepRecord:
+def step_record(step: ScriptStep, max_values: int, large: str = "full") -> StepRecord:
     """The frozen record of a finished script step: its tensors after the update, the gradients
-    the update used and the change it made."""
+    the update used and the change it made (unmeasured where no copy was taken at the pause).
+    Tensors of more than ``max_values`` elements are summarised on their device, as ``large``
+    says (gdtui.engine.summarize)."""
     names = [n for n, _ in step.tensors]
     tensors = [t for _, t in step.tensors]
     grads = step.grads if step.grads is not None else [t.grad for t in tensors]
     befores = step.before if len(step.before) == len(tensors) else [None] * len(tensors)
     with torch.no_grad():
         changes = [None if b is None else torch.sub(t.detach(), b, out=b) for t, b in zip(tensors, befores)]
-    views = summarize([*tensors, *grads, *changes], max_values)
+    views = summarize([*tensors, *grads, *changes], max_values, large=large)
     n = len(tensors)
     params, grad_views, updates = views[:n], views[n : 2 * n], views[2 * n :]
-    zero = {name: TensorView(tuple(t.shape), str(t.dtype).removeprefix("torch."), stats=(0.0,) * 5 + (0, 0))
-            for name, t in step.tensors}
+    unmeasured = {name: unknown_view(t) for name, t in step.tensors}
     nonfinite = None
     if not step.skipped:
         if step.backwards and not math.isfinite(step.loss):
@@ -96,7 +97,7 @@ def step_record(step: ScriptStep, max_values: int) -> StepRecord:
         grad_source="autograd", lr=_lr(step), loss=step.loss,
         params=frozen_map(dict(zip(names, params))),
         grads=frozen_map(dict(zip(names, grad_views))),
-        updates=frozen_map({name: u if u is not None else zero[name] for name, u in zip(names, updates)}),
+        updates=frozen_map({name: u if u is not None else unmeasured[name] for name, u in zip(names, updates)}),
         nonfinite=nonfinite, optimizer=step.index, skipped=step.skipped, scale=step.scale, clip_norm=step.clip,
     )
 
@@ -159,7 +160,10 @@ class HeadlessListener:
     def updated(self, step: ScriptStep) -> None:
         if self.stop is not None:
             return
-        record = step_record(step, self.options.max_values)
+        if self.trace is None:  # only the step line reads the tensors: their norms and the smallest ones' values
+            record = step_record(step, LINE_VALUES, large="norm")
+        else:
+            record = step_record(step, self.options.max_values)
         self.record, self.done = record, record.step
         if self.trace is not None:
             self.trace.step(record)
@@ -212,7 +216,8 @@ def run_attached(target: str, args: Sequence[str], *, module: bool = False, seed
                 print(attached_line(event.record), file=err, flush=True)
 
     listener = HeadlessListener(label, options, trace, seed, on_event)
-    hooks = Hooks(listener)
+    # the update's size is read by the trace and by conditions on update_ratio; else no copy is taken
+    hooks = Hooks(listener, updates=trace is not None or any("update_ratio" in c.text for c in options.conditions))
     seed_everything(seed)
     try:
         namespace = run_script(target, args, hooks, module=module)
