@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenario", nargs="?", help="the scenario file (a Python module defining model, loss_fn, data, optimizer); "
                    "arguments after -- are the scenario's own: its sys.argv is [SCENARIO, *ARGS]")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="attach to a module's training loop, as python -m MODULE runs it "
+                   "(docs/attach.md)")
     p.add_argument("--headless", action="store_true", help="run without the screen: print one line per step")
     p.add_argument("--steps", type=_count("steps"), metavar="N", help=f"headless: steps to run (default: the scenario's `steps`, else {DEFAULT_STEPS}; with --until, up to {UNTIL_STEPS})")
     p.add_argument("--mode", choices=["manual", "optim"], help="start in manual update (p -= lr * p.grad) or optimizer.step() mode")
@@ -566,8 +568,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _connect(parser, args)
     if args.status:
         parser.error("--status reads a trainer's status: gdtui --connect [PATH] --status")
-    if args.scenario is None:
+    if args.module and args.scenario is not None:
+        parser.error(f"-m {args.module} runs a module; name no file besides it ({args.scenario})")
+    if args.scenario is None and not args.module:
         parser.error("the following arguments are required: scenario")
+    from gdtui.cli_attach import refused_flag, wants_attach
+
+    attach = wants_attach(args)
+    if attach:
+        typed = argv[:cut]  # a flag given with its default value (--device cpu) counts too
+        given = {a.dest for a in parser._actions
+                 if any(t == o or t.startswith(o + "=") for o in a.option_strings if o.startswith("--") for t in typed)}
+        given |= {dest for dest in vars(args) if getattr(args, dest) != parser.get_default(dest)}
+        refused = refused_flag(args, given) or (None if args.headless else
+                                                "the step-debugger does not attach to scripts yet; add --headless")
+        if refused or args.listen is not None:
+            print(f"gdtui: {refused or 'a training script cannot be served yet (--listen); run it with --headless'}",
+                  file=sys.stderr)
+            return 2
     if args.listen is not None:
         return _listen(parser, args)
     if args.headless and args.detach_timeout is not None:
@@ -583,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gdtui.engine.targets import same_file
         from gdtui.engine.trace import OPEN_REASONS
 
-        if same_file(args.trace, args.scenario):  # opening it would empty the scenario before it loads
+        if same_file(args.trace, args.scenario or args.module):  # opening it would empty the scenario before it loads
             print(f"--trace {args.trace}: that is the scenario file, which the trace would overwrite; "
                   "choose another path", file=sys.stderr)
             return 2
@@ -594,6 +612,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             reason = OPEN_REASONS.get(exc.errno) or f"cannot write it ({exc.strerror}); choose a writable path"
             print(f"--trace {args.trace}: {reason}", file=sys.stderr)
             return 2
+    if attach:
+        from gdtui.cli_attach import run_attached_cli
+
+        try:
+            status = run_attached_cli(args, trace)
+        finally:
+            if trace:
+                trace.close()
+        if status is not None:
+            return status
+        if args.trace:  # a scenario after all: its own trace
+            trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements, label=f"--trace {args.trace}")
     try:
         before = set(threading.enumerate())
         status = run(args, options, trace)

@@ -208,6 +208,13 @@ class StepRecord:
     #: with, did not measure what the hints read (a continuous run's steps between frames): its
     #: hints may miss a finding; Session.detail_last makes it whole.
     hints_whole: bool = True
+    # Attached to a script (gdtui.engine.attach): the index of the optimizer that stepped, in the
+    # order they first stepped; a step a GradScaler skipped for inf/NaN gradients, with its scale;
+    # and clip_grad_norm_'s (norm before clipping, max_norm), where the step was clipped.
+    optimizer: int | None = None
+    skipped: bool = False
+    scale: float | None = None
+    clip_norm: tuple[float, float] | None = None
 
     @property
     def whole(self) -> bool:

@@ -240,7 +240,19 @@ class TraceWriter:
         elif self.tensors_left_out_from is None:
             self.tensors_left_out_from = r.step
         event["metrics"] = dict(r.metrics)
+        if r.optimizer is not None:
+            event["optimizer"] = r.optimizer
+        if r.skipped:
+            event["skipped"] = True
+            event["scale"] = r.scale
+        if r.clip_norm is not None:
+            event["clip_norm"] = {"before": r.clip_norm[0], "max_norm": r.clip_norm[1]}
         self._write(event)
+
+    def optimizer(self, index: int, kind: str, groups: list[dict[str, Any]]) -> None:
+        """An attached script's optimizer stepped for the first time: its class and every param
+        group's hyper-parameters (numbers, strings and booleans; tensors as their value)."""
+        self._write({"event": "optimizer", "optimizer": index, "class": kind, "param_groups": groups})
 
     def rewind(self, step: int) -> None:
         """The timeline goes back to just after ``step``: later step lines no longer count."""
