@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, read_trace
+from tests.paths import ROOT
+from tests.plain_loop import read_trace
 
-SCRIPTS = Path(__file__).resolve().parent / "attach_scripts"
+SCRIPTS = ROOT / "tests" / "attach_scripts"
 TRAINING = ["mnist_cnn", "nanogpt", "lstm_word", "lbfgs_fit", "dcgan", "bert_classifier", "frozen_backbone",
             "hand_update", "scaler_skip"]
 
