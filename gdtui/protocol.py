@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +34,9 @@ from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, Tens
 #: type or a change in who speaks when, is. 2: the hello comes first on every connection and says
 #: the trainer's status; a client answers it with ``attach`` (acknowledged by ``attached``) or ``status``.
 #: 3: every queued command ends with ``done``; ``set_controls`` acts at once and is answered with
-#: ``controls``; a reset's ``opened`` is followed by a ``frame``.
-PROTOCOL_VERSION = 4
+#: ``controls``; a reset's ``opened`` is followed by a ``frame``. 5: the attached client reads the
+#: trainer's pseudo-terminal itself (``attached`` hands it over; ``output_sync`` orders it).
+PROTOCOL_VERSION = 5
 
 #: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
 MAX_LINE = 256 * 2**20
@@ -284,7 +284,13 @@ class Hello:
 
 @_message("attached")
 class Attached:
-    """The answer to Attach when it is taken: this connection is the trainer's client now."""
+    """The answer to Attach when it is taken: this connection is the trainer's client now, and it
+    reads the trainer's output itself, from the copy of the pseudo-terminal that came with the
+    hello. ``step``: the step of the output that follows; ``partial``: the bytes of a line the
+    trainer had begun to read (latin-1, so any byte goes through)."""
+
+    step: int = 0
+    partial: str = ""
 
 
 @_message("refused")
@@ -348,6 +354,15 @@ class Output:
     when they were written (0: while the scenario loaded)."""
 
     lines: tuple[tuple[int, str], ...]
+
+
+@_message("output_sync")
+class OutputSync:
+    """The trainer wrote sync mark ``n`` into its output: a client that reads the output reads up to
+    that mark (a second at most) before it takes the next event, so a command's output comes
+    before its last event."""
+
+    n: int
 
 
 @_message("error")
@@ -423,8 +438,8 @@ class Exited:
 
 COMMANDS = (Attach, Status, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
             Hints, Detail, Chart, Export, Interrupt, Quit)
-EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
-          ChartReady, Controls, Progress, Done, Exited)
+EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, OutputSync, Error, Report,
+          DetailData, ChartReady, Controls, Progress, Done, Exited)
 
 
 def dumps(message: Any) -> bytes:
@@ -468,6 +483,21 @@ class LineReader:
         self._recv = recv  # a function of a byte count, returning b"" at the end
         self._buffer = bytearray()
 
+    def feed(self, chunk: bytes) -> None:
+        """Bytes received elsewhere (after a select): ``buffered`` takes the messages in them."""
+        self._buffer += chunk
+        if len(self._buffer) > MAX_LINE and self._buffer.find(b"\n") < 0:
+            raise ProtocolError(f"a message longer than {MAX_LINE // 2**20} MB")
+
+    def buffered(self) -> Any | None:
+        """The next message of what has arrived, or None when no whole line is there yet."""
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            return None
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return loads(line)
+
     def read(self) -> Any | None:
         while True:
             end = self._buffer.find(b"\n")
@@ -483,11 +513,6 @@ class LineReader:
                     raise ProtocolError("the stream ended inside a message")
                 return None
             self._buffer += chunk
-
-
-#: The trainer writes this into its own output at each step's start (see gdtui.trainer): a
-#: reader of that output strips it.
-OUTPUT_MARK = re.compile(rb"\x1b\]5757;gdtui-step=(-?\d+)\x07")
 
 
 # --- where sockets live ---------------------------------------------------------------------

@@ -46,17 +46,12 @@ from pathlib import Path
 
 from gdtui import __version__
 from gdtui import protocol as p
+from gdtui.marked_output import MARK, MarkedLines
 
-#: Written into the pseudo-terminal by the main thread: the step the output after it belongs to.
-MARK = b"\x1b]5757;gdtui-step=%d\x07"
-_MARK = p.OUTPUT_MARK
-#: Sync marks (negative numbers) tell the output reader to report back: a command's output is
-#: all sent before its last event.
+#: How long a sync waits for the trainer's own output reader.
 _SYNC_WAIT_S = 1.0
 #: Output lines kept for a client that attaches later, and for the last lines of a trainer that ended.
 TAIL_LINES = 500
-#: A partial line longer than this is sent as it stands.
-LONG_LINE = 1 << 16
 #: Frames a run sends, at most, a second.
 RUN_FRAMES_PER_S = 20
 #: A trainer with no client for this many minutes ends (--detach-timeout; --listen: never).
@@ -102,7 +97,11 @@ def bind_socket(path: str) -> socket.socket:
 
 
 class OutputCapture:
-    """fds 1 and 2 onto a pseudo-terminal; a thread reads its other end into marked lines."""
+    """fds 1 and 2 onto a pseudo-terminal, whose other end one reader reads at a time: while no
+    client is attached, a thread of this process (into ``tail`` and the sink); while one is, that
+    client, from the copy of the reading end it got with the hello. So nothing the user's code
+    wrote sits in this process's memory, unsent, when it dies: what the client has not read is
+    still in the pseudo-terminal, and the client drains it then."""
 
     def __init__(self, sink):
         self._sink = sink  # called with a tuple of (step, line), under self.lock
@@ -115,87 +114,93 @@ class OutputCapture:
         os.close(slave)
         for stream in (sys.stdout, sys.stderr):
             stream.reconfigure(line_buffering=True)  # a terminal now: lines go out as printed
+        os.set_blocking(master, False)  # two readers (this process, a client) may wake for one read
         self.master = master
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # held while bytes are read and turned into lines; then send_lock
         self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_LINES)
-        self.step = 0
+        self.lines = MarkedLines()
+        self.marked = 0  # the last step the main thread marked
+        self.reading = True  # False while a client reads the pseudo-terminal
+        self._may_read = threading.Event()
+        self._may_read.set()
         self.throttle = False  # during a run: read in batches rather than at every step's mark
-        self._partial = b""
         self._synced = threading.Condition()
         self._sync_seen = 0
+        self._sync_next = 0
         threading.Thread(target=self._read, name="gdtui-output", daemon=True).start()
 
     def mark(self, step: int) -> None:
         """From the main thread: what is written from now on belongs to ``step``."""
         sys.stdout.flush()
         sys.stderr.flush()
+        self.marked = step
         os.write(1, MARK % step)
 
-    def sync(self) -> None:
-        """From the main thread: wait (a second at most) until everything written so far is sent."""
+    def sync(self, send) -> None:
+        """From the main thread: a command's output comes before its last event. While this process
+        reads the output, wait (a second at most) until its reader has read everything written so
+        far; while a client reads it, ``send`` it an OutputSync, and the client does the reading."""
         sys.stdout.flush()
         sys.stderr.flush()
-        with self._synced:
-            target = self._sync_seen + 1
+        self._sync_next += 1
+        target = self._sync_next
         os.write(1, MARK % -target)
         deadline = time.monotonic() + _SYNC_WAIT_S
         with self._synced:
-            while self._sync_seen < target and time.monotonic() < deadline:
+            while self._sync_seen < target and self.reading and time.monotonic() < deadline:
                 self._synced.wait(deadline - time.monotonic())
+            handed_over = not self.reading and self._sync_seen < target
+        if handed_over:
+            send(p.OutputSync(target))
+
+    def hand_over(self) -> tuple[int, bytes]:
+        """Under ``lock``: a client reads the output from now on. The step of what follows, and the
+        bytes of a line begun."""
+        self.reading = False
+        self._may_read.clear()
+        step, partial = self.lines.step, self.lines.partial
+        self.lines = MarkedLines(step)
+        with self._synced:
+            self._synced.notify_all()
+        return step, partial
+
+    def take_back(self) -> None:
+        """Under ``lock``: the client went away; this process reads the output again. What that
+        client read and did not show is lost with it; the step is the last one marked."""
+        self.reading = True
+        self.lines = MarkedLines(self.marked)
+        self._may_read.set()
 
     def _read(self) -> None:
         while True:
+            self._may_read.wait()
             try:
-                select.select([self.master], [], [])
-                data = os.read(self.master, 1 << 16)
+                ready, _, _ = select.select([self.master], [], [], 0.5)
             except OSError:
                 return
-            if not data:
-                return
-            self._take(data)
+            if not ready:
+                continue
+            with self.lock:
+                if not self.reading:
+                    continue
+                try:
+                    data = os.read(self.master, 1 << 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                lines, synced = self.lines.feed(data)
+                if lines:
+                    self.tail.extend(lines)
+                    self._sink(tuple(lines))
+                if synced is not None:  # counted before a hand-over can look at it
+                    with self._synced:
+                        self._sync_seen = max(self._sync_seen, synced)
+                        self._synced.notify_all()
             if self.throttle and len(data) < 4096:
                 time.sleep(0.005)  # marks of many short steps: one read, not one wake a step
-
-    def _take(self, data: bytes) -> None:
-        lines: list[tuple[int, str]] = []
-        synced = None
-        with self.lock:
-            buffer = self._partial + data
-            pos = 0
-            for match in _MARK.finditer(buffer):
-                self._split(buffer[pos:match.start()], lines, final=True)
-                n = int(match.group(1))
-                if n < 0:
-                    synced = -n
-                else:
-                    self.step = n
-                pos = match.end()
-            rest = buffer[pos:]
-            cut = rest.rfind(b"\n")
-            keep_from = cut + 1
-            escape = rest.rfind(b"\x1b", keep_from)
-            if escape >= 0 and len(rest) - escape < 32:  # perhaps a mark cut in two by the read
-                self._split(rest[:escape], lines, final=False)
-                self._partial = rest[escape:] if escape >= keep_from else rest[keep_from:]
-            else:
-                self._split(rest, lines, final=len(rest) - keep_from > LONG_LINE)
-            if lines:
-                self.tail.extend(lines)
-                self._sink(tuple(lines))
-        if synced is not None:
-            with self._synced:
-                self._sync_seen = max(self._sync_seen, synced)
-                self._synced.notify_all()
-
-    def _split(self, chunk: bytes, lines: list, final: bool) -> None:
-        """Whole lines of ``chunk`` to ``lines``; the rest kept, or sent too when ``final``."""
-        *whole, rest = chunk.split(b"\n")
-        for line in whole:
-            lines.append((self.step, line.rstrip(b"\r").decode("utf-8", "replace")))
-        if final and rest:
-            lines.append((self.step, rest.rstrip(b"\r").decode("utf-8", "replace")))
-            rest = b""
-        self._partial = rest
 
 
 class Trainer:
@@ -250,14 +255,18 @@ class Trainer:
                 return
             try:
                 client.sendall(data)
+                return
             except OSError:
-                self._drop(client)
+                pass
+        self._drop(client)
 
     def _drop(self, client: socket.socket) -> None:
-        if self._client is client:
-            self._client = None
-            self._alone_since, self._alone_wall = time.monotonic(), time.time()
-            self.stop.set()  # a run pauses: the trainer waits for the next client
+        with self.output.lock, self._send_lock:  # the order _serve takes them in
+            if self._client is client:
+                self._client = None
+                self._alone_since, self._alone_wall = time.monotonic(), time.time()
+                self.stop.set()  # a run pauses: the trainer waits for the next client
+                self.output.take_back()
         try:
             client.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -318,13 +327,15 @@ class Trainer:
                 self._attaches += 1
                 number = self._attaches
                 self.stop.clear()
+                step, partial = self.output.hand_over()
                 try:
-                    conn.sendall(p.dumps(p.Attached()))
+                    conn.sendall(p.dumps(p.Attached(step, partial.decode("latin-1"))))
                     if self.output.tail:
                         conn.sendall(p.dumps(p.Output(tuple(self.output.tail))))
                 except OSError:
                     self._client = None
                     self._alone_since, self._alone_wall = time.monotonic(), time.time()
+                    self.output.take_back()
                     conn.close()
                     return
         if refused:
@@ -354,8 +365,7 @@ class Trainer:
                     self.commands.put(command)
         except (OSError, p.ProtocolError) as exc:
             self.send(p.Error(f"gdtui protocol: {exc}"))
-        with self._send_lock:
-            self._drop(conn)
+        self._drop(conn)
 
     def _client_description(self) -> str:
         from gdtui.client import ago
@@ -387,7 +397,7 @@ class Trainer:
             for signum in (signal.SIGINT, signal.SIGTERM):  # a second one does not cut the ending short
                 signal.signal(signum, signal.SIG_IGN)
             self._end_trace()
-            self.output.sync()
+            self.output.sync(self.send)
             self.send(p.Exited(ending.status))
             self.say(f"gdtui: the trainer at {self.path} ended ({signal.Signals(ending.signum).name})")
             return ending.status
@@ -410,7 +420,7 @@ class Trainer:
                 continue
             if isinstance(command, p.Quit):
                 self._end_trace()
-                self.output.sync()
+                self.output.sync(self.send)
                 self.send(p.Exited(0))
                 return 0
             if isinstance(command, _Attached):
@@ -418,7 +428,7 @@ class Trainer:
                     self._greet()
                 continue
             self._run_command(lambda command=command: self._do(command))
-            self.output.sync()
+            self.output.sync(self.send)
             self.send(p.Done(command.TYPE))
 
     def _end_trace(self) -> None:
@@ -547,7 +557,7 @@ class Trainer:
             self.trace.start(session.state())
         self.load_error = None
         self.charts.describe()
-        self.output.sync()
+        self.output.sync(self.send)
         self._greeted = self._attaches
         self.send(self._opened(warning))
         if reset:
@@ -659,7 +669,7 @@ class Trainer:
         stopped = steps.stopped
         if stopped.reason == "interrupted":
             self._roll_back()
-        self.output.sync()
+        self.output.sync(self.send)
         message = INTERRUPTED if stopped.reason == "interrupted" else stopped.message
         self.send(p.Stopped(stopped.reason, stopped.record, message))
         if stopped.error:

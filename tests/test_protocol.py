@@ -118,7 +118,7 @@ def test_every_command_and_event_round_trips():
                p.Rewind(2), p.Reset(), p.SetControls(mode="manual", lr=0.25, conditions=("loss < 1",)), p.GradientCheck(),
                p.Compare(), p.OptimizerState(), p.Hints(), p.Detail("w"), p.Chart("fit", 80), p.Export("o.jsonl"),
                p.Interrupt(), p.Quit(), p.Hello(p.PROTOCOL_VERSION, "0.1.0", 2, "s.py", 4), p.Refused("busy"),
-               p.Status(), p.Attached(),
+               p.Status(), p.Attached(), p.Attached(4, "half a line \xff\x1b]57"), p.OutputSync(3),
                p.Hello(p.PROTOCOL_VERSION, "0.1.0", 2, "s.py", 4, 1.5e9, "pid 3 (x), attached at 12:00:00", None, 1800.0, True),
                p.LoadFailed("s.py:3: bad"), p.Stopped("paused"), p.Output(((1, "héllo \udcff"), (2, ""))),
                p.Error("e", "step"), p.Report("compare", ("a", "b"), False), p.Exited(0),
