@@ -2,20 +2,15 @@
 
 The trainer loads a scenario's Session in its main thread (so the user's code has ``__main__``,
 signals and KeyboardInterrupt where it expects them) and serves one Unix socket speaking
-gdtui.protocol to one client at a time. Its fds 1 and 2 are a pseudo-terminal that it reads
-itself: everything the user's code, a C extension or a subprocess writes there reaches the
-client as Output lines, each marked with the step in progress when it was written.
+gdtui.protocol to one client at a time. Its fds 1 and 2 are a pseudo-terminal: everything the
+user's code, a C extension or a subprocess writes there reaches the client as Output lines,
+each marked with the step in progress when it was written.
 
-Threads:
-* the main thread loads the scenario and runs the commands, one at a time, from a queue;
-* an acceptor takes connections: a second client while one is attached is refused, with a line
-  naming the attached one;
-* one reader a connection: commands go on the queue, except Pause and Interrupt, which act at
-  once (stop a run; SIGINT to this process, whose handler raises KeyboardInterrupt only while a
-  command runs). A client that goes away pauses a run and leaves the trainer waiting for the next;
-* the output reader drains the pseudo-terminal. The main thread writes a private escape
-  sequence into it at each step's start, so the reader knows exactly where each step's output
-  begins, whichever thread or process wrote it.
+This module runs the commands: the main thread loads the scenario and runs them, one at a time,
+from a queue. gdtui.trainer_socket serves them (the socket, the attached client, the output):
+each connection's thread hands its commands to :meth:`Trainer.on_command`, which queues them,
+except Pause, SetControls and Interrupt, which act at once (stop a run; set a control; SIGINT to
+this process, whose handler raises KeyboardInterrupt only while a command runs).
 
 A client that goes away, and SIGHUP (the terminal or SSH session that started a --listen trainer
 went away), pause a run; the trainer waits for the next client. With no client for
@@ -31,176 +26,22 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import select
 import signal
 import socket
 import stat
 import sys
 import threading
-import time
-import tty
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdtui import __version__
 from gdtui import protocol as p
-from gdtui.marked_output import MARK, MarkedLines
+from gdtui.trainer_socket import ClientLink, SocketInUse, bind_socket
 
-#: How long a sync waits for the trainer's own output reader.
-_SYNC_WAIT_S = 1.0
-#: Output lines kept for a client that attaches later, and for the last lines of a trainer that ended.
-TAIL_LINES = 500
 #: Frames a run sends, at most, a second.
 RUN_FRAMES_PER_S = 20
 #: A trainer with no client for this many minutes ends (--detach-timeout; --listen: never).
 DETACH_TIMEOUT_MIN = 30.0
-
-
-class SocketInUse(Exception):
-    """The socket path cannot be served: one line."""
-
-
-def bind_socket(path: str) -> socket.socket:
-    """A listening Unix socket at ``path``, mode 0600. A stale socket there (nobody answers) is
-    replaced; anything else that exists there is refused with SocketInUse."""
-    if len(os.fsencode(path)) > 100:
-        raise SocketInUse(f"{path}: too long for a Unix socket path; choose a shorter one")
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None:
-        if not stat.S_ISSOCK(info.st_mode):
-            raise SocketInUse(f"{path} exists and is not a socket; choose another path")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)  # stale: its trainer is gone
-        except OSError as exc:
-            raise SocketInUse(f"{path}: cannot check the socket there ({exc.strerror})") from None
-        else:
-            raise SocketInUse(f"{path}: a trainer is already listening there; gdtui --connect {path} opens it")
-        finally:
-            probe.close()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)  # no moment when someone else could connect
-    try:
-        server.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    server.listen(4)
-    return server
-
-
-class OutputCapture:
-    """fds 1 and 2 onto a pseudo-terminal, whose other end one reader reads at a time: while no
-    client is attached, a thread of this process (into ``tail`` and the sink); while one is, that
-    client, from the copy of the reading end it got with the hello. So nothing the user's code
-    wrote sits in this process's memory, unsent, when it dies: what the client has not read is
-    still in the pseudo-terminal, and the client drains it then."""
-
-    def __init__(self, sink):
-        self._sink = sink  # called with a tuple of (step, line), under self.lock
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no \r\n translation, no echo: bytes arrive as written
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(slave, 1)
-        os.dup2(slave, 2)
-        os.close(slave)
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # a terminal now: lines go out as printed
-        os.set_blocking(master, False)  # two readers (this process, a client) may wake for one read
-        self.master = master
-        self.lock = threading.RLock()  # held while bytes are read and turned into lines; then send_lock
-        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_LINES)
-        self.lines = MarkedLines()
-        self.marked = 0  # the last step the main thread marked
-        self.reading = True  # False while a client reads the pseudo-terminal
-        self._may_read = threading.Event()
-        self._may_read.set()
-        self.throttle = False  # during a run: read in batches rather than at every step's mark
-        self._synced = threading.Condition()
-        self._sync_seen = 0
-        self._sync_next = 0
-        threading.Thread(target=self._read, name="gdtui-output", daemon=True).start()
-
-    def mark(self, step: int) -> None:
-        """From the main thread: what is written from now on belongs to ``step``."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.marked = step
-        os.write(1, MARK % step)
-
-    def sync(self, send) -> None:
-        """From the main thread: a command's output comes before its last event. While this process
-        reads the output, wait (a second at most) until its reader has read everything written so
-        far; while a client reads it, ``send`` it an OutputSync, and the client does the reading."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self._sync_next += 1
-        target = self._sync_next
-        os.write(1, MARK % -target)
-        deadline = time.monotonic() + _SYNC_WAIT_S
-        with self._synced:
-            while self._sync_seen < target and self.reading and time.monotonic() < deadline:
-                self._synced.wait(deadline - time.monotonic())
-            handed_over = not self.reading and self._sync_seen < target
-        if handed_over:
-            send(p.OutputSync(target))
-
-    def hand_over(self) -> tuple[int, bytes]:
-        """Under ``lock``: a client reads the output from now on. The step of what follows, and the
-        bytes of a line begun."""
-        self.reading = False
-        self._may_read.clear()
-        step, partial = self.lines.step, self.lines.partial
-        self.lines = MarkedLines(step)
-        with self._synced:
-            self._synced.notify_all()
-        return step, partial
-
-    def take_back(self) -> None:
-        """Under ``lock``: the client went away; this process reads the output again. What that
-        client read and did not show is lost with it; the step is the last one marked."""
-        self.reading = True
-        self.lines = MarkedLines(self.marked)
-        self._may_read.set()
-
-    def _read(self) -> None:
-        while True:
-            self._may_read.wait()
-            try:
-                ready, _, _ = select.select([self.master], [], [], 0.5)
-            except OSError:
-                return
-            if not ready:
-                continue
-            with self.lock:
-                if not self.reading:
-                    continue
-                try:
-                    data = os.read(self.master, 1 << 16)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                lines, synced = self.lines.feed(data)
-                if lines:
-                    self.tail.extend(lines)
-                    self._sink(tuple(lines))
-                if synced is not None:  # counted before a hand-over can look at it
-                    with self._synced:
-                        self._sync_seen = max(self._sync_seen, synced)
-                        self._synced.notify_all()
-            if self.throttle and len(data) < 4096:
-                time.sleep(0.005)  # marks of many short steps: one read, not one wake a step
 
 
 class Trainer:
@@ -220,169 +61,42 @@ class Trainer:
         self.trace = None
         self.busy = False  # a command runs in the main thread: SIGINT interrupts it
         self.stop = threading.Event()  # Pause, or the client went away: a run ends after its step
-        self._client: socket.socket | None = None
-        self._client_name = ""
-        self._client_since = 0.0  # when it attached (time.time())
-        self.started = time.time()
         #: Seconds with no client after which the trainer ends; 0: never.
         self.detach_timeout_s = 60.0 * (args.detach_timeout if args.detach_timeout is not None
                                         else (0.0 if args.listen else DETACH_TIMEOUT_MIN))
-        self._alone_since = time.monotonic()  # no client since then (meaningful while _client is None)
-        self._alone_wall = self.started
-        self._ending = False  # alone too long: the trainer ends, no client attaches any more
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
         self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
         self._cancel_check = False
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
         self.console: int | None = None
-        self._send_lock = threading.Lock()
-        self.attached = threading.Event()
-        self._attaches = 0  # connections attached so far
-        self._greeted = 0  # of which those already sent the state (an Opened goes to the attached one)
-        self.output = OutputCapture(self._output)
+        self._greeted = 0  # clients already sent the state (an Opened goes to the attached one)
+        self.link = ClientLink(server, path, scenario=args.scenario, listening=bool(args.listen),
+                               detach_timeout_s=self.detach_timeout_s, step=self._step, on_command=self.on_command,
+                               on_attach=lambda number: self.commands.put(_Attached(number)), stop=self.stop)
+        self.send = self.link.send
+        self.output = self.link.output
 
-    # --- sending ----------------------------------------------------------------------------
+    def _step(self) -> int:
+        session = self.session  # read from a connection's thread
+        return session.step_count if session is not None else 0
 
-    def _output(self, lines: tuple[tuple[int, str], ...]) -> None:
-        self.send(p.Output(lines))
-
-    def send(self, message) -> None:
-        """To the attached client, if any; a client that cannot take it is dropped."""
-        data = p.dumps(message)
-        with self._send_lock:
-            client = self._client
-            if client is None:
-                return
-            try:
-                client.sendall(data)
-                return
-            except OSError:
-                pass
-        self._drop(client)
-
-    def _drop(self, client: socket.socket) -> None:
-        with self.output.lock, self._send_lock:  # the order _serve takes them in
-            if self._client is client:
-                self._client = None
-                self._alone_since, self._alone_wall = time.monotonic(), time.time()
-                self.stop.set()  # a run pauses: the trainer waits for the next client
-                self.output.take_back()
-        try:
-            client.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        client.close()
-
-    # --- connections --------------------------------------------------------------------------
-
-    def accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), name="gdtui-client", daemon=True).start()
-
-    def _hello(self) -> p.Hello:
-        """The hello of a new connection, which is also the trainer's status."""
-        session, attached = self.session, self._client is not None  # read without the lock: a stuck send holds it
-        client = self._client_description() if attached else None
-        alone = None if attached else self._alone_wall
-        return p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), self.args.scenario,
-                       session.step_count if session is not None else 0, started=self.started, client=client,
-                       alone_since=alone, detach_timeout_s=self.detach_timeout_s or None,
-                       listening=bool(self.args.listen))
-
-    def _serve(self, conn: socket.socket) -> None:
-        """Greet (the hello is the status), then: a Status answer closes the connection; an Attach
-        of this version makes it the client, unless one is attached; then read its commands until
-        it goes away."""
-        try:
-            # With the hello, the client gets a copy of the pseudo-terminal's reading end: what the
-            # output thread had no time to read before this process died (a segfault) it reads then.
-            socket.send_fds(conn, [p.dumps(self._hello())], [self.output.master])
-            reader = p.LineReader(conn.recv)
-            attach = reader.read()
-        except p.VersionMismatch as exc:
-            self._refuse(conn, str(exc))
-            return
-        except (OSError, p.ProtocolError):
-            conn.close()
-            return
-        if attach is None or isinstance(attach, p.Status):
-            conn.close()
-            return
-        if not isinstance(attach, p.Attach):
-            self._refuse(conn, "the first message must be attach or status")
-            return
-        name = f"pid {attach.pid}" + (f" ({attach.name})" if attach.name else "")
-        with self.output.lock, self._send_lock:  # no output line between the tail and the live lines
-            if self._ending:
-                refused = f"trainer pid {os.getpid()} is ending: it had no client for {self.detach_timeout_s / 60:g} min"
-            elif self._client is not None:
-                refused = self._busy_line()
-            else:
-                refused = None
-                self._client, self._client_name, self._client_since = conn, name, time.time()
-                self._attaches += 1
-                number = self._attaches
-                self.stop.clear()
-                step, partial = self.output.hand_over()
-                try:
-                    conn.sendall(p.dumps(p.Attached(step, partial.decode("latin-1"))))
-                    if self.output.tail:
-                        conn.sendall(p.dumps(p.Output(tuple(self.output.tail))))
-                except OSError:
-                    self._client = None
-                    self._alone_since, self._alone_wall = time.monotonic(), time.time()
-                    self.output.take_back()
-                    conn.close()
-                    return
-        if refused:
-            self._refuse(conn, refused)
-            return
-        self.attached.set()
-        self.commands.put(_Attached(number))
-        try:
-            while True:
-                command = reader.read()
-                if command is None:
-                    break
-                if isinstance(command, p.Pause):
-                    self.stop.set()
-                elif isinstance(command, p.SetControls):
-                    self._set_controls(command)
-                elif isinstance(command, p.Interrupt):
-                    if self.busy:
-                        self._interrupt_asked = True
-                        os.kill(os.getpid(), signal.SIGINT)
-                else:
-                    if isinstance(command, p.Quit):
-                        self.stop.set()
-                        if self.busy:  # a step stuck in the user's code: interrupted, so the trace ends
-                            self._interrupt_asked = True
-                            os.kill(os.getpid(), signal.SIGINT)
-                    self.commands.put(command)
-        except (OSError, p.ProtocolError) as exc:
-            self.send(p.Error(f"gdtui protocol: {exc}"))
-        self._drop(conn)
-
-    def _client_description(self) -> str:
-        from gdtui.client import ago
-
-        since = time.strftime("%H:%M:%S", time.localtime(self._client_since))
-        return f"{self._client_name}, attached at {since} ({ago(time.time() - self._client_since)} ago)"
-
-    def _busy_line(self) -> str:
-        return (f"trainer pid {os.getpid()} ({self.args.scenario}) already has a client: "
-                f"{self._client_description()}; detach it first")
-
-    def _refuse(self, conn: socket.socket, reason: str) -> None:
-        try:
-            conn.sendall(p.dumps(p.Refused(reason)))
-        except OSError:
-            pass
-        conn.close()
+    def on_command(self, command) -> None:
+        """From a connection's thread: queue ``command``, or act on it at once."""
+        if isinstance(command, p.Pause):
+            self.stop.set()
+        elif isinstance(command, p.SetControls):
+            self._set_controls(command)
+        elif isinstance(command, p.Interrupt):
+            if self.busy:
+                self._interrupt_asked = True
+                os.kill(os.getpid(), signal.SIGINT)
+        else:
+            if isinstance(command, p.Quit):
+                self.stop.set()
+                if self.busy:  # a step stuck in the user's code: interrupted, so the trace ends
+                    self._interrupt_asked = True
+                    os.kill(os.getpid(), signal.SIGINT)
+            self.commands.put(command)
 
     # --- the main thread ----------------------------------------------------------------------
 
@@ -390,7 +104,7 @@ class Trainer:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_end_signal)
         signal.signal(signal.SIGHUP, self._on_sighup)
-        threading.Thread(target=self.accept, name="gdtui-accept", daemon=True).start()
+        self.link.start()
         try:
             return self._main()
         except _Ending as ending:
@@ -405,15 +119,15 @@ class Trainer:
     def _main(self) -> int:
         poll = None if not self.detach_timeout_s else min(1.0, self.detach_timeout_s / 4)
         if self.args.wait:
-            while not self.attached.wait(poll):
-                if self._alone_too_long():
+            while not self.link.attached.wait(poll):
+                if self.link.alone_too_long():
                     return 0
         self._run_command(self._load)
         while True:
             try:
                 command = self.commands.get(timeout=poll)
             except queue.Empty:
-                if self._alone_too_long():
+                if self.link.alone_too_long():
                     self._end_trace()
                     self.say(f"gdtui: no client for {self.detach_timeout_s / 60:g} min: the trainer at {self.path} ends")
                     return 0
@@ -435,14 +149,6 @@ class Trainer:
         """The trace's end line (``error`` when the scenario never loaded); the temporary one is removed."""
         if self.trace is not None:
             self.trace.end(self.session, self.load_error)
-
-    def _alone_too_long(self) -> bool:
-        """No client for detach_timeout_s: from now on none attaches, and the trainer ends."""
-        with self._send_lock:
-            if self._client is None and self.detach_timeout_s and \
-                    time.monotonic() - self._alone_since >= self.detach_timeout_s:
-                self._ending = True
-        return self._ending
 
     def say(self, line: str) -> None:
         """One line on the terminal a --listen trainer was started in, while it is there."""
@@ -500,7 +206,7 @@ class Trainer:
             self.session._abandon_step()
 
     def _greet(self) -> None:
-        self._greeted = self._attaches
+        self._greeted = self.link.attaches
         if self.session is not None:
             self.send(self._opened())
         elif self.load_error is not None:
@@ -542,7 +248,7 @@ class Trainer:
                 session = Session(args.scenario, **session_options(args, watch_activations=True))
             except ScenarioError as exc:
                 self.load_error = str(exc)
-                self._greeted = self._attaches
+                self._greeted = self.link.attaches
                 self.send(p.LoadFailed(self.load_error))
                 self.say(f"{exc} (a client's reset loads it again)")
                 return
@@ -558,7 +264,7 @@ class Trainer:
         self.load_error = None
         self.charts.describe()
         self.output.sync(self.send)
-        self._greeted = self._attaches
+        self._greeted = self.link.attaches
         self.send(self._opened(warning))
         if reset:
             self._frame()  # with the chart of the view in force
