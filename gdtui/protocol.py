@@ -72,6 +72,15 @@ def _float(x: float) -> Any:
     return {"$f": "nan" if x != x else ("inf" if x > 0 else "-inf")}
 
 
+def _finite_numbers(values: list | tuple) -> bool:
+    """True when ``values`` holds only finite numbers, which JSON writes as they are (and ``encode``
+    would leave as they are). One pass in C (fsum), not a call a value: a frame may carry thousands."""
+    try:
+        return math.isfinite(math.fsum(values))
+    except (TypeError, ValueError, OverflowError):  # not numbers; inf - inf; an overflow
+        return False
+
+
 def encode(value: Any) -> Any:
     """``value`` as JSON values: records, tuples, mappings, lists, str, int, float, bool, None."""
     if value is None or value is True or value is False or isinstance(value, (str, int)):
@@ -79,9 +88,9 @@ def encode(value: Any) -> Any:
     if isinstance(value, float):
         return _float(value)
     if isinstance(value, list):
-        return [encode(v) for v in value]
+        return value if _finite_numbers(value) else [encode(v) for v in value]
     if isinstance(value, tuple):
-        return {"$t": [encode(v) for v in value]}
+        return {"$t": list(value) if _finite_numbers(value) else [encode(v) for v in value]}
     if isinstance(value, Mapping):
         return {"$m": {str(k): encode(v) for k, v in value.items()}}
     cls = type(value)
@@ -89,6 +98,35 @@ def encode(value: Any) -> Any:
         # Only the dataclass fields: a TensorView's values and statistics computed on first use are not sent.
         return {"$r": cls.__name__, "f": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(cls)}}
     raise ProtocolError(f"cannot send a {cls.__name__} in a message")
+
+
+#: A tensor of more elements than this crosses to a screen as its statistics (a frame, a stop): the
+#: table shows at most 8 values, and every value of one tensor comes on request (``detail``).
+SCREEN_VALUES = 64
+
+
+def for_screen(record: Any) -> Any:
+    """``record`` (a SessionState or a StepRecord) with each TensorView of more than SCREEN_VALUES
+    elements replaced by its statistics; the same numbers a screen shows, at a fraction of the bytes."""
+    if isinstance(record, SessionState):
+        return dataclasses.replace(record, params=_views(record.params), grads=_views(record.grads),
+                                   last=for_screen(record.last))
+    if isinstance(record, StepRecord):
+        return dataclasses.replace(record, params=_views(record.params), grads=_views(record.grads),
+                                   updates=_views(record.updates))
+    return record
+
+
+def _views(views: Mapping[str, TensorView | None]) -> Mapping[str, TensorView | None]:
+    if not any(v is not None and v.flat is not None and v.numel > SCREEN_VALUES for v in views.values()):
+        return views
+    return frozen_map({name: _summary(v) for name, v in views.items()})
+
+
+def _summary(view: TensorView | None) -> TensorView | None:
+    if view is None or view.flat is None or view.numel <= SCREEN_VALUES:
+        return view
+    return TensorView(view.shape, view.dtype, None, tuple(view._stats), view.norm_only)
 
 
 def decode(value: Any) -> Any:
@@ -160,6 +198,8 @@ class Step:
     """Run ``n`` whole steps (each finishes the step in progress first)."""
 
     n: int = 1
+    #: Send a ``stepped`` for each step; a screen, which shows the final ``frame`` only, says False.
+    records: bool = True
 
 
 @_message("phase")

@@ -214,7 +214,7 @@ class Trainer:
 
     def _opened(self, warning: str | None = None) -> p.Opened:
         trace = self.trace.path if self.trace is not None else None
-        return p.Opened(self.session.state(), self.charts.views, warning, str(trace) if trace is not None else None)
+        return p.Opened(p.for_screen(self.session.state()), self.charts.views, warning, str(trace) if trace is not None else None)
 
     def _load(self) -> None:
         from gdtui.cli import configure
@@ -286,8 +286,9 @@ class Trainer:
         broken = self.trace.take_error() if final and self.trace is not None else None
         if broken:  # a full disk: said once, never dropped
             notice = "; ".join(n for n in (notice, broken) if n)
-        self.send(p.Frame(self.session.state(), self.charts.frame() if chart else None, final=final,
-                          steps_per_s=rate, notice=notice))
+        frame = p.Frame(p.for_screen(self.session.state()), self.charts.frame() if chart else None, final=final,
+                        steps_per_s=rate, notice=notice)
+        (self.send if final else self.link.send_latest)(frame)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -306,7 +307,7 @@ class Trainer:
         session = self.session
         try:
             if isinstance(command, p.Step):
-                self._steps(command.n, run=False)
+                self._steps(command.n, run=False, records=command.records)
             elif isinstance(command, p.Run):
                 self._steps(command.limit, run=True)
             elif isinstance(command, p.Phase):
@@ -340,7 +341,7 @@ class Trainer:
             self.send(p.Error(str(exc), command.TYPE))
             self._frame()
 
-    def _steps(self, limit: int | None, run: bool) -> None:
+    def _steps(self, limit: int | None, run: bool, records: bool = True) -> None:
         """Step n (``run`` false: whole steps, Stepped for each) or a run (paced frames, stop
         conditions), through gdtui.engine.runner.Run: Stopped, then the final frame."""
         from gdtui.engine import display
@@ -363,7 +364,7 @@ class Trainer:
                     steps.interrupt(exc)
                     break
                 if type(event) is Stepped:
-                    if not run:
+                    if records and not run:
                         self.send(p.Stepped(event.record))
                 elif event is steps.stopped:
                     break
@@ -377,7 +378,7 @@ class Trainer:
             self._roll_back()
         self.output.sync(self.send)
         message = INTERRUPTED if stopped.reason == "interrupted" else stopped.message
-        self.send(p.Stopped(stopped.reason, stopped.record, message))
+        self.send(p.Stopped(stopped.reason, p.for_screen(stopped.record), message))
         if stopped.error:
             self.send(p.Error(stopped.error, "run" if run else "step"))
         notice = INTERRUPTED if stopped.reason == "interrupted" else display.stop_notice(stopped)

@@ -8,7 +8,8 @@ listening socket and the one attached connection:
   naming the attached one;
 * one reader a connection hands its commands to the trainer (``on_command``); a client that goes
   away sets ``stop`` (a run pauses) and leaves the trainer waiting for the next;
-* ``send`` writes one message to the attached client, if any.
+* ``send`` writes one message to the attached client, if any; ``send_latest`` hands a run's frame
+  to a writer thread that keeps only the latest one, so a run never waits on the socket.
 
 :class:`OutputCapture` puts fds 1 and 2 onto a pseudo-terminal. One reader at a time reads its
 other end: a thread of this process while no client is attached, the client while one is (see
@@ -210,6 +211,12 @@ class ClientLink:
         self._alone_wall = self.started
         self.ending = False  # alone too long: the trainer ends, no client attaches any more
         self._send_lock = threading.Lock()
+        #: send_latest's one waiting message, and the count of send()s that would overtake it.
+        self._slot_lock = threading.Lock()
+        self._slot = None
+        self._slot_ready = threading.Event()
+        self._generation = 0
+        self._writer: threading.Thread | None = None
         self.attached = threading.Event()
         self.attaches = 0  # connections attached so far
         self.output = OutputCapture(lambda lines: self.send(p.Output(lines)))
@@ -221,9 +228,13 @@ class ClientLink:
     # --- sending ----------------------------------------------------------------------------
 
     def send(self, message) -> None:
-        """To the attached client, if any; a client that cannot take it is dropped."""
+        """To the attached client, if any; a client that cannot take it is dropped. A frame that
+        ``send_latest`` left waiting is dropped: this message comes after it."""
         data = p.dumps(message)
         with self._send_lock:
+            with self._slot_lock:
+                self._slot = None
+                self._generation += 1
             client = self._client
             if client is None:
                 return
@@ -233,6 +244,36 @@ class ClientLink:
             except OSError:
                 pass
         self._drop(client)
+
+    def send_latest(self, message) -> None:
+        """A message that the next one replaces (a run's frame): the writer thread encodes and sends
+        it, so the run never waits on the socket; one still waiting when the next comes is dropped."""
+        with self._slot_lock:
+            self._slot = message
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_latest, name="gdtui-frames", daemon=True)
+                self._writer.start()
+        self._slot_ready.set()
+
+    def _write_latest(self) -> None:
+        while True:
+            self._slot_ready.wait()
+            with self._slot_lock:
+                message, generation, self._slot = self._slot, self._generation, None
+                self._slot_ready.clear()
+            if message is None:
+                continue
+            data = p.dumps(message)
+            with self._send_lock:
+                client = self._client
+                if client is None or generation != self._generation:  # a later message went first
+                    continue
+                try:
+                    client.sendall(data)
+                    continue
+                except OSError:
+                    pass
+            self._drop(client)
 
     def _drop(self, client: socket.socket) -> None:
         with self.output.lock, self._send_lock:  # the order _serve takes them in
