@@ -38,6 +38,8 @@ from gdtui.marked_output import MarkedLines
 
 #: How long ``start`` waits for a new trainer's socket.
 START_TIMEOUT_S = 60.0
+#: After a read of the trainer's output that held only step marks, the next waits this long.
+OUTPUT_PAUSE_S = 0.005
 #: Output lines kept for Ended.
 LAST_LINES = 20
 #: How long a trainer has to answer a connection (its hello, then Attached or Refused).
@@ -91,6 +93,7 @@ class TrainerClient:
         attached = attached or p.Attached()
         self._lines = MarkedLines(attached.step, attached.partial.encode("latin-1"))
         self._sync_seen = 0
+        self._output_after = 0.0  # the output is not read before this time (time.monotonic())
         self._done = threading.Event()
         self._end: Ended | None = None
         self.hello = hello
@@ -278,7 +281,14 @@ class TrainerClient:
 
     def _wait_and_take(self) -> bool:
         """Wait for the socket or the output; take what came. False at the socket's end."""
-        ready, _, _ = select.select([self.sock] if self._output is None else [self.sock, self._output], [], [])
+        watched, timeout = [self.sock], None
+        if self._output is not None:
+            wait = self._output_after - time.monotonic()
+            if wait > 0:
+                timeout = wait  # the output waits a little (see _take_output); the socket does not
+            else:
+                watched.append(self._output)
+        ready, _, _ = select.select(watched, [], [], timeout)
         if self._output is not None and self._output in ready:
             self._take_output()
         if self.sock in ready:
@@ -299,7 +309,9 @@ class TrainerClient:
             self.last_lines.extend(text for _, text in lines)
             self.events.put(p.Output(tuple(lines)))
         elif 0 < len(data) < 4096 and pace and not final:
-            time.sleep(0.005)  # marks of many short steps (a run): one read, not one wake a step
+            # Marks alone, as a run writes one a step: the next read of the output waits 5 ms, so a
+            # run wakes this thread 200 times a second at most, not once a step. Events do not wait.
+            self._output_after = time.monotonic() + OUTPUT_PAUSE_S
         return len(data)
 
     def _read_output_until(self, n: int) -> None:
