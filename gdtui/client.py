@@ -308,7 +308,9 @@ class TrainerClient:
         if lines:
             self.last_lines.extend(text for _, text in lines)
             self.events.put(p.Output(tuple(lines)))
-        elif 0 < len(data) < 4096 and pace and not final:
+        elif not data and not final:  # EIO (every writer gone) or another reader took it: no spin
+            self._output_after = time.monotonic() + OUTPUT_PAUSE_S
+        elif len(data) < 4096 and pace and not final:
             # Marks alone, as a run writes one a step: the next read of the output waits 5 ms, so a
             # run wakes this thread 200 times a second at most, not once a step. Events do not wait.
             self._output_after = time.monotonic() + OUTPUT_PAUSE_S
