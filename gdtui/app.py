@@ -273,6 +273,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
 
     def _still_busy(self) -> None:
         """A job outlasted KEYS_DIM_DELAY: dim the keys it holds back, and say a step is running."""
+        self._dim_timer = None
         self._refresh_keys()
         if self.busy and not self.running and not self.activity:
             self.activity = "step running… (q quits)"
@@ -282,7 +283,10 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self._refresh_keys()
 
     def _refresh_keys(self) -> None:
-        """Redraw the footer when, and only when, the set of keys that can act changed."""
+        """Redraw the footer when, and only when, the set of keys that can act changed; not while a
+        job is younger than KEYS_DIM_DELAY (a step's frame would rebuild it, and its end again)."""
+        if self._dim_timer is not None:
+            return
         enabled = tuple(self.check_action(b.action, ()) for b in BINDINGS)
         if enabled != self._enabled:
             self._enabled = enabled

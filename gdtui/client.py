@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import signal
 import socket
 import stat
@@ -33,9 +34,12 @@ from typing import TextIO
 
 from gdtui import __version__
 from gdtui import protocol as p
+from gdtui.marked_output import MarkedLines
 
 #: How long ``start`` waits for a new trainer's socket.
 START_TIMEOUT_S = 60.0
+#: After a read of the trainer's output that held only step marks, the next waits this long.
+OUTPUT_PAUSE_S = 0.005
 #: Output lines kept for Ended.
 LAST_LINES = 20
 #: How long a trainer has to answer a connection (its hello, then Attached or Refused).
@@ -80,10 +84,18 @@ class TrainerClient:
     """One connection to a trainer; ``process`` is the trainer when this client started it."""
 
     def __init__(self, sock: socket.socket, hello: p.Hello, path: str, process: subprocess.Popen | None = None,
-                 name: str = "", output: int | None = None, reader: p.LineReader | None = None):
+                 name: str = "", output: int | None = None, reader: p.LineReader | None = None,
+                 attached: p.Attached | None = None):
         self.sock = sock
-        #: A copy of the trainer's pseudo-terminal (its reading end), read only once the trainer ended.
+        #: A copy of the trainer's pseudo-terminal (its reading end): the reader thread reads it
+        #: while this client is attached, and drains it once the trainer ended.
         self._output = output
+        attached = attached or p.Attached()
+        self._lines = MarkedLines(attached.step, attached.partial.encode("latin-1"))
+        self._sync_seen = 0
+        self._output_after = 0.0  # the output is not read before this time (time.monotonic())
+        self._done = threading.Event()
+        self._end: Ended | None = None
         self.hello = hello
         self.path = path
         self.process = process
@@ -169,7 +181,7 @@ class TrainerClient:
             if isinstance(exc, OSError):
                 raise TrainerError(f"{path}: the trainer did not answer ({exc.strerror or 'timed out'})") from None
             raise
-        return cls(sock, first, path, process, name, output, reader)
+        return cls(sock, first, path, process, name, output, reader, answer)
 
     # --- talking ------------------------------------------------------------------------------
 
@@ -198,14 +210,11 @@ class TrainerClient:
     def detach(self) -> None:
         """Close the connection and leave the trainer running (paused)."""
         self._closed = True
-        with self._send_lock:
-            output, self._output = self._output, None
-        if output is not None:
-            os.close(output)
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)  # the reader thread ends, and closes the output
         except OSError:
             pass
+        self._done.wait(ANSWER_TIMEOUT_S)
         self.sock.close()
 
     def quit(self, timeout: float = 10.0) -> Ended | None:
@@ -227,7 +236,8 @@ class TrainerClient:
             except ProcessLookupError:
                 pass
             process.wait()
-        ended = self._ended()
+        self._done.wait(ANSWER_TIMEOUT_S)  # the reader thread reads the rest of the output
+        ended = self._end or self._ended()
         self.detach()
         return ended
 
@@ -244,38 +254,96 @@ class TrainerClient:
 
     def _read(self) -> None:
         detail = ""
-        while True:
-            try:
-                event = self._reader.read()
-            except (OSError, p.ProtocolError) as exc:
-                detail = "" if self._closed else str(exc)
-                break
-            if event is None:
-                break
-            if isinstance(event, p.Refused):  # a refusal after the hello (another client attached meanwhile)
-                detail = event.reason
-                break
-            if isinstance(event, p.Output):
-                self.last_lines.extend(text for _, text in event.lines)
-            self.events.put(event)
-        self.events.put(self._ended(detail))
+        try:
+            while True:
+                try:
+                    event = self._reader.buffered()
+                    if event is None:
+                        if not self._wait_and_take():
+                            break
+                        continue
+                except (OSError, ValueError, p.ProtocolError) as exc:
+                    detail = "" if self._closed else str(exc)
+                    break
+                if isinstance(event, p.Refused):  # a refusal after the hello (another client attached meanwhile)
+                    detail = event.reason
+                    break
+                if isinstance(event, p.OutputSync):
+                    self._read_output_until(event.n)
+                    continue
+                if isinstance(event, p.Output):
+                    self.last_lines.extend(text for _, text in event.lines)
+                self.events.put(event)
+            self._end = self._ended(detail)
+            self.events.put(self._end)
+        finally:
+            self._done.set()
+
+    def _wait_and_take(self) -> bool:
+        """Wait for the socket or the output; take what came. False at the socket's end."""
+        watched, timeout = [self.sock], None
+        if self._output is not None:
+            wait = self._output_after - time.monotonic()
+            if wait > 0:
+                timeout = wait  # the output waits a little (see _take_output); the socket does not
+            else:
+                watched.append(self._output)
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if self._output is not None and self._output in ready:
+            self._take_output()
+        if self.sock in ready:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                return False
+            self._reader.feed(chunk)
+        return True
+
+    def _take_output(self, final: bool = False, pace: bool = True) -> int:
+        """Read the trainer's output once (all that is left when ``final``): its lines become an
+        Output event. The number of bytes read."""
+        data = _drain(self._output) if final else _read_some(self._output)
+        lines, synced = self._lines.feed(data, final=final)
+        if synced is not None:
+            self._sync_seen = max(self._sync_seen, synced)
+        if lines:
+            self.last_lines.extend(text for _, text in lines)
+            self.events.put(p.Output(tuple(lines)))
+        elif not data and not final:  # EIO (every writer gone) or another reader took it: no spin
+            self._output_after = time.monotonic() + OUTPUT_PAUSE_S
+        elif len(data) < 4096 and pace and not final:
+            # Marks alone, as a run writes one a step: the next read of the output waits 5 ms, so a
+            # run wakes this thread 200 times a second at most, not once a step. Events do not wait.
+            self._output_after = time.monotonic() + OUTPUT_PAUSE_S
+        return len(data)
+
+    def _read_output_until(self, n: int) -> None:
+        """The trainer wrote sync mark ``n``: read the output up to it (a second at most)."""
+        deadline = time.monotonic() + 1.0
+        while self._output is not None and self._sync_seen < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select([self._output], [], [], left)
+            if ready and not self._take_output(pace=False):
+                return
 
     def _ended(self, detail: str = "") -> Ended:
         process = self.process
         status = sig = None
         if process is not None:
             try:
-                code = process.wait(timeout=10)
+                code = process.poll() if self._closed else process.wait(timeout=10)  # detached: it runs on
             except subprocess.TimeoutExpired:
                 code = None
             if code is not None:
                 status, sig = (None, -code) if code < 0 else (code, None)
         with self._send_lock:  # the reader thread and quit() may both get here
             output, self._output = self._output, None
-        if output is not None and process is not None and process.poll() is not None:
-            rest = p.OUTPUT_MARK.sub(b"", _drain(output))
-            self.last_lines.extend(line.rstrip(b"\r").decode("utf-8", "replace") for line in rest.splitlines())
         if output is not None:
+            if process is not None and process.poll() is not None:
+                self._output = output
+                self._take_output(final=True)
+                self._output = None
             os.close(output)
         return Ended(status, sig, tuple(self.last_lines), detail)
 
@@ -493,6 +561,16 @@ def _read_one(sock: socket.socket):
     if not byte:
         raise TrainerError("the trainer closed the connection before its hello")
     return p.loads(bytes(line)), output
+
+
+def _read_some(fd: int) -> bytes:
+    """One read of the trainer's pseudo-terminal; b"" when another reader took it first."""
+    try:
+        return os.read(fd, 1 << 16)
+    except (BlockingIOError, InterruptedError):
+        return b""
+    except OSError:  # EIO: every writer is gone
+        return b""
 
 
 def _drain(fd: int) -> bytes:

@@ -14,6 +14,7 @@ next start (``r``) starts a new trainer. This module imports no torch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -150,6 +151,8 @@ class ClientPort:
         if not isinstance(command, _AT_ONCE):
             with self._lock:
                 self._pending.append(command)
+        if isinstance(command, p.Step) and command.records:
+            command = dataclasses.replace(command, records=False)  # the screen shows the final frame only
         try:
             client.send(command)
         except OSError:

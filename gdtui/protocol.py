@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +34,9 @@ from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, Tens
 #: type or a change in who speaks when, is. 2: the hello comes first on every connection and says
 #: the trainer's status; a client answers it with ``attach`` (acknowledged by ``attached``) or ``status``.
 #: 3: every queued command ends with ``done``; ``set_controls`` acts at once and is answered with
-#: ``controls``; a reset's ``opened`` is followed by a ``frame``.
-PROTOCOL_VERSION = 4
+#: ``controls``; a reset's ``opened`` is followed by a ``frame``. 5: the attached client reads the
+#: trainer's pseudo-terminal itself (``attached`` hands it over; ``output_sync`` orders it).
+PROTOCOL_VERSION = 5
 
 #: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
 MAX_LINE = 256 * 2**20
@@ -72,6 +72,15 @@ def _float(x: float) -> Any:
     return {"$f": "nan" if x != x else ("inf" if x > 0 else "-inf")}
 
 
+def _finite_numbers(values: list | tuple) -> bool:
+    """True when ``values`` holds only finite numbers, which JSON writes as they are (and ``encode``
+    would leave as they are). One pass in C (fsum), not a call a value: a frame may carry thousands."""
+    try:
+        return math.isfinite(math.fsum(values))
+    except (TypeError, ValueError, OverflowError):  # not numbers; inf - inf; an overflow
+        return False
+
+
 def encode(value: Any) -> Any:
     """``value`` as JSON values: records, tuples, mappings, lists, str, int, float, bool, None."""
     if value is None or value is True or value is False or isinstance(value, (str, int)):
@@ -79,9 +88,9 @@ def encode(value: Any) -> Any:
     if isinstance(value, float):
         return _float(value)
     if isinstance(value, list):
-        return [encode(v) for v in value]
+        return value if _finite_numbers(value) else [encode(v) for v in value]
     if isinstance(value, tuple):
-        return {"$t": [encode(v) for v in value]}
+        return {"$t": list(value) if _finite_numbers(value) else [encode(v) for v in value]}
     if isinstance(value, Mapping):
         return {"$m": {str(k): encode(v) for k, v in value.items()}}
     cls = type(value)
@@ -89,6 +98,35 @@ def encode(value: Any) -> Any:
         # Only the dataclass fields: a TensorView's values and statistics computed on first use are not sent.
         return {"$r": cls.__name__, "f": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(cls)}}
     raise ProtocolError(f"cannot send a {cls.__name__} in a message")
+
+
+#: A tensor of more elements than this crosses to a screen as its statistics (a frame, a stop): the
+#: table shows at most 8 values, and every value of one tensor comes on request (``detail``).
+SCREEN_VALUES = 64
+
+
+def for_screen(record: Any) -> Any:
+    """``record`` (a SessionState or a StepRecord) with each TensorView of more than SCREEN_VALUES
+    elements replaced by its statistics; the same numbers a screen shows, at a fraction of the bytes."""
+    if isinstance(record, SessionState):
+        return dataclasses.replace(record, params=_views(record.params), grads=_views(record.grads),
+                                   last=for_screen(record.last))
+    if isinstance(record, StepRecord):
+        return dataclasses.replace(record, params=_views(record.params), grads=_views(record.grads),
+                                   updates=_views(record.updates))
+    return record
+
+
+def _views(views: Mapping[str, TensorView | None]) -> Mapping[str, TensorView | None]:
+    if not any(v is not None and v.flat is not None and v.numel > SCREEN_VALUES for v in views.values()):
+        return views
+    return frozen_map({name: _summary(v) for name, v in views.items()})
+
+
+def _summary(view: TensorView | None) -> TensorView | None:
+    if view is None or view.flat is None or view.numel <= SCREEN_VALUES:
+        return view
+    return TensorView(view.shape, view.dtype, None, tuple(view._stats), view.norm_only)
 
 
 def decode(value: Any) -> Any:
@@ -160,6 +198,8 @@ class Step:
     """Run ``n`` whole steps (each finishes the step in progress first)."""
 
     n: int = 1
+    #: Send a ``stepped`` for each step; a screen, which shows the final ``frame`` only, says False.
+    records: bool = True
 
 
 @_message("phase")
@@ -284,7 +324,13 @@ class Hello:
 
 @_message("attached")
 class Attached:
-    """The answer to Attach when it is taken: this connection is the trainer's client now."""
+    """The answer to Attach when it is taken: this connection is the trainer's client now, and it
+    reads the trainer's output itself, from the copy of the pseudo-terminal that came with the
+    hello. ``step``: the step of the output that follows; ``partial``: the bytes of a line the
+    trainer had begun to read (latin-1, so any byte goes through)."""
+
+    step: int = 0
+    partial: str = ""
 
 
 @_message("refused")
@@ -348,6 +394,15 @@ class Output:
     when they were written (0: while the scenario loaded)."""
 
     lines: tuple[tuple[int, str], ...]
+
+
+@_message("output_sync")
+class OutputSync:
+    """The trainer wrote sync mark ``n`` into its output: a client that reads the output reads up to
+    that mark (a second at most) before it takes the next event, so a command's output comes
+    before its last event."""
+
+    n: int
 
 
 @_message("error")
@@ -423,8 +478,8 @@ class Exited:
 
 COMMANDS = (Attach, Status, Step, Phase, Run, Pause, Rewind, Reset, SetControls, GradientCheck, Compare, OptimizerState,
             Hints, Detail, Chart, Export, Interrupt, Quit)
-EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, Error, Report, DetailData,
-          ChartReady, Controls, Progress, Done, Exited)
+EVENTS = (Hello, Attached, Refused, Opened, LoadFailed, Stepped, Frame, Stopped, Output, OutputSync, Error, Report,
+          DetailData, ChartReady, Controls, Progress, Done, Exited)
 
 
 def dumps(message: Any) -> bytes:
@@ -468,6 +523,21 @@ class LineReader:
         self._recv = recv  # a function of a byte count, returning b"" at the end
         self._buffer = bytearray()
 
+    def feed(self, chunk: bytes) -> None:
+        """Bytes received elsewhere (after a select): ``buffered`` takes the messages in them."""
+        self._buffer += chunk
+        if len(self._buffer) > MAX_LINE and self._buffer.find(b"\n") < 0:
+            raise ProtocolError(f"a message longer than {MAX_LINE // 2**20} MB")
+
+    def buffered(self) -> Any | None:
+        """The next message of what has arrived, or None when no whole line is there yet."""
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            return None
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return loads(line)
+
     def read(self) -> Any | None:
         while True:
             end = self._buffer.find(b"\n")
@@ -483,11 +553,6 @@ class LineReader:
                     raise ProtocolError("the stream ended inside a message")
                 return None
             self._buffer += chunk
-
-
-#: The trainer writes this into its own output at each step's start (see gdtui.trainer): a
-#: reader of that output strips it.
-OUTPUT_MARK = re.compile(rb"\x1b\]5757;gdtui-step=(-?\d+)\x07")
 
 
 # --- where sockets live ---------------------------------------------------------------------

@@ -2,20 +2,15 @@
 
 The trainer loads a scenario's Session in its main thread (so the user's code has ``__main__``,
 signals and KeyboardInterrupt where it expects them) and serves one Unix socket speaking
-gdtui.protocol to one client at a time. Its fds 1 and 2 are a pseudo-terminal that it reads
-itself: everything the user's code, a C extension or a subprocess writes there reaches the
-client as Output lines, each marked with the step in progress when it was written.
+gdtui.protocol to one client at a time. Its fds 1 and 2 are a pseudo-terminal: everything the
+user's code, a C extension or a subprocess writes there reaches the client as Output lines,
+each marked with the step in progress when it was written.
 
-Threads:
-* the main thread loads the scenario and runs the commands, one at a time, from a queue;
-* an acceptor takes connections: a second client while one is attached is refused, with a line
-  naming the attached one;
-* one reader a connection: commands go on the queue, except Pause and Interrupt, which act at
-  once (stop a run; SIGINT to this process, whose handler raises KeyboardInterrupt only while a
-  command runs). A client that goes away pauses a run and leaves the trainer waiting for the next;
-* the output reader drains the pseudo-terminal. The main thread writes a private escape
-  sequence into it at each step's start, so the reader knows exactly where each step's output
-  begins, whichever thread or process wrote it.
+This module runs the commands: the main thread loads the scenario and runs them, one at a time,
+from a queue. gdtui.trainer_socket serves them (the socket, the attached client, the output):
+each connection's thread hands its commands to :meth:`Trainer.on_command`, which queues them,
+except Pause, SetControls and Interrupt, which act at once (stop a run; set a control; SIGINT to
+this process, whose handler raises KeyboardInterrupt only while a command runs).
 
 A client that goes away, and SIGHUP (the terminal or SSH session that started a --listen trainer
 went away), pause a run; the trainer waits for the next client. With no client for
@@ -31,171 +26,22 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-import select
 import signal
 import socket
 import stat
 import sys
 import threading
-import time
-import tty
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdtui import __version__
 from gdtui import protocol as p
+from gdtui.trainer_socket import ClientLink, SocketInUse, bind_socket
 
-#: Written into the pseudo-terminal by the main thread: the step the output after it belongs to.
-MARK = b"\x1b]5757;gdtui-step=%d\x07"
-_MARK = p.OUTPUT_MARK
-#: Sync marks (negative numbers) tell the output reader to report back: a command's output is
-#: all sent before its last event.
-_SYNC_WAIT_S = 1.0
-#: Output lines kept for a client that attaches later, and for the last lines of a trainer that ended.
-TAIL_LINES = 500
-#: A partial line longer than this is sent as it stands.
-LONG_LINE = 1 << 16
 #: Frames a run sends, at most, a second.
 RUN_FRAMES_PER_S = 20
 #: A trainer with no client for this many minutes ends (--detach-timeout; --listen: never).
 DETACH_TIMEOUT_MIN = 30.0
-
-
-class SocketInUse(Exception):
-    """The socket path cannot be served: one line."""
-
-
-def bind_socket(path: str) -> socket.socket:
-    """A listening Unix socket at ``path``, mode 0600. A stale socket there (nobody answers) is
-    replaced; anything else that exists there is refused with SocketInUse."""
-    if len(os.fsencode(path)) > 100:
-        raise SocketInUse(f"{path}: too long for a Unix socket path; choose a shorter one")
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None:
-        if not stat.S_ISSOCK(info.st_mode):
-            raise SocketInUse(f"{path} exists and is not a socket; choose another path")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)  # stale: its trainer is gone
-        except OSError as exc:
-            raise SocketInUse(f"{path}: cannot check the socket there ({exc.strerror})") from None
-        else:
-            raise SocketInUse(f"{path}: a trainer is already listening there; gdtui --connect {path} opens it")
-        finally:
-            probe.close()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)  # no moment when someone else could connect
-    try:
-        server.bind(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    server.listen(4)
-    return server
-
-
-class OutputCapture:
-    """fds 1 and 2 onto a pseudo-terminal; a thread reads its other end into marked lines."""
-
-    def __init__(self, sink):
-        self._sink = sink  # called with a tuple of (step, line), under self.lock
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no \r\n translation, no echo: bytes arrive as written
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(slave, 1)
-        os.dup2(slave, 2)
-        os.close(slave)
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # a terminal now: lines go out as printed
-        self.master = master
-        self.lock = threading.Lock()
-        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_LINES)
-        self.step = 0
-        self.throttle = False  # during a run: read in batches rather than at every step's mark
-        self._partial = b""
-        self._synced = threading.Condition()
-        self._sync_seen = 0
-        threading.Thread(target=self._read, name="gdtui-output", daemon=True).start()
-
-    def mark(self, step: int) -> None:
-        """From the main thread: what is written from now on belongs to ``step``."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.write(1, MARK % step)
-
-    def sync(self) -> None:
-        """From the main thread: wait (a second at most) until everything written so far is sent."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with self._synced:
-            target = self._sync_seen + 1
-        os.write(1, MARK % -target)
-        deadline = time.monotonic() + _SYNC_WAIT_S
-        with self._synced:
-            while self._sync_seen < target and time.monotonic() < deadline:
-                self._synced.wait(deadline - time.monotonic())
-
-    def _read(self) -> None:
-        while True:
-            try:
-                select.select([self.master], [], [])
-                data = os.read(self.master, 1 << 16)
-            except OSError:
-                return
-            if not data:
-                return
-            self._take(data)
-            if self.throttle and len(data) < 4096:
-                time.sleep(0.005)  # marks of many short steps: one read, not one wake a step
-
-    def _take(self, data: bytes) -> None:
-        lines: list[tuple[int, str]] = []
-        synced = None
-        with self.lock:
-            buffer = self._partial + data
-            pos = 0
-            for match in _MARK.finditer(buffer):
-                self._split(buffer[pos:match.start()], lines, final=True)
-                n = int(match.group(1))
-                if n < 0:
-                    synced = -n
-                else:
-                    self.step = n
-                pos = match.end()
-            rest = buffer[pos:]
-            cut = rest.rfind(b"\n")
-            keep_from = cut + 1
-            escape = rest.rfind(b"\x1b", keep_from)
-            if escape >= 0 and len(rest) - escape < 32:  # perhaps a mark cut in two by the read
-                self._split(rest[:escape], lines, final=False)
-                self._partial = rest[escape:] if escape >= keep_from else rest[keep_from:]
-            else:
-                self._split(rest, lines, final=len(rest) - keep_from > LONG_LINE)
-            if lines:
-                self.tail.extend(lines)
-                self._sink(tuple(lines))
-        if synced is not None:
-            with self._synced:
-                self._sync_seen = max(self._sync_seen, synced)
-                self._synced.notify_all()
-
-    def _split(self, chunk: bytes, lines: list, final: bool) -> None:
-        """Whole lines of ``chunk`` to ``lines``; the rest kept, or sent too when ``final``."""
-        *whole, rest = chunk.split(b"\n")
-        for line in whole:
-            lines.append((self.step, line.rstrip(b"\r").decode("utf-8", "replace")))
-        if final and rest:
-            lines.append((self.step, rest.rstrip(b"\r").decode("utf-8", "replace")))
-            rest = b""
-        self._partial = rest
 
 
 class Trainer:
@@ -215,164 +61,42 @@ class Trainer:
         self.trace = None
         self.busy = False  # a command runs in the main thread: SIGINT interrupts it
         self.stop = threading.Event()  # Pause, or the client went away: a run ends after its step
-        self._client: socket.socket | None = None
-        self._client_name = ""
-        self._client_since = 0.0  # when it attached (time.time())
-        self.started = time.time()
         #: Seconds with no client after which the trainer ends; 0: never.
         self.detach_timeout_s = 60.0 * (args.detach_timeout if args.detach_timeout is not None
                                         else (0.0 if args.listen else DETACH_TIMEOUT_MIN))
-        self._alone_since = time.monotonic()  # no client since then (meaningful while _client is None)
-        self._alone_wall = self.started
-        self._ending = False  # alone too long: the trainer ends, no client attaches any more
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
         self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
         self._cancel_check = False
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
         self.console: int | None = None
-        self._send_lock = threading.Lock()
-        self.attached = threading.Event()
-        self._attaches = 0  # connections attached so far
-        self._greeted = 0  # of which those already sent the state (an Opened goes to the attached one)
-        self.output = OutputCapture(self._output)
+        self._greeted = 0  # clients already sent the state (an Opened goes to the attached one)
+        self.link = ClientLink(server, path, scenario=args.scenario, listening=bool(args.listen),
+                               detach_timeout_s=self.detach_timeout_s, step=self._step, on_command=self.on_command,
+                               on_attach=lambda number: self.commands.put(_Attached(number)), stop=self.stop)
+        self.send = self.link.send
+        self.output = self.link.output
 
-    # --- sending ----------------------------------------------------------------------------
+    def _step(self) -> int:
+        session = self.session  # read from a connection's thread
+        return session.step_count if session is not None else 0
 
-    def _output(self, lines: tuple[tuple[int, str], ...]) -> None:
-        self.send(p.Output(lines))
-
-    def send(self, message) -> None:
-        """To the attached client, if any; a client that cannot take it is dropped."""
-        data = p.dumps(message)
-        with self._send_lock:
-            client = self._client
-            if client is None:
-                return
-            try:
-                client.sendall(data)
-            except OSError:
-                self._drop(client)
-
-    def _drop(self, client: socket.socket) -> None:
-        if self._client is client:
-            self._client = None
-            self._alone_since, self._alone_wall = time.monotonic(), time.time()
-            self.stop.set()  # a run pauses: the trainer waits for the next client
-        try:
-            client.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        client.close()
-
-    # --- connections --------------------------------------------------------------------------
-
-    def accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), name="gdtui-client", daemon=True).start()
-
-    def _hello(self) -> p.Hello:
-        """The hello of a new connection, which is also the trainer's status."""
-        session, attached = self.session, self._client is not None  # read without the lock: a stuck send holds it
-        client = self._client_description() if attached else None
-        alone = None if attached else self._alone_wall
-        return p.Hello(p.PROTOCOL_VERSION, __version__, os.getpid(), self.args.scenario,
-                       session.step_count if session is not None else 0, started=self.started, client=client,
-                       alone_since=alone, detach_timeout_s=self.detach_timeout_s or None,
-                       listening=bool(self.args.listen))
-
-    def _serve(self, conn: socket.socket) -> None:
-        """Greet (the hello is the status), then: a Status answer closes the connection; an Attach
-        of this version makes it the client, unless one is attached; then read its commands until
-        it goes away."""
-        try:
-            # With the hello, the client gets a copy of the pseudo-terminal's reading end: what the
-            # output thread had no time to read before this process died (a segfault) it reads then.
-            socket.send_fds(conn, [p.dumps(self._hello())], [self.output.master])
-            reader = p.LineReader(conn.recv)
-            attach = reader.read()
-        except p.VersionMismatch as exc:
-            self._refuse(conn, str(exc))
-            return
-        except (OSError, p.ProtocolError):
-            conn.close()
-            return
-        if attach is None or isinstance(attach, p.Status):
-            conn.close()
-            return
-        if not isinstance(attach, p.Attach):
-            self._refuse(conn, "the first message must be attach or status")
-            return
-        name = f"pid {attach.pid}" + (f" ({attach.name})" if attach.name else "")
-        with self.output.lock, self._send_lock:  # no output line between the tail and the live lines
-            if self._ending:
-                refused = f"trainer pid {os.getpid()} is ending: it had no client for {self.detach_timeout_s / 60:g} min"
-            elif self._client is not None:
-                refused = self._busy_line()
-            else:
-                refused = None
-                self._client, self._client_name, self._client_since = conn, name, time.time()
-                self._attaches += 1
-                number = self._attaches
-                self.stop.clear()
-                try:
-                    conn.sendall(p.dumps(p.Attached()))
-                    if self.output.tail:
-                        conn.sendall(p.dumps(p.Output(tuple(self.output.tail))))
-                except OSError:
-                    self._client = None
-                    self._alone_since, self._alone_wall = time.monotonic(), time.time()
-                    conn.close()
-                    return
-        if refused:
-            self._refuse(conn, refused)
-            return
-        self.attached.set()
-        self.commands.put(_Attached(number))
-        try:
-            while True:
-                command = reader.read()
-                if command is None:
-                    break
-                if isinstance(command, p.Pause):
-                    self.stop.set()
-                elif isinstance(command, p.SetControls):
-                    self._set_controls(command)
-                elif isinstance(command, p.Interrupt):
-                    if self.busy:
-                        self._interrupt_asked = True
-                        os.kill(os.getpid(), signal.SIGINT)
-                else:
-                    if isinstance(command, p.Quit):
-                        self.stop.set()
-                        if self.busy:  # a step stuck in the user's code: interrupted, so the trace ends
-                            self._interrupt_asked = True
-                            os.kill(os.getpid(), signal.SIGINT)
-                    self.commands.put(command)
-        except (OSError, p.ProtocolError) as exc:
-            self.send(p.Error(f"gdtui protocol: {exc}"))
-        with self._send_lock:
-            self._drop(conn)
-
-    def _client_description(self) -> str:
-        from gdtui.client import ago
-
-        since = time.strftime("%H:%M:%S", time.localtime(self._client_since))
-        return f"{self._client_name}, attached at {since} ({ago(time.time() - self._client_since)} ago)"
-
-    def _busy_line(self) -> str:
-        return (f"trainer pid {os.getpid()} ({self.args.scenario}) already has a client: "
-                f"{self._client_description()}; detach it first")
-
-    def _refuse(self, conn: socket.socket, reason: str) -> None:
-        try:
-            conn.sendall(p.dumps(p.Refused(reason)))
-        except OSError:
-            pass
-        conn.close()
+    def on_command(self, command) -> None:
+        """From a connection's thread: queue ``command``, or act on it at once."""
+        if isinstance(command, p.Pause):
+            self.stop.set()
+        elif isinstance(command, p.SetControls):
+            self._set_controls(command)
+        elif isinstance(command, p.Interrupt):
+            if self.busy:
+                self._interrupt_asked = True
+                os.kill(os.getpid(), signal.SIGINT)
+        else:
+            if isinstance(command, p.Quit):
+                self.stop.set()
+                if self.busy:  # a step stuck in the user's code: interrupted, so the trace ends
+                    self._interrupt_asked = True
+                    os.kill(os.getpid(), signal.SIGINT)
+            self.commands.put(command)
 
     # --- the main thread ----------------------------------------------------------------------
 
@@ -380,14 +104,14 @@ class Trainer:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_end_signal)
         signal.signal(signal.SIGHUP, self._on_sighup)
-        threading.Thread(target=self.accept, name="gdtui-accept", daemon=True).start()
+        self.link.start()
         try:
             return self._main()
         except _Ending as ending:
             for signum in (signal.SIGINT, signal.SIGTERM):  # a second one does not cut the ending short
                 signal.signal(signum, signal.SIG_IGN)
             self._end_trace()
-            self.output.sync()
+            self.output.sync(self.send)
             self.send(p.Exited(ending.status))
             self.say(f"gdtui: the trainer at {self.path} ended ({signal.Signals(ending.signum).name})")
             return ending.status
@@ -395,22 +119,22 @@ class Trainer:
     def _main(self) -> int:
         poll = None if not self.detach_timeout_s else min(1.0, self.detach_timeout_s / 4)
         if self.args.wait:
-            while not self.attached.wait(poll):
-                if self._alone_too_long():
+            while not self.link.attached.wait(poll):
+                if self.link.alone_too_long():
                     return 0
         self._run_command(self._load)
         while True:
             try:
                 command = self.commands.get(timeout=poll)
             except queue.Empty:
-                if self._alone_too_long():
+                if self.link.alone_too_long():
                     self._end_trace()
                     self.say(f"gdtui: no client for {self.detach_timeout_s / 60:g} min: the trainer at {self.path} ends")
                     return 0
                 continue
             if isinstance(command, p.Quit):
                 self._end_trace()
-                self.output.sync()
+                self.output.sync(self.send)
                 self.send(p.Exited(0))
                 return 0
             if isinstance(command, _Attached):
@@ -418,21 +142,13 @@ class Trainer:
                     self._greet()
                 continue
             self._run_command(lambda command=command: self._do(command))
-            self.output.sync()
+            self.output.sync(self.send)
             self.send(p.Done(command.TYPE))
 
     def _end_trace(self) -> None:
         """The trace's end line (``error`` when the scenario never loaded); the temporary one is removed."""
         if self.trace is not None:
             self.trace.end(self.session, self.load_error)
-
-    def _alone_too_long(self) -> bool:
-        """No client for detach_timeout_s: from now on none attaches, and the trainer ends."""
-        with self._send_lock:
-            if self._client is None and self.detach_timeout_s and \
-                    time.monotonic() - self._alone_since >= self.detach_timeout_s:
-                self._ending = True
-        return self._ending
 
     def say(self, line: str) -> None:
         """One line on the terminal a --listen trainer was started in, while it is there."""
@@ -490,7 +206,7 @@ class Trainer:
             self.session.abandon_step()
 
     def _greet(self) -> None:
-        self._greeted = self._attaches
+        self._greeted = self.link.attaches
         if self.session is not None:
             self.send(self._opened())
         elif self.load_error is not None:
@@ -498,7 +214,7 @@ class Trainer:
 
     def _opened(self, warning: str | None = None) -> p.Opened:
         trace = self.trace.path if self.trace is not None else None
-        return p.Opened(self.session.state(), self.charts.views, warning, str(trace) if trace is not None else None)
+        return p.Opened(p.for_screen(self.session.state()), self.charts.views, warning, str(trace) if trace is not None else None)
 
     def _load(self) -> None:
         from gdtui.cli import configure
@@ -532,7 +248,7 @@ class Trainer:
                 session = Session(args.scenario, **session_options(args, watch_activations=True))
             except ScenarioError as exc:
                 self.load_error = str(exc)
-                self._greeted = self._attaches
+                self._greeted = self.link.attaches
                 self.send(p.LoadFailed(self.load_error))
                 self.say(f"{exc} (a client's reset loads it again)")
                 return
@@ -547,8 +263,8 @@ class Trainer:
             self.trace.start(session.state())
         self.load_error = None
         self.charts.describe()
-        self.output.sync()
-        self._greeted = self._attaches
+        self.output.sync(self.send)
+        self._greeted = self.link.attaches
         self.send(self._opened(warning))
         if reset:
             self._frame()  # with the chart of the view in force
@@ -570,8 +286,9 @@ class Trainer:
         broken = self.trace.take_error() if final and self.trace is not None else None
         if broken:  # a full disk: said once, never dropped
             notice = "; ".join(n for n in (notice, broken) if n)
-        self.send(p.Frame(self.session.state(), self.charts.frame() if chart else None, final=final,
-                          steps_per_s=rate, notice=notice))
+        frame = p.Frame(p.for_screen(self.session.state()), self.charts.frame() if chart else None, final=final,
+                        steps_per_s=rate, notice=notice)
+        (self.send if final else self.link.send_latest)(frame)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -590,7 +307,7 @@ class Trainer:
         session = self.session
         try:
             if isinstance(command, p.Step):
-                self._steps(command.n, run=False)
+                self._steps(command.n, run=False, records=command.records)
             elif isinstance(command, p.Run):
                 self._steps(command.limit, run=True)
             elif isinstance(command, p.Phase):
@@ -624,7 +341,7 @@ class Trainer:
             self.send(p.Error(str(exc), command.TYPE))
             self._frame()
 
-    def _steps(self, limit: int | None, run: bool) -> None:
+    def _steps(self, limit: int | None, run: bool, records: bool = True) -> None:
         """Step n (``run`` false: whole steps, Stepped for each) or a run (paced frames, stop
         conditions), through gdtui.engine.runner.Run: Stopped, then the final frame."""
         from gdtui.engine import display
@@ -647,7 +364,7 @@ class Trainer:
                     steps.interrupt(exc)
                     break
                 if type(event) is Stepped:
-                    if not run:
+                    if records and not run:
                         self.send(p.Stepped(event.record))
                 elif event is steps.stopped:
                     break
@@ -659,9 +376,9 @@ class Trainer:
         stopped = steps.stopped
         if stopped.reason == "interrupted":
             self._roll_back()
-        self.output.sync()
+        self.output.sync(self.send)
         message = INTERRUPTED if stopped.reason == "interrupted" else stopped.message
-        self.send(p.Stopped(stopped.reason, stopped.record, message))
+        self.send(p.Stopped(stopped.reason, p.for_screen(stopped.record), message))
         if stopped.error:
             self.send(p.Error(stopped.error, "run" if run else "step"))
         notice = INTERRUPTED if stopped.reason == "interrupted" else display.stop_notice(stopped)

@@ -118,7 +118,7 @@ def test_every_command_and_event_round_trips():
                p.Rewind(2), p.Reset(), p.SetControls(mode="manual", lr=0.25, conditions=("loss < 1",)), p.GradientCheck(),
                p.Compare(), p.OptimizerState(), p.Hints(), p.Detail("w"), p.Chart("fit", 80), p.Export("o.jsonl"),
                p.Interrupt(), p.Quit(), p.Hello(p.PROTOCOL_VERSION, "0.1.0", 2, "s.py", 4), p.Refused("busy"),
-               p.Status(), p.Attached(),
+               p.Status(), p.Attached(), p.Attached(4, "half a line \xff\x1b]57"), p.OutputSync(3),
                p.Hello(p.PROTOCOL_VERSION, "0.1.0", 2, "s.py", 4, 1.5e9, "pid 3 (x), attached at 12:00:00", None, 1800.0, True),
                p.LoadFailed("s.py:3: bad"), p.Stopped("paused"), p.Output(((1, "héllo \udcff"), (2, ""))),
                p.Error("e", "step"), p.Report("compare", ("a", "b"), False), p.Exited(0),
@@ -158,3 +158,17 @@ def test_the_protocol_and_the_client_import_no_torch():
             "print(','.join(m for m in ('torch', 'numpy', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_output_marks_cut_by_a_read_keep_the_line_before_them():
+    """Issue 13: the trainer's output read in pieces (by the trainer or by its client): a step mark cut in two
+    by a read, after half a line, loses neither that text nor the step of what follows."""
+    from gdtui.marked_output import MARK, MarkedLines
+
+    stream = b"loading\n" + MARK % 1 + b"abc" + MARK % 2 + b"def\nghi\n" + MARK % -1
+    for cut in range(len(stream) + 1):
+        lines = MarkedLines()
+        first, _ = lines.feed(stream[:cut])
+        second, _ = lines.feed(stream[cut:])
+        rest, _ = lines.feed(b"", final=True)
+        assert first + second + rest == [(0, "loading"), (1, "abc"), (2, "def"), (2, "ghi")], cut
