@@ -226,7 +226,7 @@ class Trainer:
         self._alone_wall = self.started
         self._ending = False  # alone too long: the trainer ends, no client attaches any more
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
-        self._ending: int | None = None  # the signal that ends the trainer, once one came
+        self._end_signal: int | None = None  # the signal that ends the trainer, once one came
         self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
         self._cancel_check = False
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
@@ -451,11 +451,11 @@ class Trainer:
             elif self.busy:
                 raise KeyboardInterrupt
             return
-        self._ending = signum
+        self._end_signal = signum
         raise _Ending(signum)  # Ctrl-C at a --listen trainer's terminal, or kill -INT
 
     def _on_end_signal(self, signum, frame) -> None:
-        self._ending = signum
+        self._end_signal = signum
         raise _Ending(signum)
 
     def _on_sighup(self, signum, frame) -> None:
@@ -474,8 +474,8 @@ class Trainer:
             self.send(p.Error(f"gdtui: {type(exc).__name__}: {exc}"))
         finally:
             self.busy = False
-        if self._ending is not None:  # the loader (or the user's `except BaseException`) swallowed it
-            raise _Ending(self._ending)
+        if self._end_signal is not None:  # the loader (or the user's `except BaseException`) swallowed it
+            raise _Ending(self._end_signal)
 
     def _interrupted(self) -> None:
         """A KeyboardInterrupt (the client's interrupt) outside a run: during a load, a rewind, a

@@ -228,6 +228,9 @@ def test_listen_on_a_live_trainers_socket_is_refused_and_the_trainer_goes_on(lis
 def test_connect_with_no_path_lists_two_trainers_and_connects_to_one(listening):
     """Issue 13: gdtui --connect with no path and two trainers running lists both (scenario, step, age),
     connects to neither (status 1); once one is left, it connects to it (--headless --steps 1 steps it)."""
+    client, _ = connect(listening["path"])
+    reset(client)
+    client.detach()
     second = subprocess.Popen([sys.executable, "-m", "gdtui", "scenarios/fit_2x.py", "--listen"], cwd=ROOT,
                               env=listening["env"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               start_new_session=True)
