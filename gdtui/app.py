@@ -67,7 +67,7 @@ WIDE = 160  # columns from which the table shows full summaries
 KEYS_DIM_DELAY = 0.15  # seconds a job must run before the footer dims the keys it blocks
 MIN_CHART_WIDTH = 20  # the width asked of the port before the chart has one
 OUTPUT_LINES = 5000  # the trainer's output lines the output view (O) keeps
-ENDED_LINES = 8  # of which the error panel shows this many when the trainer ends
+ENDED_LINES = 5  # of the trainer's output, which the error panel shows when the trainer ends (it must fit)
 
 
 class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
@@ -451,8 +451,9 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self.ended = message.how
         self.error = message.how
         self.state, self.running, self.pending, self.activity = None, False, 0, None
-        text = message.how + "".join(f"\n  {line}" for line in last)
-        self.error_panel.show_error(text, label="trainer ended", advice="r starts a new trainer; q quits")
+        # What to do goes first: the newest output lines, at the end, are the ones a short panel must not cut.
+        text = f"{message.how}; r starts a new trainer, q quits" + "".join(f"\n  {line}" for line in last)
+        self.error_panel.show_error(text, label="trainer ended", advice="", tall=True)
         self._show_status()
         self._refresh_keys()
 

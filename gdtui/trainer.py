@@ -65,6 +65,7 @@ class Trainer:
         self.detach_timeout_s = 60.0 * (args.detach_timeout if args.detach_timeout is not None
                                         else (0.0 if args.listen else DETACH_TIMEOUT_MIN))
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
+        self._end_signal: int | None = None  # the signal that ends the trainer, once one came
         self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
         self._cancel_check = False
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
@@ -166,9 +167,11 @@ class Trainer:
             elif self.busy:
                 raise KeyboardInterrupt
             return
+        self._end_signal = signum
         raise _Ending(signum)  # Ctrl-C at a --listen trainer's terminal, or kill -INT
 
     def _on_end_signal(self, signum, frame) -> None:
+        self._end_signal = signum
         raise _Ending(signum)
 
     def _on_sighup(self, signum, frame) -> None:
@@ -187,6 +190,8 @@ class Trainer:
             self.send(p.Error(f"gdtui: {type(exc).__name__}: {exc}"))
         finally:
             self.busy = False
+        if self._end_signal is not None:  # the loader (or the user's `except BaseException`) swallowed it
+            raise _Ending(self._end_signal)
 
     def _interrupted(self) -> None:
         """A KeyboardInterrupt (the client's interrupt) outside a run: during a load, a rewind, a

@@ -206,6 +206,62 @@ def test_the_listing_removes_stale_sockets(listening):
     assert not os.path.exists(stale)
 
 
+def test_listen_on_a_live_trainers_socket_is_refused_and_the_trainer_goes_on(listening):
+    """Issue 13: gdtui --listen PATH where PATH is a live trainer's socket: one line naming it, status 2;
+    the live trainer keeps its socket and steps on with a plain loop's numbers."""
+    path = listening["path"]
+    out = gdtui(listening["env"], "scenarios/not_gate.py", "--listen", path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"gdtui trainer: {path}: a trainer is already listening there; gdtui --connect {path} opens it\n"
+    assert listening["proc"].poll() is None and stat.S_ISSOCK(os.lstat(path).st_mode)
+    client, _ = connect(path)
+    try:
+        reset(client)
+        records, _ = steps(client, 2)
+        plain = PlainLoop(NOT_GATE)
+        assert [r.loss for r in records] == [plain.step()["loss"] for _ in range(2)]
+        reset(client)
+    finally:
+        client.detach()
+
+
+def test_connect_with_no_path_lists_two_trainers_and_connects_to_one(listening):
+    """Issue 13: gdtui --connect with no path and two trainers running lists both (scenario, step, age),
+    connects to neither (status 1); once one is left, it connects to it (--headless --steps 1 steps it)."""
+    client, _ = connect(listening["path"])
+    reset(client)
+    client.detach()
+    second = subprocess.Popen([sys.executable, "-m", "gdtui", "scenarios/fit_2x.py", "--listen"], cwd=ROOT,
+                              env=listening["env"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        other = re.search(r" listens on (\S+) ", read_line(second)).group(1)
+        out = gdtui(listening["env"], "--connect")
+        assert out.returncode == 1, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[-1] == "2 trainers answer; name one: gdtui --connect PATH"
+        rows = {line.split("  ")[0]: line for line in lines[:-1]}
+        assert set(rows) == {listening["path"], other}
+        for path, scenario, pid in ((listening["path"], "scenarios/not_gate.py", listening["proc"].pid),
+                                    (other, "scenarios/fit_2x.py", second.pid)):
+            assert re.fullmatch(rf"{re.escape(path)}  {scenario}  step 0  pid {pid}  started \d+ s ago  "
+                                r"no client for \d+ s \(waits forever\)  --listen", rows[path]), rows[path]
+        status = gdtui(listening["env"], "--connect", "--status").stdout
+        assert "client:" not in status  # neither was connected to
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 128 + signal.SIGTERM
+        second.stdout.close()
+    out = gdtui(listening["env"], "--connect", "--headless", "--steps", "1")
+    assert out.returncode == 0, out.stderr
+    plain = PlainLoop(NOT_GATE)
+    assert out.stdout.split()[:2] == ["step", "1"]
+    assert float(re.search(r"loss (\S+)", out.stdout).group(1)) == pytest.approx(plain.step()["loss"], rel=1e-6)
+    client, _ = connect(listening["path"])
+    reset(client)
+    client.detach()
+
+
 def test_sigterm_ends_the_listening_trainer_and_removes_its_socket(listening):
     """Issue 13: SIGTERM ends a --listen trainer with status 143 and its socket is gone; the listing then
     finds no trainer (status 1)."""
@@ -247,3 +303,34 @@ def test_listen_refuses_a_path_that_is_not_a_stale_socket(tmp_path):
     assert path.read_text() == "keep me"
     out = gdtui(env, "--connect", str(path))
     assert out.returncode == 2 and out.stderr == f"gdtui --connect: {path}: not a socket, so no trainer is there\n"
+
+
+def test_listen_reuses_the_stale_socket_of_a_trainer_that_died(tmp_path):
+    """Issue 13: a --listen trainer killed with SIGKILL leaves its socket; gdtui --listen PATH on it
+    replaces that stale socket (mode 0600) and serves there: a client gets a plain loop's first step."""
+    path = str(tmp_path / "t.sock")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def listen() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "gdtui", "scenarios/not_gate.py", "--listen", path], cwd=ROOT,
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
+
+    dead = listen()
+    assert f" listens on {path} " in read_line(dead)
+    dead.kill()
+    dead.wait()
+    dead.stdout.close()
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)  # left behind
+    again = listen()
+    try:
+        assert read_line(again).startswith(f"gdtui: scenarios/not_gate.py listens on {path} (pid {again.pid})")
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+        client, _ = connect(path)
+        records, _ = steps(client, 1)
+        assert records[0].loss == PlainLoop(NOT_GATE).step()["loss"]
+        client.detach()
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(30) == 128 + signal.SIGTERM
+        again.stdout.close()
+    assert not os.path.exists(path)

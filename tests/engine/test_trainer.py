@@ -6,7 +6,9 @@ and each starts from a reset); the fault tests each need a trainer of their own.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -260,3 +262,22 @@ def test_a_gradient_check_sends_its_progress_and_an_interrupt_cancels_it(tmp_pat
         assert [r.loss for r in records] == [plain.step()["loss"] for _ in range(2)]
     finally:
         assert client.quit().status == 0
+
+
+def test_a_headless_run_stays_in_one_process(tmp_path):
+    """Issue 13: a headless run starts no trainer child: the model runs in the process the shell
+    started (its pid), which has no child process while it steps; the numbers are a plain loop's."""
+    record = tmp_path / "record.json"
+    out = subprocess.Popen([sys.executable, "-m", "gdtui", FAULTY, "--headless", "--steps", "2", "--",
+                            "--record", str(record)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
+    lines = out.communicate(timeout=120)[0].splitlines()
+    assert out.returncode == 0
+    assert json.loads(record.read_text()) == {"pid": out.pid, "children": []}
+    sys_argv = sys.argv
+    try:
+        sys.argv = [FAULTY]
+        plain = PlainLoop(ROOT / FAULTY)
+    finally:
+        sys.argv = sys_argv
+    losses = [float(re.search(r"loss (\S+)", line).group(1)) for line in lines]
+    assert losses == pytest.approx([plain.step()["loss"] for _ in range(2)], rel=1e-6)

@@ -2,13 +2,17 @@
 
 Arguments (after ``--``): ``--print N`` prints N lines a step; ``--os-write`` writes a line a
 step straight to fd 1; ``--segfault-at K`` reads address 0 at step K; ``--exit-at K`` calls
-os._exit(7) at step K; ``--sleep-at K`` sleeps (for a long time) in the model at step K, once.
+os._exit(7) at step K; ``--sleep-at K`` sleeps (for a long time) in the model at step K, once;
+``--tty`` prints whether fd 1 is a terminal and runs ``echo`` each step; ``--record PATH`` writes,
+each step, the process id running the model and the ids of the processes it started.
 Each line it prints names the step it was printed in, counted by calls of the model.
 """
 
 import argparse
 import ctypes
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -20,6 +24,8 @@ parser.add_argument("--os-write", action="store_true")
 parser.add_argument("--segfault-at", type=int)
 parser.add_argument("--exit-at", type=int)
 parser.add_argument("--sleep-at", type=int)
+parser.add_argument("--tty", action="store_true")
+parser.add_argument("--record")
 options = parser.parse_args(sys.argv[1:])
 
 w = torch.tensor([0.5], requires_grad=True)
@@ -35,6 +41,14 @@ def model(x):
     step = calls[0]
     for i in range(options.print):
         print(f"step {step} line {i}")
+    if options.tty:
+        print(f"isatty(1) {os.isatty(1)} step {step}")
+        subprocess.run(["echo", f"child step {step}"], check=True)
+    if options.record:
+        children = [int(k) for task in os.listdir("/proc/self/task")
+                    for k in open(f"/proc/self/task/{task}/children").read().split()]
+        with open(options.record, "w") as out:
+            json.dump({"pid": os.getpid(), "children": children}, out)
     if options.os_write:
         os.write(1, f"fd1 step {step}\n".encode())
     if step == options.segfault_at:
