@@ -57,6 +57,9 @@ class Rewinder:
         #: False once a deferred check found the optimizer's state non-finite though no step went
         #: NaN/Inf: every later check would run its steps again, so each step is checked instead.
         self.may_defer = True
+        #: The record of the first step that went NaN/Inf, when the check after the last step found
+        #: one (the session is then just after it); None else. See check_due.
+        self.first_bad: StepRecord | None = None
 
     @property
     def depth(self) -> int:
@@ -92,16 +95,21 @@ class Rewinder:
         self.history.log(controls, record)
         self._compare(controls, record.step, record.loss)
 
-    def check_due(self, record: StepRecord) -> StepRecord:
+    def check_due(self) -> None:
         """After a step: before the checkpoint that replaces the last one, make the checks the steps
-        since it left to later. Returns ``record``, or the first step's since then that went NaN/Inf."""
+        since it left to later. What it finds is :attr:`first_bad` until the next step's check."""
+        self.first_bad = None
         if self.unchecked_from is None or not self.history.due(self.session.step_count):
-            return record
+            return
         checked = time.perf_counter()
-        bad = self.check_deferred()
-        if bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
+        self.first_bad = self.check_deferred()
+        if self.first_bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
             self.history.note_check(time.perf_counter() - checked if self.may_defer else 0.0)
-        return bad or record
+
+    def take_first_bad(self) -> StepRecord | None:
+        """The first step that went NaN/Inf, as the last step's check found it, once (see check_due)."""
+        bad, self.first_bad = self.first_bad, None
+        return bad
 
     def _expect(self, start: int, mid_step: bool) -> None:
         """Before going back to the checkpoint at or before ``start``: note what each step from

@@ -247,6 +247,9 @@ class Run:
                 except StepError as exc:
                     stopped = self._stop("error", message=str(exc), error=str(exc))
                     break
+                # The check the step made at its checkpoint, of the steps that left theirs to later,
+                # may have found that one of them went NaN/Inf first: the session is just after it.
+                record = session.take_first_bad() or record
                 schedule.stepped(plan, session.last_step_seconds)
                 with guard():  # a Ctrl-C waits until the step is counted and traced
                     self.record = record

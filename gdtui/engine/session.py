@@ -42,7 +42,7 @@ MB = 2**20
 #: A light step (see Session.step) keeps the values of tensors of at most this many elements (or
 #: ``max_values``, if less); larger ones get norms. 64 is also where the app's own trace, which
 #: light steps go to, stops keeping values (see TraceWriter.export_log): past it, that log holds a
-#: light step's tensor as its shape and norm. A 1024-element bias costs about 0.1 ms a step in full.
+#: light step's tensor as its shape and norm. Larger tensors cost a light step much more in full.
 LIGHT_VALUES = 64
 #: The plan of a step someone looks at: every tensor in full, checked as it runs.
 WHOLE = StepPlan()
@@ -361,13 +361,15 @@ class Session:
         its loss and whether it went NaN/Inf (a quiet headless run, a
         continuous run's steps between frames): when no
         hint or condition reads the norms, the large tensors are not read at
-        all (that check is one pass over the parameters and gradients, about 5%
-        of an Adam step). They are checked once before each rewind checkpoint
+        all (that check is one more pass over the parameters and gradients, a
+        noticeable part of an Adam step). They are checked once before each rewind checkpoint
         instead; when they hold a NaN or an Inf, the steps since the last check
         run again from the checkpoint, checked, up to the first that went
-        NaN/Inf, and that step's record is returned, as a run that checked every
-        step would have stopped there. The run calls :meth:`check_deferred`
-        before it stops. With rewind off, every step is checked.
+        NaN/Inf, and the session stays just after it, as a run that checked every
+        step would have stopped there. This step's record is returned all the same;
+        :meth:`take_first_bad` gives the first bad step's. The run asks for it after
+        each step, and calls :meth:`check_deferred` before it stops. With rewind
+        off, every step is checked.
         """
         whole = self._phase == 0
         start = time.perf_counter()
@@ -386,8 +388,13 @@ class Session:
             history.note_step(took - self._checkpoint_seconds)
             self._keep_batches()
         if self._again_controls is None:
-            record = self.rewinder.check_due(record)
+            self.rewinder.check_due()
         return record
+
+    def take_first_bad(self) -> StepRecord | None:
+        """The record of the first step that went NaN/Inf, when the deferred check after the last
+        step found one (see step), once; None else. The session is then just after that step."""
+        return self.rewinder.take_first_bad()
 
     def run_again(self, controls: StepControls, plan: StepPlan) -> StepRecord:
         """Run the next step again as it first ran, with ``controls`` (its first run's) instead of

@@ -314,6 +314,9 @@ class TimedSession:
         self.step_count += 1
         return SimpleNamespace(step=self.step_count, nonfinite=None)
 
+    def take_first_bad(self):
+        return None
+
     def check_deferred(self):
         return None
 
