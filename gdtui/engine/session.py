@@ -28,22 +28,18 @@ import torch
 from gdtui.engine.conditions import Condition, RisingLoss, parse_condition
 from gdtui.engine.controls import Controls
 from gdtui.engine.errors import ScenarioError
-from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
+from gdtui.engine.health import HINT_LOOKBACK, untracked_tensors
 from gdtui.engine.history import Checkpoint, History, StepControls
 from gdtui.engine.loop import Loop, StepError, manual_mode_note
-from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.meter import StepMeter
+from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord
 from gdtui.engine.rewind import Rewinder
 from gdtui.engine.runner import StepPlan
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
-from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
+from gdtui.engine.summarize import flat_values, summarize
 from gdtui.engine.views import session_state
 
 MB = 2**20
-#: A light step (see Session.step) keeps the values of tensors of at most this many elements (or
-#: ``max_values``, if less); larger ones get norms. 64 is also where the app's own trace, which
-#: light steps go to, stops keeping values (see TraceWriter.export_log): past it, that log holds a
-#: light step's tensor as its shape and norm. Larger tensors cost a light step much more in full.
-LIGHT_VALUES = 64
 #: The plan of a step someone looks at: every tensor in full, checked as it runs.
 WHOLE = StepPlan()
 
@@ -54,10 +50,6 @@ class Session:
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
     after every reset. Raises ScenarioError when the scenario does not load.
     """
-
-    #: The last step's number and the gradients its update used, of the tensors too large for its
-    #: record to hold (see _zero_grad_keeping); dropped as the next step starts.
-    _used_grads: tuple[int, dict[int, torch.Tensor]] | None = None
 
     def __init__(
         self,
@@ -131,9 +123,8 @@ class Session:
         #: How long the last step() that ran a whole step took, in seconds.
         self.last_step_seconds = 0.0
         self._checkpoint_seconds = 0.0  # how long the step in progress spent on its checkpoint
-        self._before: list[torch.Tensor | None] | None = None
-        #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
-        self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
+        #: What each step measures of the tensors, into its record.
+        self.meter = StepMeter(loop, self.max_values)
         self._reads = True
         #: How many steps in a row, up to the last, measured what the hints read (see
         #: StepRecord.hints_whole); the first step has nothing before it to compare with.
@@ -144,8 +135,6 @@ class Session:
         #: For scenarios with one or two scalar parameters: their values, start then after each step.
         self.scalar_path: list[tuple[float, ...]] | None = None
         sizes = [t.numel() for t in loop.tensors]
-        self._light_values = min(self.max_values, LIGHT_VALUES)
-        self._has_large = max(sizes) > self._light_values  # only these are summarised differently in a light step
         if sum(sizes) <= 2 and max(sizes) <= self.max_values:
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
@@ -177,7 +166,6 @@ class Session:
                 sys.modules[MODULE_NAME] = module
             raise
         self._install(loop)
-        self._used_grads = None
 
     @property
     def scenario(self):
@@ -345,7 +333,7 @@ class Session:
         The plan applies to a step run whole (it is ignored when some of the step's phases
         ran already: the phase key's steps are whole). ``plan.whole=False`` is for steps no
         one will look at (a continuous run between two frames, a quiet headless run): tensors of more than
-        LIGHT_VALUES elements (or max_values, if less) are summarised by their
+        meter.LIGHT_VALUES elements (or max_values, if less) are summarised by their
         norms only (the norms of their updates too) when a hint or a stop
         condition reads them, else only checked for NaN and Inf; and a step
         that no hint or condition reads gets no hints and no update at all.
@@ -433,7 +421,7 @@ class Session:
         try:
             if phase == "forward":
                 self.error = None
-                self._used_grads = None  # the last step's gradients (see _zero_grad_keeping): freed before a forward
+                self.meter.used = None  # the last step's gradients (see StepMeter.used): freed before a forward
                 # The one read of the user's controls for this step; a step run again uses its first
                 # run's, and the user's stop conditions (only for what it measures: see triggered).
                 c = self.controls
@@ -458,7 +446,7 @@ class Session:
                 # Whether this step measures is settled here, before the update (with the stop
                 # conditions the step began with, which are the ones checked after it).
                 self._reads = self._plan.whole or self._reads_norms()
-                self._before = self._copies_before_update()
+                self.meter.copy_before_update(self._reads)
                 loop.update(c.mode, self._step_lrs)
                 if again is None and written is not None:
                     # Written: the param groups hold it now (and the scheduler takes it from there).
@@ -478,7 +466,7 @@ class Session:
         return record
 
     def _begin_step(self) -> None:
-        self._before = None
+        self.meter.before = None
         self._step_written = None
         self._scheduler_mark = self.loop.scheduler_mark()
         history = self.rewinder.history
@@ -489,25 +477,6 @@ class Session:
                 loop.snapshot_nbytes(zero),
                 lambda previous, spares: loop.snapshot(zero, previous=previous, spares=spares),
             )
-
-    def _copies_before_update(self) -> list[torch.Tensor | None]:
-        """What the update's change is measured against: every tensor, or none in a light step
-        whose update norms no hint or condition reads (the trace has no updates).
-
-        The copies go into buffers kept from step to step, which the step's summary then turns
-        into the change: no new memory a step (a fresh copy of a large model costs more in page
-        faults than the copy itself). They never hold a checkpoint's tensors.
-        """
-        if not self._reads:
-            return [None] * len(self.loop.tensors)
-        buffers = self._before_buffers
-        copies: list[torch.Tensor | None] = []
-        for i, t in enumerate(self.loop.tensors):  # detached into buffers that need no grad: nothing is recorded
-            buffer = buffers[i]
-            if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
-                buffer = buffers[i] = torch.empty_like(t, memory_format=torch.contiguous_format)
-            copies.append(buffer.copy_(t.detach()))
-        return copies
 
     def _reads_norms(self) -> bool:
         """Whether the light step in progress has a reader of its norms: a stop condition, or the
@@ -523,98 +492,35 @@ class Session:
         return oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
 
     def _finish_step(self) -> StepRecord:
-        loop = self.loop
-        tensors, names = loop.tensors, loop.names
         light = not self._plan.whole
         read = self._reads  # whether anyone reads this step's norms and hints
         large = "full" if not light else ("norm" if read else "finite")
-        if large == "finite" and self._defers() and self._has_large and self.rewinder.history.off is None:
+        if large == "finite" and self._defers() and self.meter.has_large and self.rewinder.history.off is None:
             # (asked now, not when the step began: rewind may have turned off at its checkpoint)
             large = "unchecked"
             self.rewinder.note_unchecked(self.step_count)
-        limit = self._light_values if light else self.max_values
-        params, grad_views, updates = (
-            dict(zip(names, views)) for views in summarize_step(tensors, self._before, limit, large)
-        )
-        numbers = scalars([loop.loss, *loop.metric_values])
-        loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
         previous = self.last
         hints_whole = read and self.measured_streak >= HINT_LOOKBACK
         self.measured_streak = self.measured_streak + 1 if read else 0
         c = self._taken
-        skipped = c.skip_zero_grad
-        kept = self._zero_grad_keeping(grad_views, light, skipped)
-        self._grads_zero = not skipped
+        record = self.meter.record(self.step_count + 1, c, self._step_lrs, light=light, read=read, large=large,
+                                   hints_whole=hints_whole, previous=previous, losses=self.losses,
+                                   untracked=self.untracked)
+        self._grads_zero = not c.skip_zero_grad
         self.step_count += 1
-        self._used_grads = (self.step_count, kept)
-        dead = loop.watch.collect(self.step_count, previous.dead_units if previous else ()) if loop.watch else ()
-        unchanged = {
-            name: ((previous.unchanged.get(name, 0) if previous else 0) + 1 if view.norm == 0 else 0)
-            for name, view in updates.items()
-        } if read else {}
-        fields = dict(
-            step=self.step_count,
-            epoch=loop.epoch,
-            batch=loop.batch,
-            mode=c.mode,
-            grad_source=c.grad_source,
-            lr=self._step_lrs[0],
-            loss=loss,
-            params=frozen_map(params),
-            grads=frozen_map(grad_views),
-            updates=frozen_map(updates),
-            metrics=frozen_map(metrics),
-            nonfinite=first_nonfinite(loss, params, grad_views),
-            zero_grad=not skipped,
-            dead_units=dead,
-            unchanged=frozen_map(unchanged),
-            light=light and (self._has_large or not read),  # an unread step has no updates either
-            hints_whole=hints_whole,
-        )
-        self.losses.append(loss)
-        record = StepRecord(**fields)
-        if read:  # a light step that no hint or condition reads (a quiet headless run) gets none
-            # The hints read the record (its norms and values): the one without them, then the record.
-            hints = step_hints(
-                record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
-            )
-            record = StepRecord(**fields, hints=hints)
-        controls = StepControls(c.mode, self._step_lrs, c.grad_source, not skipped, self._step_written)
-        self.rewinder.log(controls, record)
+        self.rewinder.log(StepControls(c.mode, self._step_lrs, c.grad_source, not c.skip_zero_grad,
+                                       self._step_written), record)
         if self.scalar_path is not None:
-            self.scalar_path.append(tuple(v for view in params.values() for v in view.flat))
-        loop.clear()
-        self._before = None
+            self.scalar_path.append(tuple(v for view in record.params.values() for v in view.flat))
+        self.loop.clear()
         return record
-
-    def _zero_grad_keeping(self, grad_views: dict[str, TensorView | None], light: bool,
-                           skipped: bool) -> dict[int, torch.Tensor]:
-        """Run zero_grad, and keep the gradients the update used of the tensors whose record holds
-        only their statistics (more than ``max_values`` elements), for :meth:`used_grad`.
-
-        Kept by reference where zero_grad lets go of them (``optimizer.zero_grad()`` sets them to
-        None; a skipped zero_grad leaves them), so that costs no copy; in manual mode, which zeroes
-        them in place, copied, in a step someone looks at (not light). An optimizer that zeroes them
-        in place keeps none.
-        """
-        loop = self.loop
-        keep = {i: p.grad for i, (p, name) in enumerate(zip(loop.tensors, loop.names))
-                if p.grad is not None and (view := grad_views.get(name)) is not None and view.flat is None}
-        in_place = not skipped and self._taken.mode == "manual"
-        if in_place:
-            keep = {} if light else {i: g.clone() for i, g in keep.items()}
-        loop.zero_grad(self._taken.mode, skip=skipped)
-        if not skipped and not in_place:
-            keep = {i: g for i, g in keep.items() if loop.tensors[i].grad is not g}
-        return keep
 
     def used_grad(self, name: str) -> torch.Tensor | None:
         """The gradient the last step's update used, after that step, for a tensor whose record holds
         only its statistics (zero_grad has cleared the live one); None when it was not kept."""
-        used = self._used_grads
-        if self._phase or used is None or used[0] != self.step_count:
-            return None  # mid-step (the live gradient is the one), or the kept step was rewound
-        return used[1].get(self.loop.names.index(name))
+        if self._phase:
+            return None  # mid-step: the live gradient is the one
+        return self.meter.used_grad(name, self.step_count)
 
     def abandon_step(self) -> None:
         """Undo the phases run so far of the step in progress (see mid_step): the session is back
@@ -629,7 +535,7 @@ class Session:
 
     def _drop_step(self) -> None:
         self._phase = 0
-        self._before = None
+        self.meter.before = None
 
     # --- going back (see Rewinder) --------------------------------------------------------
 
