@@ -3,11 +3,14 @@
 A :class:`Session` owns one loaded scenario (a :class:`Loop`) and where the
 training is (the step, the phase, the losses). Every finished step returns a
 frozen :class:`StepRecord`; the screen asks for a :class:`SessionState` when it
-wants to draw. Three collaborators hold the rest, each its own state:
+wants to draw. Collaborators hold the rest, each its own state:
 
-* ``session.controls``: the user's controls, one frozen
-  :class:`gdtui.engine.controls.Controls`, replaced as one reference
-  (:meth:`Session.set_controls`) and read once as each step starts;
+* ``session.panel``: the user's controls, one frozen
+  :class:`gdtui.engine.controls.Controls` (``session.controls``), replaced as one
+  reference and read once as each step starts, and what changes them
+  (:class:`gdtui.engine.control_panel.ControlPanel`);
+* ``session.meter``: what a finished step measures into its record
+  (:class:`gdtui.engine.meter.StepMeter`);
 * ``session.rewinder``: going back (the rewind checkpoints, running steps again,
   the quiet run's deferred check), :class:`gdtui.engine.rewind.Rewinder`;
 * :func:`gdtui.engine.views.session_state`: what the screen is given.
@@ -20,17 +23,17 @@ import sys
 import time
 from array import array
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from gdtui.engine.conditions import Condition, RisingLoss, parse_condition
+from gdtui.engine.conditions import Condition, RisingLoss
+from gdtui.engine.control_panel import ControlPanel
 from gdtui.engine.controls import Controls
 from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK, untracked_tensors
 from gdtui.engine.history import Checkpoint, History, StepControls
-from gdtui.engine.loop import Loop, StepError, manual_mode_note
+from gdtui.engine.loop import Loop, StepError
 from gdtui.engine.meter import StepMeter
 from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord
 from gdtui.engine.rewind import Rewinder
@@ -84,9 +87,7 @@ class Session:
         # Steps between rewind checkpoints, for each History it installs (a reset keeps it);
         # None picks it from the measured costs (see History.interval).
         self._checkpoint_every = checkpoint_every
-        #: The user's controls (see set_controls). The stop conditions and the skip-zero_grad
-        #: toggle are kept across resets; the rest starts again from the launch values.
-        self.controls = Controls()
+        self.panel: ControlPanel | None = None
         self._install(self._load())
 
     # --- loading ------------------------------------------------------------------------
@@ -102,9 +103,9 @@ class Session:
         mode, lr, grad_source = self._launch
         sc = loop.sc
         self.loop = loop
-        kept = self.controls
-        self.controls = Controls(mode=mode or sc.mode, manual_lr=sc.manual_lr, conditions=kept.conditions,  # type: ignore[arg-type]
-                                 rising=kept.rising, skip_zero_grad=kept.skip_zero_grad)
+        #: The user's controls and what changes them (see ControlPanel). The stop conditions and
+        #: the skip-zero_grad toggle are kept across resets; the rest starts again from the launch values.
+        self.panel = ControlPanel.launch(loop, self.path, mode, self.panel.value if self.panel else Controls())
         self.step_count = 0
         self._phase = 0
         #: The controls of the step in progress (or the last one): self.controls as that step began.
@@ -115,9 +116,6 @@ class Session:
         self._again_controls: StepControls | None = None
         self._step_lrs: tuple[float, ...] = ()
         self._step_written: tuple[float, ...] | None = None
-        #: The controls' learning rates last written into the param groups (by identity): the
-        #: user's change is written once, at the first update after it (see _pending_lrs).
-        self._lrs_written: tuple[float, ...] | None = None
         self._scheduler_mark: int | None = None
         self._plan = WHOLE  # the plan of the step in progress
         #: How long the last step() that ran a whole step took, in seconds.
@@ -144,14 +142,14 @@ class Session:
         # The launch values are the command line's: a bad one names its flag, not the file.
         if lr is not None:
             try:
-                self.set_lr(lr)
+                self.panel.set_lr(lr)
             except ValueError:
                 raise ScenarioError(f"--lr {lr!r}: give a finite positive learning rate such as 0.01") from None
         if grad_source is not None:
             if grad_source == "grad_fn" and sc.grad_fn is None:
                 raise ScenarioError(f"--grad-source grad_fn: {self.path} defines no grad_fn; define grad_fn() "
                                     "there for a hand-written gradient, or leave out --grad-source")
-            self.set_grad_source(grad_source)
+            self.panel.set_grad_source(grad_source)
 
     def reset(self) -> None:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
@@ -180,13 +178,16 @@ class Session:
         """Whether a step is in progress: some of its phases ran (see abandon_step)."""
         return self._phase != 0
 
-    # --- controls -----------------------------------------------------------------------
-    # Each change builds a new Controls and replaces self.controls, one reference: a step reads
-    # it once, as it starts (a change during a step applies from the next one).
+    # --- controls (see ControlPanel: session.panel changes them) ------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The user's controls: one frozen value, read once as each step starts."""
+        return self.panel.value
 
     def set_controls(self, controls: Controls) -> None:
         """Use ``controls`` from the next step that starts."""
-        self.controls = controls
+        self.panel.set(controls)
 
     @property
     def mode(self) -> Mode:
@@ -215,110 +216,14 @@ class Session:
     def condition_texts(self) -> tuple[str, ...]:
         return self.controls.condition_texts
 
-    def _groups(self) -> list[float]:
-        return [g["lr"] for g in self.loop.optimizer.param_groups]
-
-    def _pending_lrs(self, controls: Controls) -> tuple[float, ...] | None:
-        """The learning rates of ``controls`` that the next update writes into the param groups:
-        None once written (the param groups hold them, or what the scheduler made of them)."""
-        lrs = controls.lrs
-        return None if lrs is None or lrs is self._lrs_written else lrs
-
-    def _unwritten(self) -> Controls:
-        """self.controls, with the learning rates already written left to the param groups."""
-        c = self.controls
-        return c if self._pending_lrs(c) is c.lrs else replace(c, lrs=None)
-
     @property
     def lr(self) -> float:
         """The learning rate the next update will use (first param group's)."""
-        return self.lrs_for(self.mode)[0]
-
-    def lrs_for(self, mode: Mode) -> list[float]:
-        """The learning rate of each param group that an update in ``mode`` would use.
-
-        gdtui writes a learning rate into the optimizer's param groups only when the user changed
-        it (set_lr, scale_lr): once, before the next update. Otherwise the param groups hold what
-        the scenario (and its lr scheduler) put there."""
-        return self._unwritten().lrs_for(mode, self._groups())
-
-    def controls_with(self, *, mode: Mode | None = None, grad_source: GradSource | None = None,
-                      lr: float | None = None, lr_scale: float | None = None, skip_zero_grad: bool | None = None,
-                      conditions: Sequence[str] | None = None) -> Controls:
-        """The controls with each field given (not None) changed, checked, for set_controls: ``lr``
-        for every param group, then ``lr_scale`` times each; ``conditions`` as condition_texts
-        gives them (see Controls.with_condition_texts). Raises ValueError, ConditionError or
-        ScenarioError (one line) for a value it cannot take; nothing changes then."""
-        c = self._unwritten()
-        if mode is not None:
-            c = c.with_mode(mode)
-        if grad_source is not None:
-            c = c.with_grad_source(grad_source)
-            if grad_source == "grad_fn" and self.scenario.grad_fn is None:
-                raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient",
-                                    self.path)
-        if lr is not None:
-            c = c.with_lr(lr, len(self.loop.optimizer.param_groups))
-        if lr_scale is not None:
-            c = c.scaled_lr(lr_scale, self._groups())
-        if skip_zero_grad is not None:
-            c = replace(c, skip_zero_grad=bool(skip_zero_grad))
-        if conditions is not None:
-            c = c.with_condition_texts(conditions, self.scenario.metrics, self.loop.names)
-        return c
-
-    def set_lr(self, lr: float) -> None:
-        """Use ``lr`` for every param group, in both modes, from the next update."""
-        self.set_controls(self.controls_with(lr=lr))
-
-    def scale_lr(self, factor: float) -> None:
-        """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
-        self.set_controls(self.controls_with(lr_scale=factor))
-
-    def set_mode(self, mode: Mode) -> None:
-        self.set_controls(self.controls_with(mode=mode))
-
-    def toggle_mode(self) -> Mode:
-        self.set_mode("optim" if self.mode == "manual" else "manual")
-        return self.mode
-
-    def set_grad_source(self, source: GradSource) -> None:
-        self.set_controls(self.controls_with(grad_source=source))
-
-    def toggle_grad_source(self) -> GradSource:
-        self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
-        return self.grad_source
-
-    def set_skip_zero_grad(self, skip: bool) -> None:
-        self.set_controls(self.controls_with(skip_zero_grad=skip))
-
-    def set_rising(self, rising: RisingLoss | None) -> None:
-        self.set_controls(replace(self.controls, rising=rising))
+        return self.panel.lr
 
     @property
     def notes(self) -> tuple[str, ...]:
-        notes = []
-        if self.mode == "manual":
-            note = manual_mode_note(self.loop.optimizer)
-            if note:
-                notes.append(note)
-        return tuple(notes)
-
-    def add_condition(self, text: str, kind: str = "break") -> Condition:
-        """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
-        condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
-        self.set_controls(self.controls.with_condition(condition))
-        return condition
-
-    def set_condition_texts(self, texts: tuple[str, ...] | list[str]) -> None:
-        """Replace the stop conditions with ``texts`` (see controls_with). All or nothing: a text
-        that does not parse raises ConditionError and changes nothing."""
-        self.set_controls(self.controls_with(conditions=texts))
-
-    def remove_condition(self, text: str) -> bool:
-        before = self.controls
-        self.set_controls(before.without_condition(text))
-        return len(self.controls.conditions) < len(before.conditions)
+        return self.panel.notes
 
     def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
         """The stop conditions that hold after ``record``'s step: those of the controls that step
@@ -439,10 +344,10 @@ class Session:
                 self._grads_zero = False
             elif phase == "update":
                 c = self._taken
-                written = self._pending_lrs(c) if again is None else c.lrs
+                written = self.panel.pending_lrs(c) if again is None else c.lrs
                 self._step_written = written
                 loop.write_lrs(written)
-                self._step_lrs = again.lrs if again is not None else tuple(c.live_lrs(c.mode, self._groups()))
+                self._step_lrs = again.lrs if again is not None else tuple(c.live_lrs(c.mode, self.panel.groups()))
                 # Whether this step measures is settled here, before the update (with the stop
                 # conditions the step began with, which are the ones checked after it).
                 self._reads = self._plan.whole or self._reads_norms()
@@ -451,7 +356,7 @@ class Session:
                 if again is None and written is not None:
                     # Written: the param groups hold it now (and the scheduler takes it from there).
                     # A new value the screen sets is another tuple, written at its first update.
-                    self._lrs_written = written
+                    self.panel.lrs_written = written
                 loop.after_update(self._scheduler_mark)
             else:
                 record = self._finish_step()
@@ -560,17 +465,14 @@ class Session:
             undone, n = 1, n - 1
         k = min(n, self.rewind_depth)
         if undone + k:
-            # A learning rate the user set is a control, like the mode: it outlives the rewind of
-            # the steps it was written in, and is written again before the next update.
+            # The learning rates the user set that the undone steps wrote (see ControlPanel.rewound).
             written = [history.controls_of(s).lr_written for s in range(self.step_count - k + 1, self.step_count + 1)]
             if mid_step:
                 written.append(self._step_written)
             user_lr = next((w for w in reversed(written) if w is not None), None)
             self._drop_step()
             self.rewinder.go_to(self.step_count - k, mid_step=mid_step)
-            if self._pending_lrs(self.controls) is None and user_lr is not None:
-                self._lrs_written = None  # the param groups are back to before it was written
-                self.set_controls(replace(self.controls, lrs=user_lr))
+            self.panel.rewound(user_lr)
             self.rewinder.note_unrestored()
         return undone + k
 

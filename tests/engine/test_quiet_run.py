@@ -25,7 +25,7 @@ def both_ways(path, steps: int, *, rising: int | None = None, **options) -> dict
     for quiet in (False, True):
         session = Session(path, watch_activations=False, **options)
         if rising is not None:
-            session.set_rising(RisingLoss(rising))
+            session.panel.set_rising(RisingLoss(rising))
         out, err = io.StringIO(), io.StringIO()
         status = run_headless(session, steps, quiet=quiet, out=out, err=err)
         lines = out.getvalue().splitlines()

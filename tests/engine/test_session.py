@@ -55,17 +55,17 @@ def test_lr_changes_apply_from_the_next_step():
     plain = PlainLoop(NOT_GATE)
     session.step()
     plain.step()
-    session.scale_lr(0.5)
+    session.panel.scale_lr(0.5)
     plain.opt.param_groups[0]["lr"] = 5.0
     record = session.step()
     assert record.lr == 5.0 and values(record) == plain.step()["params"]
-    session.set_lr(0.25)
+    session.panel.set_lr(0.25)
     plain.opt.param_groups[0]["lr"] = 0.25
     assert values(session.step()) == plain.step()["params"]
     with pytest.raises(ValueError):
-        session.set_lr(-1)
+        session.panel.set_lr(-1)
     with pytest.raises(ValueError):
-        session.set_lr(float("nan"))
+        session.panel.set_lr(float("nan"))
     assert session.lr == 0.25
 
 
@@ -244,7 +244,7 @@ def test_records_are_frozen_and_hold_no_tensors():
 def test_grad_source_needs_a_grad_fn():
     session = Session(NOT_GATE)
     with pytest.raises(ScenarioError, match="no grad_fn"):
-        session.set_grad_source("grad_fn")
+        session.panel.set_grad_source("grad_fn")
 
 
 def test_summary_of_a_large_tensor_matches_numpy_and_carries_no_values():
