@@ -34,13 +34,29 @@ class ControlPanel:
         self.lrs_written: tuple[float, ...] | None = None
 
     @classmethod
-    def launch(cls, loop: Loop, path: Path, mode: Mode | None, kept: Controls) -> ControlPanel:
-        """The controls of a scenario just loaded: its own mode (or ``mode``) and manual learning
-        rate; the stop conditions and the skip-zero_grad toggle ``kept`` from before a reset."""
+    def launch(cls, loop: Loop, path: Path, launch: tuple[Mode | None, float | None, GradSource | None],
+               kept: Controls) -> ControlPanel:
+        """The controls of a scenario just loaded: its own mode and manual learning rate, with the
+        command line's ``launch`` values (mode, lr, gradient source) over them where not None;
+        the stop conditions and the skip-zero_grad toggle ``kept`` from before a reset. Raises
+        ScenarioError (one line, naming the flag) for a launch value it cannot take."""
+        mode, lr, grad_source = launch
         sc = loop.sc
-        return cls(loop, path, Controls(mode=mode or sc.mode, manual_lr=sc.manual_lr,  # type: ignore[arg-type]
-                                        conditions=kept.conditions, rising=kept.rising,
-                                        skip_zero_grad=kept.skip_zero_grad))
+        panel = cls(loop, path, Controls(mode=mode or sc.mode, manual_lr=sc.manual_lr,  # type: ignore[arg-type]
+                                         conditions=kept.conditions, rising=kept.rising,
+                                         skip_zero_grad=kept.skip_zero_grad))
+        # The launch values are the command line's: a bad one names its flag, not the file.
+        if lr is not None:
+            try:
+                panel.set_lr(lr)
+            except ValueError:
+                raise ScenarioError(f"--lr {lr!r}: give a finite positive learning rate such as 0.01") from None
+        if grad_source is not None:
+            if grad_source == "grad_fn" and sc.grad_fn is None:
+                raise ScenarioError(f"--grad-source grad_fn: {path} defines no grad_fn; define grad_fn() "
+                                    "there for a hand-written gradient, or leave out --grad-source")
+            panel.set_grad_source(grad_source)
+        return panel
 
     def set(self, controls: Controls) -> None:
         """Use ``controls`` from the next step that starts."""

@@ -4,7 +4,8 @@ All three restore a rewind checkpoint (see :mod:`gdtui.engine.history`) and run
 the steps after it again as they first ran, which gives the same numbers bit
 for bit in a deterministic scenario. :class:`Rewinder` does it for a
 :class:`gdtui.engine.session.Session`: it owns the checkpoints (a
-:class:`gdtui.engine.history.History`), what it compares the steps that run
+:class:`gdtui.engine.history.History`, which it takes as the session's steps
+start) and the batches kept for them, what it compares the steps that run
 again with, and which steps still wait for their NaN/Inf check. It moves the
 session only through the session's methods: ``restore_checkpoint``,
 ``run_again``, ``abandon_step``.
@@ -66,6 +67,35 @@ class Rewinder:
         """How many finished steps rewind can undo."""
         oldest = self.history.oldest_step
         return 0 if oldest is None else self.session.step_count - oldest
+
+    def checkpoint(self, grads_zero: bool) -> float:
+        """As a step starts: take a rewind checkpoint of the session, when one is due (``grads_zero``:
+        whether the gradients are all zero or None). Returns how long it took; 0 when none was due."""
+        session, history = self.session, self.history
+        if not history.due(session.step_count):
+            return 0.0
+        loop = session.loop
+        return history.take(
+            session.step_count,
+            loop.snapshot_nbytes(grads_zero),
+            lambda previous, spares: loop.snapshot(grads_zero, previous=previous, spares=spares),
+        )
+
+    def keep_batches(self) -> None:
+        """Let the data stream keep the batches read since the oldest checkpoint, in the memory
+        the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
+        stream, history = self.session.loop.stream, self.history
+        if stream is None:
+            return
+        oldest = history.oldest_step
+        since = None if oldest is None else history.checkpoint_at(oldest).snapshot.stream
+        stream.keep(0 if history.off else max(0, history.budget - history.nbytes), since)
+
+    def can_remeasure(self) -> bool:
+        """Whether rewind reaches the checkpoint that running the session's step in progress again,
+        with the HINT_LOOKBACK steps before it, would start from (see rerun_from)."""
+        oldest = self.history.oldest_step  # None with rewind off
+        return oldest is not None and oldest <= self.session.step_count - HINT_LOOKBACK
 
     def take_note(self) -> str | None:
         """What the last rewind or replay found it could not restore, once; None when nothing."""

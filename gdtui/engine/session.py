@@ -30,7 +30,6 @@ import torch
 from gdtui.engine.conditions import Condition, RisingLoss
 from gdtui.engine.control_panel import ControlPanel
 from gdtui.engine.controls import Controls
-from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK, untracked_tensors
 from gdtui.engine.history import Checkpoint, History, StepControls
 from gdtui.engine.loop import Loop, StepError
@@ -100,12 +99,13 @@ class Session:
         return loop
 
     def _install(self, loop: Loop) -> None:
-        mode, lr, grad_source = self._launch
+        # (first: a launch value it cannot take raises before anything changes)
+        panel = ControlPanel.launch(loop, self.path, self._launch, self.panel.value if self.panel else Controls())
         sc = loop.sc
         self.loop = loop
         #: The user's controls and what changes them (see ControlPanel). The stop conditions and
         #: the skip-zero_grad toggle are kept across resets; the rest starts again from the launch values.
-        self.panel = ControlPanel.launch(loop, self.path, mode, self.panel.value if self.panel else Controls())
+        self.panel = panel
         self.step_count = 0
         self._phase = 0
         #: The controls of the step in progress (or the last one): self.controls as that step began.
@@ -139,17 +139,6 @@ class Session:
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
         #: Going back: the rewind checkpoints and what runs steps again from them.
         self.rewinder = Rewinder(self, History(self.history_budget, every=self._checkpoint_every))
-        # The launch values are the command line's: a bad one names its flag, not the file.
-        if lr is not None:
-            try:
-                self.panel.set_lr(lr)
-            except ValueError:
-                raise ScenarioError(f"--lr {lr!r}: give a finite positive learning rate such as 0.01") from None
-        if grad_source is not None:
-            if grad_source == "grad_fn" and sc.grad_fn is None:
-                raise ScenarioError(f"--grad-source grad_fn: {self.path} defines no grad_fn; define grad_fn() "
-                                    "there for a hand-written gradient, or leave out --grad-source")
-            self.panel.set_grad_source(grad_source)
 
     def reset(self) -> None:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
@@ -233,36 +222,17 @@ class Session:
     # --- stepping -----------------------------------------------------------------------
 
     def step(self, plan: StepPlan = WHOLE) -> StepRecord:
-        """Run the remaining phases of the current step, as ``plan`` says; return its record.
+        """Run the remaining phases of the current step, as ``plan`` says (see StepPlan for what a
+        light, unmeasured or deferred step leaves out); return its record.
 
         The plan applies to a step run whole (it is ignored when some of the step's phases
-        ran already: the phase key's steps are whole). ``plan.whole=False`` is for steps no
-        one will look at (a continuous run between two frames, a quiet headless run): tensors of more than
-        meter.LIGHT_VALUES elements (or max_values, if less) are summarised by their
-        norms only (the norms of their updates too) when a hint or a stop
-        condition reads them, else only checked for NaN and Inf; and a step
-        that no hint or condition reads gets no hints and no update at all.
-        The record says ``light``; :meth:`detail_last` makes the last one whole again.
-
-        ``plan.hints=False`` is for a light step whose hints no one will see (a
-        continuous run's steps between frames; FramePacer measures the
-        HINT_LOOKBACK steps before each one it shows, so that step's hints are
-        whole): unless a stop condition reads its norms, it measures no update
-        and gets no hints, and its large tensors are only checked for NaN and Inf.
-
-        ``plan.defer`` is for a run that reads nothing of a light step but
-        its loss and whether it went NaN/Inf (a quiet headless run, a
-        continuous run's steps between frames): when no
-        hint or condition reads the norms, the large tensors are not read at
-        all (that check is one more pass over the parameters and gradients, a
-        noticeable part of an Adam step). They are checked once before each rewind checkpoint
-        instead; when they hold a NaN or an Inf, the steps since the last check
-        run again from the checkpoint, checked, up to the first that went
-        NaN/Inf, and the session stays just after it, as a run that checked every
-        step would have stopped there. This step's record is returned all the same;
-        :meth:`take_first_bad` gives the first bad step's. The run asks for it after
-        each step, and calls :meth:`check_deferred` before it stops. With rewind
-        off, every step is checked.
+        ran already: the phase key's steps are whole). A light record says ``light``;
+        :meth:`detail_last` makes the last one whole again. The NaN/Inf checks that steps
+        left to later are made here, before each rewind checkpoint: when one finds that an
+        earlier step went NaN/Inf, the session goes back to just after it, as a run that
+        checked every step would have stopped there. This step's record is returned all the
+        same; :meth:`take_first_bad` gives the first bad step's. The run asks for it after
+        each step, and calls :meth:`check_deferred` before it stops.
         """
         whole = self._phase == 0
         start = time.perf_counter()
@@ -279,7 +249,7 @@ class Session:
         if whole:
             took = self.last_step_seconds = time.perf_counter() - start
             history.note_step(took - self._checkpoint_seconds)
-            self._keep_batches()
+            self.rewinder.keep_batches()
         if self._again_controls is None:
             self.rewinder.check_due()
         return record
@@ -302,16 +272,6 @@ class Session:
         """Whether the step in progress may leave its NaN/Inf check to later (see step)."""
         plan = self._plan
         return plan.defer and not plan.whole and self.rewinder.may_defer
-
-    def _keep_batches(self) -> None:
-        """Let the data stream keep the batches read since the oldest checkpoint, in the memory
-        the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
-        stream, history = self.loop.stream, self.rewinder.history
-        if stream is None:
-            return
-        oldest = history.oldest_step
-        since = None if oldest is None else history.checkpoint_at(oldest).snapshot.stream
-        stream.keep(0 if history.off else max(0, history.budget - history.nbytes), since)
 
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
@@ -374,27 +334,14 @@ class Session:
         self.meter.before = None
         self._step_written = None
         self._scheduler_mark = self.loop.scheduler_mark()
-        history = self.rewinder.history
-        if history.due(self.step_count):
-            loop, zero = self.loop, self._grads_zero
-            self._checkpoint_seconds = history.take(
-                self.step_count,
-                loop.snapshot_nbytes(zero),
-                lambda previous, spares: loop.snapshot(zero, previous=previous, spares=spares),
-            )
+        self._checkpoint_seconds = self.rewinder.checkpoint(self._grads_zero)
 
     def _reads_norms(self) -> bool:
         """Whether the light step in progress has a reader of its norms: a stop condition, or the
         health hints (on with the activation watch) unless the step said no one will see them and
         detail_last could measure it again, with the HINT_LOOKBACK steps before it."""
         return bool(self._taken.conditions) or (
-            self.watch_activations and (self._plan.hints or not self._can_remeasure()))
-
-    def _can_remeasure(self) -> bool:
-        """Whether rewind reaches the checkpoint that running the step in progress again, with the
-        HINT_LOOKBACK steps before it, would start from (see Rewinder.rerun_from)."""
-        oldest = self.rewinder.history.oldest_step  # None with rewind off
-        return oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
+            self.watch_activations and (self._plan.hints or not self.rewinder.can_remeasure()))
 
     def _finish_step(self) -> StepRecord:
         light = not self._plan.whole

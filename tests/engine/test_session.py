@@ -241,6 +241,28 @@ def test_records_are_frozen_and_hold_no_tensors():
     assert plain(record)
 
 
+def test_a_reset_that_loses_the_launch_grad_fn_keeps_the_old_session(tmp_path):
+    """Issue 13: the launch values (--grad-source) are checked before a reset installs anything: a
+    fit_2x.py edited to drop grad_fn fails the reset with one line naming the flag, and the old
+    session steps on with grad_fn, as the plain loop does (w 1.2 then 1.68, the docstring's)."""
+    path = tmp_path / "fit.py"
+    source = (SCENARIOS / "fit_2x.py").read_text()
+    path.write_text(source)
+    session = Session(path, grad_source="grad_fn")
+    first = session.step()
+    path.write_text(source.replace("def grad_fn():", "def unused():"))
+    with pytest.raises(ScenarioError, match="--grad-source grad_fn"):
+        session.reset()
+    assert session.step_count == 1 and session.grad_source == "grad_fn"
+    second = session.step()
+    path.write_text(source)
+    plain = PlainLoop(path)
+    want = [plain.step(mode="manual", grad_fn=True) for _ in range(2)]
+    assert [values(first), values(second)] == [w["params"] for w in want]
+    assert [first.loss, second.loss] == [w["loss"] for w in want]
+    assert values(second) == [pytest.approx(1.68)]
+
+
 def test_grad_source_needs_a_grad_fn():
     session = Session(NOT_GATE)
     with pytest.raises(ScenarioError, match="no grad_fn"):
