@@ -378,12 +378,12 @@ def configure(session, args: argparse.Namespace) -> None:
     for text, kind in [(args.until, "until")] + [(b, "break") for b in args.breaks]:
         if text is not None:
             try:
-                session.add_condition(text, kind)
+                session.panel.add_condition(text, kind)
             except ConditionError as exc:
                 problems.append(f"--{kind} {exc}")
     if args.stop_on_rise:
-        session.set_rising(RisingLoss(args.stop_on_rise))
-    session.set_skip_zero_grad(args.no_zero_grad)
+        session.panel.set_rising(RisingLoss(args.stop_on_rise))
+    session.panel.set_skip_zero_grad(args.no_zero_grad)
     if problems:
         raise ConditionError("; ".join(problems))
 

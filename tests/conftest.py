@@ -33,7 +33,7 @@ def ctrl_c_as_in_a_terminal():
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tests run torch on one thread: on a 2-core machine tiny models are several times faster so
-    (BCEWithLogitsLoss took ~3 ms a call with 2 threads, 0.2 ms with one), and every comparison is
+    (threads only add overhead to their small ops), and every comparison is
     between gdtui and a plain loop in the same process, so the thread count cannot hide a difference."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,10 +1,10 @@
 """Hypothesis profiles for gdtui's property tests; choose one with ``pytest --hypothesis-profile NAME``.
 
 * ``default``: 200 examples, derandomized, so CI draws the same examples every
-  run and writes no example database; test_property.py takes about 20 s on a
-  2-core machine (the budget is a minute). Being the default, it applies to
+  run and writes no example database; test_property.py must stay well within
+  a minute on a 2-core machine. Being the default, it applies to
   every hypothesis test in the run: size a new test's work to it.
-* ``long``: 3000 random examples (about 5 minutes), for a hunt before a release.
+* ``long``: 3000 random examples (minutes, not seconds), for a hunt before a release.
 
 Registering ``default`` here, at import, takes effect at once. A name other
 than ``default`` must be registered before pytest configures hypothesis's

@@ -208,7 +208,7 @@ def compare_updates(session: Any) -> UpdateComparison:
     loop = session.loop
     opt = loop.optimizer
     step, grads, notes = step_grads(session)
-    manual_lrs, optim_lrs = session.lrs_for("manual"), session.lrs_for("optim")
+    manual_lrs, optim_lrs = session.panel.lrs_for("manual"), session.panel.lrs_for("optim")
     with torch.no_grad():
         before = [t.detach().clone() for t in loop.tensors]
     manual_after = _manual_after(loop.groups, before, grads, manual_lrs)

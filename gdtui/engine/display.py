@@ -246,6 +246,6 @@ def apply_controls(session: Session, c) -> None:
     is not None, as one new Controls value, which the session reads as the next step starts.
     Raises ValueError, ConditionError or ScenarioError (one line) for one it cannot apply; then
     nothing changes."""
-    session.set_controls(session.controls_with(
+    session.set_controls(session.panel.with_(
         mode=c.mode, grad_source=c.grad_source, lr=c.lr, lr_scale=getattr(c, "lr_scale", None),
         skip_zero_grad=c.skip_zero_grad, conditions=c.conditions))

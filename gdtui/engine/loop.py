@@ -105,7 +105,7 @@ class Loop:
             self.pred = self._call(sc.model, (self.inputs,), "model", "model")
         if not self.watch.saw_relu:
             # No unit to die: stop watching, since the watch sees every torch call of the
-            # forward (about 12 us each; 47 of not_gate's 560 us step). A model whose later
+            # forward, which costs a small model's step a good part of its time. A model whose later
             # forwards start calling a ReLU is not watched; a reset watches it again.
             self.watch.close()
             self.watch = None

@@ -104,7 +104,7 @@ def optimizer_state(session: Any) -> OptimizerStateView:
     """
     loop = session.loop
     opt = loop.optimizer
-    lrs = session.lrs_for("optim")
+    lrs = session.panel.lrs_for("optim")
     group_of = {i: g for g, idx in enumerate(loop.groups) for i in idx}
     is_adam = isinstance(opt, torch.optim.Adam)  # AdamW is one too
     # Gather every tensor entry, then summarise them all in one call (one host transfer per device).

@@ -24,8 +24,8 @@ from gdtui.engine.runner import StepPlan
 
 #: A run shows at most one state per this many seconds (10 frames a second)...
 #: The screen's thread draws each frame, and while it draws the worker waits for the
-#: interpreter lock: at 20 frames a second the drawing took half of it (not_gate, 80x24),
-#: and a run stepped about 20% slower than at 10.
+#: interpreter lock: more frames a second leave a run less time to step (gdtui bench
+#: measures what drawing costs).
 RUN_POST_INTERVAL = 0.1
 #: ...and the chart's data at most every this many seconds.
 RUN_CHART_INTERVAL = 0.5

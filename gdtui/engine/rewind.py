@@ -4,7 +4,8 @@ All three restore a rewind checkpoint (see :mod:`gdtui.engine.history`) and run
 the steps after it again as they first ran, which gives the same numbers bit
 for bit in a deterministic scenario. :class:`Rewinder` does it for a
 :class:`gdtui.engine.session.Session`: it owns the checkpoints (a
-:class:`gdtui.engine.history.History`), what it compares the steps that run
+:class:`gdtui.engine.history.History`, which it takes as the session's steps
+start) and the batches kept for them, what it compares the steps that run
 again with, and which steps still wait for their NaN/Inf check. It moves the
 session only through the session's methods: ``restore_checkpoint``,
 ``run_again``, ``abandon_step``.
@@ -57,12 +58,44 @@ class Rewinder:
         #: False once a deferred check found the optimizer's state non-finite though no step went
         #: NaN/Inf: every later check would run its steps again, so each step is checked instead.
         self.may_defer = True
+        #: The record of the first step that went NaN/Inf, when the check after the last step found
+        #: one (the session is then just after it); None else. See check_due.
+        self.first_bad: StepRecord | None = None
 
     @property
     def depth(self) -> int:
         """How many finished steps rewind can undo."""
         oldest = self.history.oldest_step
         return 0 if oldest is None else self.session.step_count - oldest
+
+    def checkpoint(self, grads_zero: bool) -> float:
+        """As a step starts: take a rewind checkpoint of the session, when one is due (``grads_zero``:
+        whether the gradients are all zero or None). Returns how long it took; 0 when none was due."""
+        session, history = self.session, self.history
+        if not history.due(session.step_count):
+            return 0.0
+        loop = session.loop
+        return history.take(
+            session.step_count,
+            loop.snapshot_nbytes(grads_zero),
+            lambda previous, spares: loop.snapshot(grads_zero, previous=previous, spares=spares),
+        )
+
+    def keep_batches(self) -> None:
+        """Let the data stream keep the batches read since the oldest checkpoint, in the memory
+        the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
+        stream, history = self.session.loop.stream, self.history
+        if stream is None:
+            return
+        oldest = history.oldest_step
+        since = None if oldest is None else history.checkpoint_at(oldest).snapshot.stream
+        stream.keep(0 if history.off else max(0, history.budget - history.nbytes), since)
+
+    def can_remeasure(self) -> bool:
+        """Whether rewind reaches the checkpoint that running the session's step in progress again,
+        with the HINT_LOOKBACK steps before it, would start from (see rerun_from)."""
+        oldest = self.history.oldest_step  # None with rewind off
+        return oldest is not None and oldest <= self.session.step_count - HINT_LOOKBACK
 
     def take_note(self) -> str | None:
         """What the last rewind or replay found it could not restore, once; None when nothing."""
@@ -92,16 +125,21 @@ class Rewinder:
         self.history.log(controls, record)
         self._compare(controls, record.step, record.loss)
 
-    def check_due(self, record: StepRecord) -> StepRecord:
+    def check_due(self) -> None:
         """After a step: before the checkpoint that replaces the last one, make the checks the steps
-        since it left to later. Returns ``record``, or the first step's since then that went NaN/Inf."""
+        since it left to later. What it finds is :attr:`first_bad` until the next step's check."""
+        self.first_bad = None
         if self.unchecked_from is None or not self.history.due(self.session.step_count):
-            return record
+            return
         checked = time.perf_counter()
-        bad = self.check_deferred()
-        if bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
+        self.first_bad = self.check_deferred()
+        if self.first_bad is None:  # (a replay's time is not the check's; once checks stop, they cost nothing)
             self.history.note_check(time.perf_counter() - checked if self.may_defer else 0.0)
-        return bad or record
+
+    def take_first_bad(self) -> StepRecord | None:
+        """The first step that went NaN/Inf, as the last step's check found it, once (see check_due)."""
+        bad, self.first_bad = self.first_bad, None
+        return bad
 
     def _expect(self, start: int, mid_step: bool) -> None:
         """Before going back to the checkpoint at or before ``start``: note what each step from

@@ -38,11 +38,30 @@ StopReason = Literal["limit", "paused", "condition", "nonfinite", "error", "inte
 
 @dataclass(frozen=True, slots=True)
 class StepPlan:
-    """What one step measures.
+    """What one step measures (see Session.step).
 
-    ``whole``: every tensor summarised in full (a step someone looks at); else light.
-    ``hints``: a light step measures what the health hints read (norms, the update).
-    ``defer``: a light step may leave its large tensors' NaN/Inf check to the next checkpoint.
+    ``whole``: every tensor summarised in full (a step someone looks at). Else the step is
+    light, for steps no one will look at (a continuous run between two frames, a quiet
+    headless run): tensors of more than gdtui.engine.meter.LIGHT_VALUES elements (or
+    max_values, if less) are summarised by their norms only (the norms of their updates too)
+    when a hint or a stop condition reads them, else only checked for NaN and Inf; and a
+    step that no hint or condition reads gets no hints and no update at all.
+
+    ``hints``: a light step measures what the health hints read (norms, the update). False
+    is for a light step whose hints no one will see (a continuous run's steps between
+    frames; FramePacer measures the HINT_LOOKBACK steps before each one it shows, so that
+    step's hints are whole): unless a stop condition reads its norms, it measures no update
+    and gets no hints, and its large tensors are only checked for NaN and Inf.
+
+    ``defer``: a light step may leave its large tensors' NaN/Inf check to the next
+    checkpoint, for a run that reads nothing of it but its loss and whether it went NaN/Inf
+    (a quiet headless run, a continuous run's steps between frames): when no hint or
+    condition reads the norms, the large tensors are not read at all (that check is one more
+    pass over the parameters and gradients, a noticeable part of an Adam step). They are
+    checked once before each rewind checkpoint instead; when they hold a NaN or an Inf, the
+    steps since the last check run again from the checkpoint, checked, up to the first that
+    went NaN/Inf (see Session.take_first_bad). With rewind off, every step is checked.
+
     ``show``: the screen redraws after this step (a Frame follows its Stepped).
     """
 
@@ -247,6 +266,9 @@ class Run:
                 except StepError as exc:
                     stopped = self._stop("error", message=str(exc), error=str(exc))
                     break
+                # The check the step made at its checkpoint, of the steps that left theirs to later,
+                # may have found that one of them went NaN/Inf first: the session is just after it.
+                record = session.take_first_bad() or record
                 schedule.stepped(plan, session.last_step_seconds)
                 with guard():  # a Ctrl-C waits until the step is counted and traced
                     self.record = record

@@ -3,11 +3,14 @@
 A :class:`Session` owns one loaded scenario (a :class:`Loop`) and where the
 training is (the step, the phase, the losses). Every finished step returns a
 frozen :class:`StepRecord`; the screen asks for a :class:`SessionState` when it
-wants to draw. Three collaborators hold the rest, each its own state:
+wants to draw. Collaborators hold the rest, each its own state:
 
-* ``session.controls``: the user's controls, one frozen
-  :class:`gdtui.engine.controls.Controls`, replaced as one reference
-  (:meth:`Session.set_controls`) and read once as each step starts;
+* ``session.panel``: the user's controls, one frozen
+  :class:`gdtui.engine.controls.Controls` (``session.controls``), replaced as one
+  reference and read once as each step starts, and what changes them
+  (:class:`gdtui.engine.control_panel.ControlPanel`);
+* ``session.meter``: what a finished step measures into its record
+  (:class:`gdtui.engine.meter.StepMeter`);
 * ``session.rewinder``: going back (the rewind checkpoints, running steps again,
   the quiet run's deferred check), :class:`gdtui.engine.rewind.Rewinder`;
 * :func:`gdtui.engine.views.session_state`: what the screen is given.
@@ -20,30 +23,25 @@ import sys
 import time
 from array import array
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from gdtui.engine.conditions import Condition, RisingLoss, parse_condition
+from gdtui.engine.conditions import Condition, RisingLoss
+from gdtui.engine.control_panel import ControlPanel
 from gdtui.engine.controls import Controls
-from gdtui.engine.errors import ScenarioError
-from gdtui.engine.health import HINT_LOOKBACK, first_nonfinite, step_hints, untracked_tensors
+from gdtui.engine.health import HINT_LOOKBACK, untracked_tensors
 from gdtui.engine.history import Checkpoint, History, StepControls
-from gdtui.engine.loop import Loop, StepError, manual_mode_note
-from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.loop import Loop, StepError
+from gdtui.engine.meter import StepMeter
+from gdtui.engine.records import PHASES, GradSource, Mode, SessionState, StepRecord
 from gdtui.engine.rewind import Rewinder
 from gdtui.engine.runner import StepPlan
 from gdtui.engine.scenario import MODULE_NAME, load_scenario
-from gdtui.engine.summarize import flat_values, scalars, summarize, summarize_step
+from gdtui.engine.summarize import flat_values, summarize
 from gdtui.engine.views import session_state
 
 MB = 2**20
-#: A light step (see Session.step) keeps the values of tensors of at most this many elements (or
-#: ``max_values``, if less); larger ones get norms. 64 is also where the app's own trace, which
-#: light steps go to, stops keeping values (see TraceWriter.export_log): past it, that log holds a
-#: light step's tensor as its shape and norm. A 1024-element bias costs about 0.1 ms a step in full.
-LIGHT_VALUES = 64
 #: The plan of a step someone looks at: every tensor in full, checked as it runs.
 WHOLE = StepPlan()
 
@@ -54,10 +52,6 @@ class Session:
     ``mode``, ``lr`` and ``grad_source`` override the scenario's own at start and
     after every reset. Raises ScenarioError when the scenario does not load.
     """
-
-    #: The last step's number and the gradients its update used, of the tensors too large for its
-    #: record to hold (see _zero_grad_keeping); dropped as the next step starts.
-    _used_grads: tuple[int, dict[int, torch.Tensor]] | None = None
 
     def __init__(
         self,
@@ -92,9 +86,7 @@ class Session:
         # Steps between rewind checkpoints, for each History it installs (a reset keeps it);
         # None picks it from the measured costs (see History.interval).
         self._checkpoint_every = checkpoint_every
-        #: The user's controls (see set_controls). The stop conditions and the skip-zero_grad
-        #: toggle are kept across resets; the rest starts again from the launch values.
-        self.controls = Controls()
+        self.panel: ControlPanel | None = None
         self._install(self._load())
 
     # --- loading ------------------------------------------------------------------------
@@ -107,12 +99,13 @@ class Session:
         return loop
 
     def _install(self, loop: Loop) -> None:
-        mode, lr, grad_source = self._launch
+        # (first: a launch value it cannot take raises before anything changes)
+        panel = ControlPanel.launch(loop, self.path, self._launch, self.panel.value if self.panel else Controls())
         sc = loop.sc
         self.loop = loop
-        kept = self.controls
-        self.controls = Controls(mode=mode or sc.mode, manual_lr=sc.manual_lr, conditions=kept.conditions,  # type: ignore[arg-type]
-                                 rising=kept.rising, skip_zero_grad=kept.skip_zero_grad)
+        #: The user's controls and what changes them (see ControlPanel). The stop conditions and
+        #: the skip-zero_grad toggle are kept across resets; the rest starts again from the launch values.
+        self.panel = panel
         self.step_count = 0
         self._phase = 0
         #: The controls of the step in progress (or the last one): self.controls as that step began.
@@ -123,17 +116,13 @@ class Session:
         self._again_controls: StepControls | None = None
         self._step_lrs: tuple[float, ...] = ()
         self._step_written: tuple[float, ...] | None = None
-        #: The controls' learning rates last written into the param groups (by identity): the
-        #: user's change is written once, at the first update after it (see _pending_lrs).
-        self._lrs_written: tuple[float, ...] | None = None
         self._scheduler_mark: int | None = None
         self._plan = WHOLE  # the plan of the step in progress
         #: How long the last step() that ran a whole step took, in seconds.
         self.last_step_seconds = 0.0
         self._checkpoint_seconds = 0.0  # how long the step in progress spent on its checkpoint
-        self._before: list[torch.Tensor | None] | None = None
-        #: Where each tensor is copied before an update, kept from step to step (see _copies_before_update).
-        self._before_buffers: list[torch.Tensor | None] = [None] * len(loop.tensors)
+        #: What each step measures of the tensors, into its record.
+        self.meter = StepMeter(loop, self.max_values)
         self._reads = True
         #: How many steps in a row, up to the last, measured what the hints read (see
         #: StepRecord.hints_whole); the first step has nothing before it to compare with.
@@ -144,25 +133,12 @@ class Session:
         #: For scenarios with one or two scalar parameters: their values, start then after each step.
         self.scalar_path: list[tuple[float, ...]] | None = None
         sizes = [t.numel() for t in loop.tensors]
-        self._light_values = min(self.max_values, LIGHT_VALUES)
-        self._has_large = max(sizes) > self._light_values  # only these are summarised differently in a light step
         if sum(sizes) <= 2 and max(sizes) <= self.max_values:
             self.scalar_path = [tuple(self._scalar_values())]
         self.error: str | None = None
         self.untracked = untracked_tensors(sc.namespace, sc.model, loop.tensors)
         #: Going back: the rewind checkpoints and what runs steps again from them.
         self.rewinder = Rewinder(self, History(self.history_budget, every=self._checkpoint_every))
-        # The launch values are the command line's: a bad one names its flag, not the file.
-        if lr is not None:
-            try:
-                self.set_lr(lr)
-            except ValueError:
-                raise ScenarioError(f"--lr {lr!r}: give a finite positive learning rate such as 0.01") from None
-        if grad_source is not None:
-            if grad_source == "grad_fn" and sc.grad_fn is None:
-                raise ScenarioError(f"--grad-source grad_fn: {self.path} defines no grad_fn; define grad_fn() "
-                                    "there for a hand-written gradient, or leave out --grad-source")
-            self.set_grad_source(grad_source)
 
     def reset(self) -> None:
         """Re-execute the scenario file with the same seed. On failure the old session stays, untouched."""
@@ -177,7 +153,6 @@ class Session:
                 sys.modules[MODULE_NAME] = module
             raise
         self._install(loop)
-        self._used_grads = None
 
     @property
     def scenario(self):
@@ -192,13 +167,16 @@ class Session:
         """Whether a step is in progress: some of its phases ran (see abandon_step)."""
         return self._phase != 0
 
-    # --- controls -----------------------------------------------------------------------
-    # Each change builds a new Controls and replaces self.controls, one reference: a step reads
-    # it once, as it starts (a change during a step applies from the next one).
+    # --- controls (see ControlPanel: session.panel changes them) ------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The user's controls: one frozen value, read once as each step starts."""
+        return self.panel.value
 
     def set_controls(self, controls: Controls) -> None:
         """Use ``controls`` from the next step that starts."""
-        self.controls = controls
+        self.panel.set(controls)
 
     @property
     def mode(self) -> Mode:
@@ -227,110 +205,14 @@ class Session:
     def condition_texts(self) -> tuple[str, ...]:
         return self.controls.condition_texts
 
-    def _groups(self) -> list[float]:
-        return [g["lr"] for g in self.loop.optimizer.param_groups]
-
-    def _pending_lrs(self, controls: Controls) -> tuple[float, ...] | None:
-        """The learning rates of ``controls`` that the next update writes into the param groups:
-        None once written (the param groups hold them, or what the scheduler made of them)."""
-        lrs = controls.lrs
-        return None if lrs is None or lrs is self._lrs_written else lrs
-
-    def _unwritten(self) -> Controls:
-        """self.controls, with the learning rates already written left to the param groups."""
-        c = self.controls
-        return c if self._pending_lrs(c) is c.lrs else replace(c, lrs=None)
-
     @property
     def lr(self) -> float:
         """The learning rate the next update will use (first param group's)."""
-        return self.lrs_for(self.mode)[0]
-
-    def lrs_for(self, mode: Mode) -> list[float]:
-        """The learning rate of each param group that an update in ``mode`` would use.
-
-        gdtui writes a learning rate into the optimizer's param groups only when the user changed
-        it (set_lr, scale_lr): once, before the next update. Otherwise the param groups hold what
-        the scenario (and its lr scheduler) put there."""
-        return self._unwritten().lrs_for(mode, self._groups())
-
-    def controls_with(self, *, mode: Mode | None = None, grad_source: GradSource | None = None,
-                      lr: float | None = None, lr_scale: float | None = None, skip_zero_grad: bool | None = None,
-                      conditions: Sequence[str] | None = None) -> Controls:
-        """The controls with each field given (not None) changed, checked, for set_controls: ``lr``
-        for every param group, then ``lr_scale`` times each; ``conditions`` as condition_texts
-        gives them (see Controls.with_condition_texts). Raises ValueError, ConditionError or
-        ScenarioError (one line) for a value it cannot take; nothing changes then."""
-        c = self._unwritten()
-        if mode is not None:
-            c = c.with_mode(mode)
-        if grad_source is not None:
-            c = c.with_grad_source(grad_source)
-            if grad_source == "grad_fn" and self.scenario.grad_fn is None:
-                raise ScenarioError("this scenario defines no grad_fn; define grad_fn() to use a hand-written gradient",
-                                    self.path)
-        if lr is not None:
-            c = c.with_lr(lr, len(self.loop.optimizer.param_groups))
-        if lr_scale is not None:
-            c = c.scaled_lr(lr_scale, self._groups())
-        if skip_zero_grad is not None:
-            c = replace(c, skip_zero_grad=bool(skip_zero_grad))
-        if conditions is not None:
-            c = c.with_condition_texts(conditions, self.scenario.metrics, self.loop.names)
-        return c
-
-    def set_lr(self, lr: float) -> None:
-        """Use ``lr`` for every param group, in both modes, from the next update."""
-        self.set_controls(self.controls_with(lr=lr))
-
-    def scale_lr(self, factor: float) -> None:
-        """Multiply every learning rate by ``factor`` (×2 / ÷2 keys)."""
-        self.set_controls(self.controls_with(lr_scale=factor))
-
-    def set_mode(self, mode: Mode) -> None:
-        self.set_controls(self.controls_with(mode=mode))
-
-    def toggle_mode(self) -> Mode:
-        self.set_mode("optim" if self.mode == "manual" else "manual")
-        return self.mode
-
-    def set_grad_source(self, source: GradSource) -> None:
-        self.set_controls(self.controls_with(grad_source=source))
-
-    def toggle_grad_source(self) -> GradSource:
-        self.set_grad_source("grad_fn" if self.grad_source == "autograd" else "autograd")
-        return self.grad_source
-
-    def set_skip_zero_grad(self, skip: bool) -> None:
-        self.set_controls(self.controls_with(skip_zero_grad=skip))
-
-    def set_rising(self, rising: RisingLoss | None) -> None:
-        self.set_controls(replace(self.controls, rising=rising))
+        return self.panel.lr
 
     @property
     def notes(self) -> tuple[str, ...]:
-        notes = []
-        if self.mode == "manual":
-            note = manual_mode_note(self.loop.optimizer)
-            if note:
-                notes.append(note)
-        return tuple(notes)
-
-    def add_condition(self, text: str, kind: str = "break") -> Condition:
-        """Parse and add a stop condition; raises ConditionError (one line) if it is not valid."""
-        condition = parse_condition(text, metrics=self.scenario.metrics, tensors=self.loop.names, kind=kind)
-        self.set_controls(self.controls.with_condition(condition))
-        return condition
-
-    def set_condition_texts(self, texts: tuple[str, ...] | list[str]) -> None:
-        """Replace the stop conditions with ``texts`` (see controls_with). All or nothing: a text
-        that does not parse raises ConditionError and changes nothing."""
-        self.set_controls(self.controls_with(conditions=texts))
-
-    def remove_condition(self, text: str) -> bool:
-        before = self.controls
-        self.set_controls(before.without_condition(text))
-        return len(self.controls.conditions) < len(before.conditions)
+        return self.panel.notes
 
     def triggered(self, record: StepRecord) -> list[Condition | RisingLoss]:
         """The stop conditions that hold after ``record``'s step: those of the controls that step
@@ -340,34 +222,17 @@ class Session:
     # --- stepping -----------------------------------------------------------------------
 
     def step(self, plan: StepPlan = WHOLE) -> StepRecord:
-        """Run the remaining phases of the current step, as ``plan`` says; return its record.
+        """Run the remaining phases of the current step, as ``plan`` says (see StepPlan for what a
+        light, unmeasured or deferred step leaves out); return its record.
 
         The plan applies to a step run whole (it is ignored when some of the step's phases
-        ran already: the phase key's steps are whole). ``plan.whole=False`` is for steps no
-        one will look at (a continuous run between two frames, a quiet headless run): tensors of more than
-        LIGHT_VALUES elements (or max_values, if less) are summarised by their
-        norms only (the norms of their updates too) when a hint or a stop
-        condition reads them, else only checked for NaN and Inf; and a step
-        that no hint or condition reads gets no hints and no update at all.
-        The record says ``light``; :meth:`detail_last` makes the last one whole again.
-
-        ``plan.hints=False`` is for a light step whose hints no one will see (a
-        continuous run's steps between frames; FramePacer measures the
-        HINT_LOOKBACK steps before each one it shows, so that step's hints are
-        whole): unless a stop condition reads its norms, it measures no update
-        and gets no hints, and its large tensors are only checked for NaN and Inf.
-
-        ``plan.defer`` is for a run that reads nothing of a light step but
-        its loss and whether it went NaN/Inf (a quiet headless run, a
-        continuous run's steps between frames): when no
-        hint or condition reads the norms, the large tensors are not read at
-        all (that check is one pass over the parameters and gradients, about 5%
-        of an Adam step). They are checked once before each rewind checkpoint
-        instead; when they hold a NaN or an Inf, the steps since the last check
-        run again from the checkpoint, checked, up to the first that went
-        NaN/Inf, and that step's record is returned, as a run that checked every
-        step would have stopped there. The run calls :meth:`check_deferred`
-        before it stops. With rewind off, every step is checked.
+        ran already: the phase key's steps are whole). A light record says ``light``;
+        :meth:`detail_last` makes the last one whole again. The NaN/Inf checks that steps
+        left to later are made here, before each rewind checkpoint: when one finds that an
+        earlier step went NaN/Inf, the session goes back to just after it, as a run that
+        checked every step would have stopped there. This step's record is returned all the
+        same; :meth:`take_first_bad` gives the first bad step's. The run asks for it after
+        each step, and calls :meth:`check_deferred` before it stops.
         """
         whole = self._phase == 0
         start = time.perf_counter()
@@ -384,10 +249,15 @@ class Session:
         if whole:
             took = self.last_step_seconds = time.perf_counter() - start
             history.note_step(took - self._checkpoint_seconds)
-            self._keep_batches()
+            self.rewinder.keep_batches()
         if self._again_controls is None:
-            record = self.rewinder.check_due(record)
+            self.rewinder.check_due()
         return record
+
+    def take_first_bad(self) -> StepRecord | None:
+        """The record of the first step that went NaN/Inf, when the deferred check after the last
+        step found one (see step), once; None else. The session is then just after that step."""
+        return self.rewinder.take_first_bad()
 
     def run_again(self, controls: StepControls, plan: StepPlan) -> StepRecord:
         """Run the next step again as it first ran, with ``controls`` (its first run's) instead of
@@ -403,16 +273,6 @@ class Session:
         plan = self._plan
         return plan.defer and not plan.whole and self.rewinder.may_defer
 
-    def _keep_batches(self) -> None:
-        """Let the data stream keep the batches read since the oldest checkpoint, in the memory
-        the checkpoints leave of the budget, so a rewind takes them from there (see BatchStream)."""
-        stream, history = self.loop.stream, self.rewinder.history
-        if stream is None:
-            return
-        oldest = history.oldest_step
-        since = None if oldest is None else history.checkpoint_at(oldest).snapshot.stream
-        stream.keep(0 if history.off else max(0, history.budget - history.nbytes), since)
-
     def step_phase(self) -> StepRecord | None:
         """Run the next phase. Returns the step's record after zero_grad, else None.
 
@@ -426,7 +286,7 @@ class Session:
         try:
             if phase == "forward":
                 self.error = None
-                self._used_grads = None  # the last step's gradients (see _zero_grad_keeping): freed before a forward
+                self.meter.used = None  # the last step's gradients (see StepMeter.used): freed before a forward
                 # The one read of the user's controls for this step; a step run again uses its first
                 # run's, and the user's stop conditions (only for what it measures: see triggered).
                 c = self.controls
@@ -444,19 +304,19 @@ class Session:
                 self._grads_zero = False
             elif phase == "update":
                 c = self._taken
-                written = self._pending_lrs(c) if again is None else c.lrs
+                written = self.panel.pending_lrs(c) if again is None else c.lrs
                 self._step_written = written
                 loop.write_lrs(written)
-                self._step_lrs = again.lrs if again is not None else tuple(c.live_lrs(c.mode, self._groups()))
+                self._step_lrs = again.lrs if again is not None else tuple(c.live_lrs(c.mode, self.panel.groups()))
                 # Whether this step measures is settled here, before the update (with the stop
                 # conditions the step began with, which are the ones checked after it).
                 self._reads = self._plan.whole or self._reads_norms()
-                self._before = self._copies_before_update()
+                self.meter.copy_before_update(self._reads)
                 loop.update(c.mode, self._step_lrs)
                 if again is None and written is not None:
                     # Written: the param groups hold it now (and the scheduler takes it from there).
                     # A new value the screen sets is another tuple, written at its first update.
-                    self._lrs_written = written
+                    self.panel.lrs_written = written
                 loop.after_update(self._scheduler_mark)
             else:
                 record = self._finish_step()
@@ -471,143 +331,48 @@ class Session:
         return record
 
     def _begin_step(self) -> None:
-        self._before = None
+        self.meter.before = None
         self._step_written = None
         self._scheduler_mark = self.loop.scheduler_mark()
-        history = self.rewinder.history
-        if history.due(self.step_count):
-            loop, zero = self.loop, self._grads_zero
-            self._checkpoint_seconds = history.take(
-                self.step_count,
-                loop.snapshot_nbytes(zero),
-                lambda previous, spares: loop.snapshot(zero, previous=previous, spares=spares),
-            )
-
-    def _copies_before_update(self) -> list[torch.Tensor | None]:
-        """What the update's change is measured against: every tensor, or none in a light step
-        whose update norms no hint or condition reads (the trace has no updates).
-
-        The copies go into buffers kept from step to step, which the step's summary then turns
-        into the change: no new memory a step (a fresh copy of a large model costs more in page
-        faults than the copy itself). They never hold a checkpoint's tensors.
-        """
-        if not self._reads:
-            return [None] * len(self.loop.tensors)
-        buffers = self._before_buffers
-        copies: list[torch.Tensor | None] = []
-        for i, t in enumerate(self.loop.tensors):  # detached into buffers that need no grad: nothing is recorded
-            buffer = buffers[i]
-            if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
-                buffer = buffers[i] = torch.empty_like(t, memory_format=torch.contiguous_format)
-            copies.append(buffer.copy_(t.detach()))
-        return copies
+        self._checkpoint_seconds = self.rewinder.checkpoint(self._grads_zero)
 
     def _reads_norms(self) -> bool:
         """Whether the light step in progress has a reader of its norms: a stop condition, or the
         health hints (on with the activation watch) unless the step said no one will see them and
         detail_last could measure it again, with the HINT_LOOKBACK steps before it."""
         return bool(self._taken.conditions) or (
-            self.watch_activations and (self._plan.hints or not self._can_remeasure()))
-
-    def _can_remeasure(self) -> bool:
-        """Whether rewind reaches the checkpoint that running the step in progress again, with the
-        HINT_LOOKBACK steps before it, would start from (see Rewinder.rerun_from)."""
-        oldest = self.rewinder.history.oldest_step  # None with rewind off
-        return oldest is not None and oldest <= self.step_count - HINT_LOOKBACK
+            self.watch_activations and (self._plan.hints or not self.rewinder.can_remeasure()))
 
     def _finish_step(self) -> StepRecord:
-        loop = self.loop
-        tensors, names = loop.tensors, loop.names
         light = not self._plan.whole
         read = self._reads  # whether anyone reads this step's norms and hints
         large = "full" if not light else ("norm" if read else "finite")
-        if large == "finite" and self._defers() and self._has_large and self.rewinder.history.off is None:
+        if large == "finite" and self._defers() and self.meter.has_large and self.rewinder.history.off is None:
             # (asked now, not when the step began: rewind may have turned off at its checkpoint)
             large = "unchecked"
             self.rewinder.note_unchecked(self.step_count)
-        limit = self._light_values if light else self.max_values
-        params, grad_views, updates = (
-            dict(zip(names, views)) for views in summarize_step(tensors, self._before, limit, large)
-        )
-        numbers = scalars([loop.loss, *loop.metric_values])
-        loss, metrics = numbers[0], dict(zip(loop.sc.metrics, numbers[1:]))
         previous = self.last
         hints_whole = read and self.measured_streak >= HINT_LOOKBACK
         self.measured_streak = self.measured_streak + 1 if read else 0
         c = self._taken
-        skipped = c.skip_zero_grad
-        kept = self._zero_grad_keeping(grad_views, light, skipped)
-        self._grads_zero = not skipped
+        record = self.meter.record(self.step_count + 1, c, self._step_lrs, light=light, read=read, large=large,
+                                   hints_whole=hints_whole, previous=previous, losses=self.losses,
+                                   untracked=self.untracked)
+        self._grads_zero = not c.skip_zero_grad
         self.step_count += 1
-        self._used_grads = (self.step_count, kept)
-        dead = loop.watch.collect(self.step_count, previous.dead_units if previous else ()) if loop.watch else ()
-        unchanged = {
-            name: ((previous.unchanged.get(name, 0) if previous else 0) + 1 if view.norm == 0 else 0)
-            for name, view in updates.items()
-        } if read else {}
-        fields = dict(
-            step=self.step_count,
-            epoch=loop.epoch,
-            batch=loop.batch,
-            mode=c.mode,
-            grad_source=c.grad_source,
-            lr=self._step_lrs[0],
-            loss=loss,
-            params=frozen_map(params),
-            grads=frozen_map(grad_views),
-            updates=frozen_map(updates),
-            metrics=frozen_map(metrics),
-            nonfinite=first_nonfinite(loss, params, grad_views),
-            zero_grad=not skipped,
-            dead_units=dead,
-            unchanged=frozen_map(unchanged),
-            light=light and (self._has_large or not read),  # an unread step has no updates either
-            hints_whole=hints_whole,
-        )
-        self.losses.append(loss)
-        record = StepRecord(**fields)
-        if read:  # a light step that no hint or condition reads (a quiet headless run) gets none
-            # The hints read the record (its norms and values): the one without them, then the record.
-            hints = step_hints(
-                record, previous, self.losses, unchanged=unchanged, skip_zero_grad=skipped, untracked=self.untracked
-            )
-            record = StepRecord(**fields, hints=hints)
-        controls = StepControls(c.mode, self._step_lrs, c.grad_source, not skipped, self._step_written)
-        self.rewinder.log(controls, record)
+        self.rewinder.log(StepControls(c.mode, self._step_lrs, c.grad_source, not c.skip_zero_grad,
+                                       self._step_written), record)
         if self.scalar_path is not None:
-            self.scalar_path.append(tuple(v for view in params.values() for v in view.flat))
-        loop.clear()
-        self._before = None
+            self.scalar_path.append(tuple(v for view in record.params.values() for v in view.flat))
+        self.loop.clear()
         return record
-
-    def _zero_grad_keeping(self, grad_views: dict[str, TensorView | None], light: bool,
-                           skipped: bool) -> dict[int, torch.Tensor]:
-        """Run zero_grad, and keep the gradients the update used of the tensors whose record holds
-        only their statistics (more than ``max_values`` elements), for :meth:`used_grad`.
-
-        Kept by reference where zero_grad lets go of them (``optimizer.zero_grad()`` sets them to
-        None; a skipped zero_grad leaves them), so that costs no copy; in manual mode, which zeroes
-        them in place, copied, in a step someone looks at (not light). An optimizer that zeroes them
-        in place keeps none.
-        """
-        loop = self.loop
-        keep = {i: p.grad for i, (p, name) in enumerate(zip(loop.tensors, loop.names))
-                if p.grad is not None and (view := grad_views.get(name)) is not None and view.flat is None}
-        in_place = not skipped and self._taken.mode == "manual"
-        if in_place:
-            keep = {} if light else {i: g.clone() for i, g in keep.items()}
-        loop.zero_grad(self._taken.mode, skip=skipped)
-        if not skipped and not in_place:
-            keep = {i: g for i, g in keep.items() if loop.tensors[i].grad is not g}
-        return keep
 
     def used_grad(self, name: str) -> torch.Tensor | None:
         """The gradient the last step's update used, after that step, for a tensor whose record holds
         only its statistics (zero_grad has cleared the live one); None when it was not kept."""
-        used = self._used_grads
-        if self._phase or used is None or used[0] != self.step_count:
-            return None  # mid-step (the live gradient is the one), or the kept step was rewound
-        return used[1].get(self.loop.names.index(name))
+        if self._phase:
+            return None  # mid-step: the live gradient is the one
+        return self.meter.used_grad(name, self.step_count)
 
     def abandon_step(self) -> None:
         """Undo the phases run so far of the step in progress (see mid_step): the session is back
@@ -622,7 +387,7 @@ class Session:
 
     def _drop_step(self) -> None:
         self._phase = 0
-        self._before = None
+        self.meter.before = None
 
     # --- going back (see Rewinder) --------------------------------------------------------
 
@@ -647,17 +412,14 @@ class Session:
             undone, n = 1, n - 1
         k = min(n, self.rewind_depth)
         if undone + k:
-            # A learning rate the user set is a control, like the mode: it outlives the rewind of
-            # the steps it was written in, and is written again before the next update.
+            # The learning rates the user set that the undone steps wrote (see ControlPanel.rewound).
             written = [history.controls_of(s).lr_written for s in range(self.step_count - k + 1, self.step_count + 1)]
             if mid_step:
                 written.append(self._step_written)
             user_lr = next((w for w in reversed(written) if w is not None), None)
             self._drop_step()
             self.rewinder.go_to(self.step_count - k, mid_step=mid_step)
-            if self._pending_lrs(self.controls) is None and user_lr is not None:
-                self._lrs_written = None  # the param groups are back to before it was written
-                self.set_controls(replace(self.controls, lrs=user_lr))
+            self.panel.rewound(user_lr)
             self.rewinder.note_unrestored()
         return undone + k
 

@@ -57,7 +57,7 @@ class RngState:
     def capture(cls, extra: Iterable[torch.Generator] = (), like: RngState | None = None,
                 torch_only: bool = False) -> RngState:
         """The state of every RNG now. Parts equal to ``like``'s are shared with it, not stored again.
-        ``torch_only``: torch's generators only (numpy's and Python's take 40 us to read); restoring
+        ``torch_only``: torch's generators only (numpy's and Python's are slow to read); restoring
         such a state leaves numpy's and Python's as they are."""
         cuda = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() and torch.cuda.is_initialized() else ()
         state = cls(
@@ -165,8 +165,8 @@ class BatchStream:
         self._limit: int | None = None  # bytes the tape may hold; None until the session says
         #: Why the last seek read the data again rather than taking it from the tape; None when it did not.
         self.note: str | None = None
-        # Whether fetching a batch draws from numpy's or Python's RNG, which take 40 us a batch to
-        # read: watched over the first WATCHED_FETCHES fetches and each epoch's first; None until then.
+        # Whether fetching a batch draws from numpy's or Python's RNG, which are slow to read
+        # every batch: watched over the first WATCHED_FETCHES fetches and each epoch's first; None until then.
         self._other_rngs_drawn: bool | None = None
         self._watched = 0
 

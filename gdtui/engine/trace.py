@@ -42,11 +42,11 @@ def _finite(obj: Any) -> Any:
 
 #: The step-debugger's own trace (no --trace given: the log that ``e`` exports) writes a
 #: tensor whole up to this many elements, else its summary. Every value of every tensor,
-#: every step, cost a 500-tensor model 120-350 ms and 2.6 MB a step; --trace keeps them.
+#: every step, costs a large model more time and disk a step than the step; --trace keeps them.
 EXPORT_LOG_MAX_ELEMENTS = 64
 #: ...and once it holds this many bytes, its step lines leave the tensors out (step, loss, lr
-#: and metrics stay), so a long run of a large model cannot fill the temp folder: a step of a
-#: 500-tensor model wrote 245 kB, a step line without tensors about 200 bytes.
+#: and metrics stay), so a long run of a large model cannot fill the temp folder: a step line
+#: with a large model's tensors is far longer than one without them.
 EXPORT_LOG_TENSOR_BYTES = 512 * 2**20
 
 
@@ -122,8 +122,8 @@ class TraceWriter:
         """The step-debugger's own trace, in a new file in the system's temp folder (the caller
         removes it): tensors over EXPORT_LOG_MAX_ELEMENTS (or ``max_elements``, when fewer) are
         written as their summary, step lines leave the tensors out once the log holds
-        EXPORT_LOG_TENSOR_BYTES, and lines are flushed when the log is read (a flush costs a
-        step of not_gate about 2%). Raises OSError when the temp folder is not writable."""
+        EXPORT_LOG_TENSOR_BYTES, and lines are flushed when the log is read (a flush every step
+        would slow a small model's steps). Raises OSError when the temp folder is not writable."""
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl")
         os.close(fd)
         return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS), flush_each=False,

@@ -249,11 +249,11 @@ def observe_gdtui(path: Path, launch: Launch, actions: list[tuple]) -> list[tupl
                     out.append((i, "record", record_obs(record)))
                 out.append((i, "state", state_obs(session.state())))
         elif kind == "mode":
-            session.set_mode(args[0])
+            session.panel.set_mode(args[0])
         elif kind == "set_lr":
-            session.set_lr(args[0])
+            session.panel.set_lr(args[0])
         elif kind == "scale_lr":
-            session.scale_lr(args[0])
+            session.panel.scale_lr(args[0])
         elif kind == "rewind":
             out.append((i, "rewound", session.rewind(args[0])))
         elif kind == "reset":

@@ -70,8 +70,8 @@ def test_plain_sgd_against_manual_mode_reports_the_measured_difference(path):
     """Issue 12 case 35: the difference is the one the two float32 updates really make, done plainly
     from the step's own parameters and gradients (read at the update phase)."""
     session = Session(path)
-    lr = session.lrs_for("optim")[0]
-    assert session.lrs_for("manual")[0] == lr
+    lr = session.panel.lrs_for("optim")[0]
+    assert session.panel.lrs_for("manual")[0] == lr
     for _ in range(3):
         while session.next_phase != "update":
             session.step_phase()

@@ -31,7 +31,7 @@ def test_a_learning_rate_set_during_a_step_applies_from_the_next_step(phases_run
     old = plain.opt.param_groups[0]["lr"]
     for _ in range(phases_run):
         session.step_phase()
-    session.set_lr(0.25)
+    session.panel.set_lr(0.25)
     first = session.step()
     assert first.lr == old and values(first) == plain.step()["params"]
     plain.opt.param_groups[0]["lr"] = 0.25
@@ -46,7 +46,7 @@ def test_a_mode_switched_during_a_step_applies_from_the_next_step():
     session, plain = Session(NOT_GATE), PlainLoop(NOT_GATE)
     for _ in range(PHASES.index("update")):
         session.step_phase()
-    session.toggle_mode()
+    session.panel.toggle_mode()
     first = session.step()
     assert first.mode == "optim" and values(first) == plain.step("optim")["params"]
     second = session.step()
@@ -59,7 +59,7 @@ def test_a_stop_condition_added_during_a_step_is_checked_from_the_next_step():
     plain loop's."""
     session, plain = Session(NOT_GATE), PlainLoop(NOT_GATE)
     session.step_phase()
-    session.add_condition("loss > 0")
+    session.panel.add_condition("loss > 0")
     first = session.step()
     assert session.triggered(first) == [] and first.loss == plain.step()["loss"]
     second = session.step()
@@ -73,8 +73,8 @@ def test_the_controls_are_one_frozen_value_replaced_whole():
     The step after it matches a plain loop with the new learning rate."""
     session, plain = Session(NOT_GATE), PlainLoop(NOT_GATE)
     before = session.controls
-    session.set_lr(0.5)
-    session.add_condition("loss < 0.001")
+    session.panel.set_lr(0.5)
+    session.panel.add_condition("loss < 0.001")
     after = session.controls
     assert after is not before and before.lrs is None and before.conditions == ()
     assert after.lrs == (0.5,) and isinstance(after.conditions, tuple)
@@ -118,7 +118,7 @@ def test_going_back_runs_steps_with_their_first_controls_and_keeps_the_users():
     session, plain = Session(NOT_GATE, checkpoint_every=4), PlainLoop(NOT_GATE)
     for _ in range(3):
         session.step()
-    session.toggle_mode()
+    session.panel.toggle_mode()
     mine = session.controls
     assert session.rewind(1) == 1
     assert session.controls is mine and session.mode == "manual" and session.last.mode == "optim"
@@ -145,7 +145,7 @@ def test_a_learning_rate_rewound_past_its_write_is_written_again(every):
     update (it is a control, like the mode), as a plain loop that sets it before each step."""
     session, plain = Session(NOT_GATE, checkpoint_every=every), PlainLoop(NOT_GATE)
     session.step()
-    session.set_lr(0.5)
+    session.panel.set_lr(0.5)
     for _ in range(3):
         session.step()
     assert session.rewind(3) == 3 and session.lr == 0.5

@@ -117,7 +117,7 @@ def test_dead_units_found_through_nn_relu_and_functional_relu(tmp_path):
 def test_skipping_zero_grad_accumulates_the_sum_of_gradients():
     path = SCENARIOS / "not_gate.py"
     session = Session(path)
-    session.set_skip_zero_grad(True)
+    session.panel.set_skip_zero_grad(True)
     plain = PlainLoop(path)
     w, b = plain.tensors
     total = [torch.zeros_like(w), torch.zeros_like(b)]

@@ -83,7 +83,7 @@ def test_mode_switch_between_steps_follows_plain_loop():
     modes = ["optim", "manual", "manual", "optim", "manual", "optim"]
     records = []
     for m in modes:
-        session.set_mode(m)
+        session.panel.set_mode(m)
         records.append(session.step())
     loop = PlainLoop(path)
     expected = [loop.step(m) for m in modes]

@@ -92,9 +92,9 @@ def test_large_state_is_summarised_not_copied():
 
 def test_manual_mode_says_it_ignores_the_state():
     session = Session(DIAG / "adam.py", mode="manual")
-    session.set_mode("optim")
+    session.panel.set_mode("optim")
     session.step()
-    session.set_mode("manual")
+    session.panel.set_mode("manual")
     assert "manual mode neither uses nor updates this state" in optimizer_state(session).notes
 
 

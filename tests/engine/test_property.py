@@ -105,6 +105,6 @@ def test_record_lr_is_the_lr_the_update_used(change):
         session = Session(scenario.write(Path(folder)))
         for _ in range(4):
             assert session.step_phase() is None
-        getattr(session, change[0])(change[1])
+        getattr(session.panel, change[0])(change[1])
         record = session.step_phase()
     assert record.lr == 0.1

@@ -25,7 +25,7 @@ def both_ways(path, steps: int, *, rising: int | None = None, **options) -> dict
     for quiet in (False, True):
         session = Session(path, watch_activations=False, **options)
         if rising is not None:
-            session.set_rising(RisingLoss(rising))
+            session.panel.set_rising(RisingLoss(rising))
         out, err = io.StringIO(), io.StringIO()
         status = run_headless(session, steps, quiet=quiet, out=out, err=err)
         lines = out.getvalue().splitlines()
@@ -116,6 +116,24 @@ def test_deferred_steps_leave_large_tensors_unread_until_check_deferred(tmp_path
     assert expected.nonfinite == "w"
     assert deferred.check_deferred() == expected and deferred.step_count == k
     assert deferred.check_deferred() is None  # nothing left to check
+
+
+def test_a_step_returns_its_own_record_when_its_check_finds_an_earlier_bad_step(tmp_path):
+    """Issue 13: no step returns an earlier step's record. w overflows at the plain loop's step k
+    (its loss stays finite; step k + 1's loss is -inf); with a checkpoint every k + 1 steps, step
+    k + 1's check finds step k: step k + 1's own record comes back, and take_first_bad gives step
+    k's, once, with w as the plain loop has it after step k; the session is just after step k."""
+    path = tmp_path / "overflows.py"
+    path.write_text(OVERFLOWS.format(check="pass"))
+    k, w = first_nonfinite_step(path)
+    session = Session(path, checkpoint_every=k + 1, watch_activations=False)
+    records = [session.step(StepPlan(whole=False, defer=True)) for _ in range(k + 1)]
+    assert [r.step for r in records] == list(range(1, k + 2))
+    assert records[-1].loss == -math.inf and records[-1].nonfinite == "loss"
+    bad = session.take_first_bad()
+    assert bad.step == k and bad.nonfinite == "w" and session.step_count == k
+    assert session.last is bad and session.loop.tensors[0].tolist() == w
+    assert session.take_first_bad() is None
 
 
 RPROP_SQRT = (

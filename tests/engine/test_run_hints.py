@@ -162,7 +162,7 @@ def test_a_rewind_into_an_unmeasured_stretch_shows_whole_hints(scenario, every):
 
 def test_a_stop_condition_still_measures_every_step(scenario):
     session = Session(scenario)
-    session.add_condition('update_ratio["body.0.weight"] > 10')
+    session.panel.add_condition('update_ratio["body.0.weight"] > 10')
     record = session.step(StepPlan(whole=False, hints=False))
     assert record.unchanged and not math.isnan(record.updates["body.0.weight"].norm)
 
@@ -314,6 +314,9 @@ class TimedSession:
         self.step_count += 1
         return SimpleNamespace(step=self.step_count, nonfinite=None)
 
+    def take_first_bad(self):
+        return None
+
     def check_deferred(self):
         return None
 
@@ -362,7 +365,7 @@ def test_a_stop_condition_added_during_a_step_leaves_it_consistently_unmeasured(
 
     def add_then_update(mode, lrs):
         if not session.conditions:
-            session.add_condition('update_ratio["body.0.weight"] > 10')
+            session.panel.add_condition('update_ratio["body.0.weight"] > 10')
         update(mode, lrs)
 
     session.loop.update = add_then_update

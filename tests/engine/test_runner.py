@@ -125,7 +125,7 @@ def test_a_stop_condition_stops_the_run_after_the_step_where_it_holds(tmp_path):
     plain = PlainLoop(NOT_GATE)
     k = next(n for n in range(1, 200) if plain.step()["loss"] < 0.45)
     session = Session(NOT_GATE)
-    session.add_condition("loss < 0.45", kind="until")
+    session.panel.add_condition("loss < 0.45", kind="until")
     with TraceWriter(tmp_path / "t.jsonl") as trace:
         stopped = list(Run(session, 200, schedule=WHOLE, trace=trace, trace_ends=True))[-1]
     assert (stopped.reason, stopped.record.step, stopped.message, stopped.hits) == ("condition", k, "loss < 0.45", ("loss < 0.45",))
@@ -136,7 +136,7 @@ def test_queued_steps_run_on_past_a_stop_condition():
     """Issue 13: with ``conditions=False`` (the step key's queued steps) a condition that holds
     from step 1 does not stop the run: it reaches its limit."""
     session = Session(NOT_GATE)
-    session.add_condition("loss > 0")
+    session.panel.add_condition("loss > 0")
     stopped = list(Run(session, 4, schedule=WHOLE, conditions=False))[-1]
     assert (stopped.reason, session.step_count) == ("limit", 4)
 

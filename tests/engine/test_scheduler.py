@@ -144,7 +144,7 @@ def test_a_learning_rate_the_user_sets_is_written_once_then_the_scheduler_goes_o
     """Issue 12 case 5: + writes the doubled lr before the next update; StepLR halves it from there."""
     session = Session(write(tmp_path, GIVEN))
     session.step()  # lr 0.4, then the scheduler makes it 0.2
-    session.scale_lr(2)
+    session.panel.scale_lr(2)
     assert session.lr == 0.4
     assert [session.step().lr for _ in range(3)] == pytest.approx([0.4, 0.2, 0.1])
 

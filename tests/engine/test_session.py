@@ -55,17 +55,17 @@ def test_lr_changes_apply_from_the_next_step():
     plain = PlainLoop(NOT_GATE)
     session.step()
     plain.step()
-    session.scale_lr(0.5)
+    session.panel.scale_lr(0.5)
     plain.opt.param_groups[0]["lr"] = 5.0
     record = session.step()
     assert record.lr == 5.0 and values(record) == plain.step()["params"]
-    session.set_lr(0.25)
+    session.panel.set_lr(0.25)
     plain.opt.param_groups[0]["lr"] = 0.25
     assert values(session.step()) == plain.step()["params"]
     with pytest.raises(ValueError):
-        session.set_lr(-1)
+        session.panel.set_lr(-1)
     with pytest.raises(ValueError):
-        session.set_lr(float("nan"))
+        session.panel.set_lr(float("nan"))
     assert session.lr == 0.25
 
 
@@ -241,10 +241,32 @@ def test_records_are_frozen_and_hold_no_tensors():
     assert plain(record)
 
 
+def test_a_reset_that_loses_the_launch_grad_fn_keeps_the_old_session(tmp_path):
+    """Issue 13: the launch values (--grad-source) are checked before a reset installs anything: a
+    fit_2x.py edited to drop grad_fn fails the reset with one line naming the flag, and the old
+    session steps on with grad_fn, as the plain loop does (w 1.2 then 1.68, the docstring's)."""
+    path = tmp_path / "fit.py"
+    source = (SCENARIOS / "fit_2x.py").read_text()
+    path.write_text(source)
+    session = Session(path, grad_source="grad_fn")
+    first = session.step()
+    path.write_text(source.replace("def grad_fn():", "def unused():"))
+    with pytest.raises(ScenarioError, match="--grad-source grad_fn"):
+        session.reset()
+    assert session.step_count == 1 and session.grad_source == "grad_fn"
+    second = session.step()
+    path.write_text(source)
+    plain = PlainLoop(path)
+    want = [plain.step(mode="manual", grad_fn=True) for _ in range(2)]
+    assert [values(first), values(second)] == [w["params"] for w in want]
+    assert [first.loss, second.loss] == [w["loss"] for w in want]
+    assert values(second) == [pytest.approx(1.68)]
+
+
 def test_grad_source_needs_a_grad_fn():
     session = Session(NOT_GATE)
     with pytest.raises(ScenarioError, match="no grad_fn"):
-        session.set_grad_source("grad_fn")
+        session.panel.set_grad_source("grad_fn")
 
 
 def test_summary_of_a_large_tensor_matches_numpy_and_carries_no_values():
