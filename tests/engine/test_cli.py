@@ -256,7 +256,8 @@ def test_sigterm_and_sighup_during_the_steps_end_the_trace(signum, tmp_path):
     run as Ctrl-C does: every traced step counted in the end line, the plain loop's numbers."""
     trace = tmp_path / "t.jsonl"
     proc = gdtui_process(NOT_GATE, "--headless", "--steps", "10000000", "--quiet", "--trace", str(trace))
-    _wait_for(lambda: trace.exists() and trace.read_text().count("\n") >= 5, "5 trace lines")
+    # The start line, then at least five steps.
+    _wait_for(lambda: trace.exists() and trace.read_text().count("\n") >= 6, "6 trace lines")
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum
@@ -266,6 +267,7 @@ def test_sigterm_and_sighup_during_the_steps_end_the_trace(signum, tmp_path):
     name = signal.Signals(signum).name
     assert err.decode() == f"stopped by {name} after {len(steps)} steps\n"
     plain = PlainLoop(SCENARIOS / "not_gate.py")
+    assert len(steps) >= 5
     assert [s["loss"] for s in steps[:5]] == [plain.step()["loss"] for _ in range(5)]
 
 
