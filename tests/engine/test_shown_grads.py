@@ -71,3 +71,17 @@ def test_the_detail_of_a_tensor_shows_the_gradient_the_table_shows(phases):
     for i, name in enumerate(session.loop.names):
         _, grad, _, _, grad_of = detail(session, name)
         assert (None if grad is None else grad.values) == want[i] and grad_of == label
+
+
+def test_each_frame_of_a_run_carries_the_state_with_the_gradient_to_show():
+    """Issue 13: the runner's Frame carries the state a screen shows (a consumer builds none): in a run
+    of three steps, each shown, frame k's state is at step k and shows the gradient the plain loop's
+    step k update used."""
+    from gdtui.engine.runner import EveryStep, Frame, Run, StepPlan
+
+    session = Session(NOT_GATE)
+    used = [want for _, phase, want in plain_points(NOT_GATE, 3) if phase == "zero_grad"]
+    frames = [e for e in Run(session, 3, schedule=EveryStep(StepPlan(show=True))) if type(e) is Frame]
+    assert [f.state.step for f in frames] == [f.record.step for f in frames] == [1, 2, 3]
+    assert [shown(f.state) for f in frames] == used
+    assert all(f.state.shown_grads.label == f"used by step {f.record.step}'s update" for f in frames)
