@@ -8,11 +8,12 @@ zero_grad, where it is the one the plain loop's update just used (the live one i
 from __future__ import annotations
 
 import pytest
+import torch
 
 from gdtui import protocol as p
 from gdtui.engine import Session
 from gdtui.engine.display import detail
-from tests.paths import SCENARIOS
+from tests.paths import OWN, SCENARIOS
 from tests.plain_loop import plain_points
 
 NOT_GATE = SCENARIOS / "not_gate.py"
@@ -85,3 +86,27 @@ def test_each_frame_of_a_run_carries_the_state_with_the_gradient_to_show():
     assert [f.state.step for f in frames] == [f.record.step for f in frames] == [1, 2, 3]
     assert [shown(f.state) for f in frames] == used
     assert all(f.state.shown_grads.label == f"used by step {f.record.step}'s update" for f in frames)
+
+
+def plain_counts(values: list, bins: int = 30) -> list[int]:
+    """Counts in ``bins`` equal bins from the smallest value to the largest, by torch.histc in float64."""
+    g = torch.tensor(values, dtype=torch.float64).reshape(-1)
+    return [int(c) for c in torch.histc(g, bins=bins, min=g.min().item(), max=g.max().item())]
+
+
+def test_the_detail_histogram_of_a_large_gradient_is_the_one_shown_at_each_phase():
+    """Issue 13: a 100x100 weight (its views hold statistics only): the detail view's gradient
+    histogram after backward and after update (the live gradient) and after zero_grad (the one the
+    update used) has the counts of the plain loop's gradient there, in two steps; before backward
+    there is none."""
+    path = OWN / "large_linear.py"
+    session = Session(path)
+    for step, phase, want in plain_points(path, 2)[1:]:
+        session.step_phase()
+        value, grad, _, grad_hist, grad_of = detail(session, "weight")
+        assert grad_of == session.state().shown_grads.label
+        if want[0] is None:
+            assert grad is None and grad_hist is None, (step, phase)
+            continue
+        assert grad.flat is None and grad.numel == 100 * 100
+        assert list(grad_hist.counts) == plain_counts(want[0]), (step, phase)
