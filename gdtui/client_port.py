@@ -252,7 +252,7 @@ class ClientPort:
             if event.reason == "interrupted" and isinstance(self._head(), p.GradientCheck):
                 post(DiagnosticReport("gradcheck", "gradient check", (), cancelled=True))
         elif kind is p.DetailData:
-            post(DetailData(event.name, event.value, event.grad, event.value_hist, event.grad_hist))
+            post(DetailData(event.name, event.value, event.grad, event.value_hist, event.grad_hist, event.grad_of))
         elif kind is p.ChartReady:
             post(ChartReady(event.frame))
 

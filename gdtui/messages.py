@@ -111,6 +111,8 @@ class DetailData(Message):
     grad: TensorView | None
     value_hist: Histogram | None
     grad_hist: Histogram | None
+    #: Which gradient ``grad`` is (ShownGrads.label): the one the last update used, or the live one.
+    grad_of: str = ""
 
 
 @dataclass

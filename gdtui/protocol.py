@@ -27,7 +27,7 @@ from typing import Any
 
 from gdtui import __version__
 from gdtui.engine.chart_records import ChartFrame, Histogram, LossLandscape, LossSeries, ModelFit
-from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.records import DeadUnits, Hint, SessionState, ShownGrads, StepRecord, TensorView, frozen_map
 
 #: Raised when a message changes meaning: a field added is not a change (readers ignore unknown
 #: fields and new fields have defaults); a field removed or renamed, a record changed, a new message
@@ -36,7 +36,9 @@ from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, Tens
 #: 3: every queued command ends with ``done``; ``set_controls`` acts at once and is answered with
 #: ``controls``; a reset's ``opened`` is followed by a ``frame``. 5: the attached client reads the
 #: trainer's pseudo-terminal itself (``attached`` hands it over; ``output_sync`` orders it).
-PROTOCOL_VERSION = 5
+#: 6: a SessionState carries ``shown_grads``, the gradient the screen shows, which the screen no
+#: longer decides from ``grads`` and ``last``; ``detail_data`` says which gradient it is (``grad_of``).
+PROTOCOL_VERSION = 6
 
 #: The longest line a reader accepts: a frame of a large model is a few MB; more is a broken peer.
 MAX_LINE = 256 * 2**20
@@ -61,7 +63,7 @@ class VersionMismatch(ProtocolError):
 
 _RECORDS: dict[str, type] = {
     cls.__name__: cls
-    for cls in (StepRecord, SessionState, TensorView, Hint, DeadUnits, ChartFrame, Histogram, LossSeries, ModelFit, LossLandscape)
+    for cls in (StepRecord, SessionState, ShownGrads, TensorView, Hint, DeadUnits, ChartFrame, Histogram, LossSeries, ModelFit, LossLandscape)
 }
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -109,8 +111,15 @@ def for_screen(record: Any) -> Any:
     """``record`` (a SessionState or a StepRecord) with each TensorView of more than SCREEN_VALUES
     elements replaced by its statistics; the same numbers a screen shows, at a fraction of the bytes."""
     if isinstance(record, SessionState):
+        shown = record.shown_grads
+        if record.last is not None and shown.views is record.last.grads:
+            shown_views = None  # the last record's gradients: summarised once, with the record
+        else:
+            shown_views = _views(shown.views)
+        last = for_screen(record.last)
+        shown = dataclasses.replace(shown, views=last.grads if shown_views is None else shown_views)
         return dataclasses.replace(record, params=_views(record.params), grads=_views(record.grads),
-                                   last=for_screen(record.last))
+                                   last=last, shown_grads=shown)
     if isinstance(record, StepRecord):
         return dataclasses.replace(record, params=_views(record.params), grads=_views(record.grads),
                                    updates=_views(record.updates))
@@ -429,6 +438,8 @@ class DetailData:
     grad: TensorView | None
     value_hist: Histogram | None = None
     grad_hist: Histogram | None = None
+    #: Which gradient ``grad`` is: SessionState.shown_grads's label.
+    grad_of: str = ""
 
 
 @_message("chart_frame")

@@ -93,3 +93,31 @@ def plain_losses(path, steps: int) -> list[float]:
     """The losses of ``steps`` plain steps of the scenario at ``path``, in its own mode."""
     loop = PlainLoop(path)
     return [loop.step(loop.ns.get("mode", "optim"))["loss"] for _ in range(steps)]
+
+
+def plain_points(path, steps: int) -> list[tuple[int, str, list]]:
+    """(finished steps, phase just run, the gradient a screen shows there) for the start (phase
+    "start") and each phase of ``steps`` plain steps in optim mode, written out phase by phase. The
+    gradient is the one the loop holds there, one list per tensor (tolist()) or None; after
+    zero_grad, the one the update just used."""
+    plain = PlainLoop(path)
+    ns, opt = plain.ns, plain.opt
+
+    def grads() -> list:
+        return [None if t.grad is None else t.grad.tolist() for t in plain.tensors]
+
+    points = [(0, "start", grads())]
+    for k in range(steps):
+        x, y = next(plain.batches) if plain.batches is not None else ns["data"]
+        pred = ns["model"](x)
+        points.append((k, "forward", grads()))
+        loss = ns["loss_fn"](pred, y)
+        points.append((k, "loss", grads()))
+        loss.backward()
+        points.append((k, "backward", grads()))
+        opt.step()
+        points.append((k, "update", grads()))
+        used = grads()
+        opt.zero_grad()
+        points.append((k + 1, "zero_grad", used))  # the gradient this step's update used
+    return points

@@ -87,28 +87,28 @@ class ChartSource:
         return ChartFrame(view, payload, session.step_count)
 
 
-def detail(session: Session, name: str) -> tuple[TensorView, TensorView | None, Histogram | None, Histogram | None]:
-    """One tensor's value and gradient views, with histograms when it is too large to list.
+def detail(session: Session, name: str) -> tuple[TensorView, TensorView | None, Histogram | None, Histogram | None, str]:
+    """One tensor's value and the gradient to show (the state's ``shown_grads``: the table's), with
+    histograms when it is too large to list, and which gradient that is (ShownGrads.label).
     KeyError when no tensor has that name."""
     import torch
 
     state = session.state()
-    value, grad = state.params[name], state.grads.get(name)
-    if state.next_phase == "forward" and state.last is not None:
-        grad = state.last.grads.get(name)  # the gradient the last update used
+    shown = state.shown_grads
+    value, grad = state.params[name], shown.views.get(name)
     value_hist = grad_hist = None
     if value.flat is None or value.numel > DETAIL_LIST_MAX:
         tensor = session.loop.tensors[session.loop.names.index(name)]
         value_hist = charts.histogram(tensor)
-        used = session.used_grad(name)  # None mid-step
-        if state.next_phase != "forward" and tensor.grad is not None:
-            grad_hist = charts.histogram(tensor.grad)
-        elif used is not None:  # the live gradient was zeroed; the session kept the one the update used
-            grad_hist = charts.histogram(used)
+        if not shown.used:
+            if tensor.grad is not None:
+                grad_hist = charts.histogram(tensor.grad)
+        elif (used := session.used_grad(name)) is not None:
+            grad_hist = charts.histogram(used)  # the live gradient was zeroed; the session kept the one the update used
         elif grad is not None and grad.flat is not None:
             # the live gradient was zeroed; the record kept the values the update used
             grad_hist = charts.histogram(torch.tensor(grad.values, dtype=torch.float64))
-    return value, grad, value_hist, grad_hist
+    return value, grad, value_hist, grad_hist, shown.label
 
 
 def nonfinite_notice(record: StepRecord | None) -> str | None:

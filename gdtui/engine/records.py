@@ -237,6 +237,42 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class ShownGrads:
+    """The gradient the screen shows, one view per tensor, and which gradient it is.
+
+    The engine decides it once (:func:`shown_grads`, called where the state is built); the
+    table and the detail view only read it. Between two steps it is the gradient the last
+    update used (``used``: step ``step``'s update), since the live one was just zeroed (or,
+    with zero_grad skipped, is the same one and will add up). Mid-step, and before any step,
+    it is the gradient the tensors hold now (``used`` False): ``step`` is the step in
+    progress and ``after`` the last phase of it that ran (None before its first).
+    """
+
+    views: Mapping[str, TensorView | None]
+    step: int
+    used: bool
+    after: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Which gradient this is, in a few words: ``used by step 3's update``, ``now, after backward``."""
+        if self.used:
+            return f"used by step {self.step}'s update"
+        return f"now, after {self.after}" if self.after else "now"
+
+
+def shown_grads(step: int, next_phase: str, grads: Mapping[str, TensorView | None],
+                last: StepRecord | None) -> ShownGrads:
+    """The gradient to show (see :class:`ShownGrads`) at ``step`` finished steps, before
+    ``next_phase``: ``last``'s when a step is over, else ``grads``, the live gradient."""
+    if next_phase == PHASES[0] and last is not None:
+        return ShownGrads(last.grads, last.step, True)
+    if next_phase == PHASES[0]:
+        return ShownGrads(grads, step, False)
+    return ShownGrads(grads, step + 1, False, PHASES[PHASES.index(next_phase) - 1])
+
+
+@dataclass(frozen=True)
 class SessionState:
     """Everything the screen shows, at one moment between two phases."""
 
@@ -253,12 +289,15 @@ class SessionState:
     #: The loss of the step in progress once its loss phase ran, else the last step's.
     loss: float | None
     params: Mapping[str, TensorView]
+    #: The gradient the tensors hold now (None where a tensor has none). The screen shows ``shown_grads``.
     grads: Mapping[str, TensorView | None]
     last: StepRecord | None
     rewind_depth: int
     #: Why rewind reaches less far than the step count, or is off; None when it reaches every step.
     history_note: str | None
     has_grad_fn: bool
+    #: The gradient the table and the detail view show, decided by the engine (see ShownGrads).
+    shown_grads: ShownGrads
     notes: tuple[str, ...] = ()
     #: Health findings: the last step's, plus those about the scenario itself.
     hints: tuple[Hint, ...] = ()

@@ -5,7 +5,7 @@ runner prints its events, the app's worker posts them, ``gdtui bench`` times
 them. A run yields, in order:
 
 * ``Stepped(record)`` after every step, once the trace has its line;
-* ``Frame(record, steps_per_s, chart)`` after a step the schedule shows (the
+* ``Frame(record, state, steps_per_s, chart)`` after a step the schedule shows (the
   screen redraws; the time until the next event is what showing cost);
 * one ``Stopped(reason, record, message)`` last. ``reason`` is ``limit``,
   ``paused``, ``condition``, ``nonfinite``, ``error`` or ``interrupted``.
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from gdtui.engine.errors import StepError
 
 if TYPE_CHECKING:
-    from gdtui.engine.records import StepRecord
+    from gdtui.engine.records import SessionState, StepRecord
     from gdtui.engine.session import Session
 
 StopReason = Literal["limit", "paused", "condition", "nonfinite", "error", "interrupted"]
@@ -129,10 +129,13 @@ class Stepped:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """The screen should redraw after ``record``'s step: ``steps_per_s`` since the last frame,
-    and ``chart`` when the chart's data is due too."""
+    """The screen should redraw after ``record``'s step: ``state`` is what it shows (the
+    source's state, built once here, with the gradient to show: SessionState.shown_grads),
+    ``steps_per_s`` the rate since the last frame, and ``chart`` whether the chart's data is
+    due too. A consumer sends or posts ``state``; it does not build the state again."""
 
     record: StepRecord
+    state: SessionState
     steps_per_s: float | None
     chart: bool
 
@@ -297,8 +300,8 @@ class Run:
                                              until=hits[0].kind == "until")
                         break
                 if plan.show:
-                    rate, chart = schedule.frame()
-                    yield Frame(record, rate, chart)
+                    rate, chart = schedule.frame()  # the state is built inside the frame's time: showing costs it
+                    yield Frame(record, session.state(), rate, chart)
                     schedule.framed()
         except KeyboardInterrupt as exc:  # SIGTERM and SIGHUP too, in a headless run
             stopped = self._stop("interrupted", interrupt=exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gdtui.engine.health import untracked_hints
-from gdtui.engine.records import SessionState, frozen_map
+from gdtui.engine.records import SessionState, frozen_map, shown_grads
 from gdtui.engine.summarize import scalars, summarize
 
 if TYPE_CHECKING:
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def session_state(session: Session) -> SessionState:
-    """What the screen shows now: current values, grads and controls. One host transfer."""
+    """What the screen shows now: current values, grads and controls. One host transfer.
+
+    The gradient to show (``shown_grads``) is decided here, once, for every screen."""
     controls = session.controls
     loop = session.loop
     tensors = loop.tensors
@@ -47,6 +49,7 @@ def session_state(session: Session) -> SessionState:
         params=params,
         grads=grads,
         last=last,
+        shown_grads=shown_grads(session.step_count, session.next_phase, grads, last),
         rewind_depth=session.rewind_depth,
         history_note=session.history_note,
         has_grad_fn=loop.sc.grad_fn is not None,

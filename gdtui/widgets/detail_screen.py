@@ -61,15 +61,16 @@ class DetailScreen(ModalScreen[None]):
         with Vertical(id="detail"):
             yield Static(Text(f"{d.name}  {summary_line(d.value)}", no_wrap=True, overflow="ellipsis"), id="detail-title")
             yield Static(Text(f"grad  {summary_line(d.grad)}", no_wrap=True, overflow="ellipsis"))
+            grad_title = f"grad ({d.grad_of})" if d.grad_of else "grad"  # which one: the engine's label
             with Horizontal(id="detail-body"):
                 if large:
                     yield HistogramPlot(f"{d.name}: values", id="value-hist")
-                    yield HistogramPlot("grad", id="grad-hist")
+                    yield HistogramPlot(grad_title, id="grad-hist")
                 else:
                     with VerticalScroll(id="value-list"):
                         yield Static(Text(f"{d.name}\n", style="bold") + Text(value_lines(d.value)))
                     with VerticalScroll(id="grad-list"):
-                        yield Static(Text("grad\n", style="bold") + Text(value_lines(d.grad)))
+                        yield Static(Text(f"{grad_title}\n", style="bold") + Text(value_lines(d.grad)))
             yield Static("esc or q: close · ↑↓ PgUp PgDn: scroll", id="detail-keys")
         yield Footer(compact=True)
 

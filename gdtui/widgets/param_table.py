@@ -61,8 +61,9 @@ def _only(rows: dict[str, tuple], columns: tuple[tuple[str, str], ...]) -> dict[
 class ParamTable(DataTable, inherit_bindings=False):
     """name, shape, value, grad, Δ, ‖grad‖ and ‖Δ‖/‖p‖ for every trained tensor.
 
-    At a step boundary the grad column shows the gradient the last update used
-    (the live one was just zeroed); mid-step it shows the live gradient.
+    The grad column shows the state's ``shown_grads``, which the engine decides: at a step
+    boundary the gradient the last update used (the live one was just zeroed); mid-step the
+    live gradient.
     """
 
     # Only the row keys: left and right belong to the app (left rewinds).
@@ -199,7 +200,7 @@ class ParamTable(DataTable, inherit_bindings=False):
         """Every column's cell of these rows."""
         last = state.last
         boundary = state.next_phase == "forward"
-        grads = last.grads if (boundary and last is not None) else state.grads
+        grads = state.shown_grads.views  # the engine's choice: the gradient the last update used, or the live one
         at_last = last is not None and boundary and last.step == state.step
         rows = {}
         for name in names:

@@ -20,7 +20,7 @@ from gdtui import protocol as p
 from gdtui.app import GdtuiApp
 from gdtui.client import Ended
 from gdtui.client_port import ClientPort
-from gdtui.engine.records import SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.records import SessionState, StepRecord, TensorView, frozen_map, shown_grads
 
 #: The commands that act at once: a trainer answers them with no Done.
 AT_ONCE = (p.Pause, p.Interrupt, p.SetControls)
@@ -33,7 +33,7 @@ def tensor(*values: float) -> TensorView:
 def state(step: int = 0, *, loss: float | None = None, params: dict[str, list[float]] | None = None,
           grads: dict[str, list[float]] | None = None, **fields) -> SessionState:
     """A hand-made SessionState: ``params`` and ``grads`` by tensor name; the step's record when
-    ``step`` is past 0."""
+    ``step`` is past 0; the gradient to show as the engine chooses it (unless ``shown_grads`` is given)."""
     params = params if params is not None else {"w": [1.5]}
     shown = frozen_map({name: tensor(*values) for name, values in params.items()})
     grad_views = frozen_map({name: tensor(*grads[name]) if grads and name in grads else None for name in params})
@@ -47,6 +47,7 @@ def state(step: int = 0, *, loss: float | None = None, params: dict[str, list[fl
                   params=shown, grads=grad_views, last=last, rewind_depth=step, history_note=None,
                   has_grad_fn=False, metric_names=(), file="/nowhere/hand_made.py")
     values.update(fields)
+    values.setdefault("shown_grads", shown_grads(step, values["next_phase"], values["grads"], values["last"]))
     return SessionState(**values)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from gdtui import protocol as p
 from gdtui.app import GdtuiApp
 from gdtui.client_port import Detached
-from gdtui.engine.records import SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.records import SessionState, StepRecord, TensorView, frozen_map, shown_grads
 from gdtui.messages import CommandDone, CommandFailed, ControlsChanged, Frame, Opened
 from gdtui.port import IMMEDIATE
 from gdtui.widgets.breakpoint_screen import BreakpointScreen
@@ -34,6 +34,7 @@ def state(step: int = 0, loss: float | None = None, w: float = 1.5, **fields) ->
                   grads=frozen_map({"w": None}), last=last, rewind_depth=step, history_note=None,
                   has_grad_fn=False, metric_names=("acc",), file="/nowhere/hand_made.py")
     values.update(fields)
+    values.setdefault("shown_grads", shown_grads(step, values["next_phase"], values["grads"], values["last"]))
     return SessionState(**values)
 
 

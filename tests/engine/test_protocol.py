@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gdtui import protocol as p
 from gdtui.engine.chart_records import ChartFrame, Histogram, LossLandscape, LossSeries, ModelFit
-from gdtui.engine.records import DeadUnits, Hint, SessionState, StepRecord, TensorView, frozen_map
+from gdtui.engine.records import DeadUnits, Hint, SessionState, ShownGrads, StepRecord, TensorView, frozen_map
 
 floats = st.floats(allow_nan=True, allow_infinity=True)
 names = st.text(min_size=1, max_size=8)
@@ -59,6 +59,9 @@ def states(draw):
         next_phase="forward", epoch=None, batch=None, mode="optim", grad_source="autograd", lr=draw(floats),
         loss=draw(st.one_of(st.none(), floats)), params=draw(view_maps), grads=draw(view_maps),
         last=draw(st.one_of(st.none(), records())), rewind_depth=3, history_note=None, has_grad_fn=False,
+        shown_grads=ShownGrads(draw(st.dictionaries(names, st.one_of(st.none(), views()), max_size=3).map(frozen_map)),
+                               draw(st.integers(0, 99)), draw(st.booleans()),
+                               draw(st.one_of(st.none(), st.sampled_from(["forward", "backward"])))),
         notes=tuple(draw(st.lists(st.text(max_size=5), max_size=2))), hints=tuple(draw(st.lists(hints, max_size=1))),
         conditions=("loss < 0.1",),
     )

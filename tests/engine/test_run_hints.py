@@ -326,6 +326,10 @@ class TimedSession:
     def take_replay_note(self):
         return None
 
+    def state(self):
+        """What a shown frame carries (the runner builds it once a frame): nothing to show here."""
+        return None
+
 
 @pytest.mark.parametrize("slow", [None, 0, 500], ids=["steady", "slow-first", "slow-midway"])
 def test_one_slow_step_does_not_make_a_run_measure_every_later_step(monkeypatch, slow):
