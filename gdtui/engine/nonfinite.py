@@ -47,8 +47,20 @@ def _nonfinite(t: torch.Tensor) -> bool:
     return not bool(torch.isfinite(t.detach()).all())
 
 
+#: The operators a torch call may come from, by the name of the Tensor method behind them.
+_OPERATORS = {
+    f"__{r}{name}__": symbol
+    for name, symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("div", "/"), ("floordiv", "//"),
+                         ("mod", "%"), ("pow", "**"), ("matmul", "@"))
+    for r in ("", "r", "i")
+}
+
+
 def _call_name(func: Any) -> str:
+    """How a torch call is named in a message: ``torch.log``, ``Tensor.sqrt``, or its operator (``/``)."""
     name = getattr(func, "__name__", None) or repr(func)
+    if name in _OPERATORS:
+        return _OPERATORS[name]
     owner = getattr(func, "__objclass__", None) or getattr(func, "__self__", None)
     if owner is torch._C.TensorBase or owner is torch.Tensor:
         return f"Tensor.{name}"

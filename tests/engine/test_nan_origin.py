@@ -156,3 +156,29 @@ def test_finite_steps_run_once(tmp_path):
     assert len(session.scenario.namespace["Net"].calls) == 1 + 4
     assert session.step().nonfinite == "loss"
     assert len(session.scenario.namespace["Net"].calls) == 1 + 4 + 1 + 1  # step 5, then step 5 again
+
+
+SQRT_AT_ZERO = (
+    "import torch\n"
+    "w = torch.tensor(3.0, requires_grad=True)\n"
+    "def loss():\n"
+    "    return torch.sqrt(w - 2.0) * 1.0\n"
+    "optimizer = torch.optim.SGD([w], lr=2.0)\n"
+)
+
+
+def test_an_objective_of_plain_functions_names_the_gradient_of_a_call(tmp_path, capsys):
+    """Issue 14: loss() = sqrt(w - 2) with no model; step 1 takes w from 3 to 2 (plain loop), so step 2's
+    loss is sqrt(0) = 0, finite, while the gradient of w - 2 (line 4) is Inf: that result is named."""
+    path = tmp_path / "sqrt_at_zero.py"
+    path.write_text(SQRT_AT_ZERO)
+    plain = PlainLoop(path)
+    first = plain.step()
+    assert first["params"] == [2.0]
+    second = plain.step()
+    assert second["loss"] == 0.0 and second["grads"] == [math.inf]
+    assert main([str(path), "--headless", "--steps", "5"]) == 3
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{path}: step 2: w became NaN/Inf, first in the gradient of the result of Tensor.sub on line 4; "
+        "lower the learning rate (--lr) or check the data"
+    )
