@@ -319,7 +319,7 @@ class Rewinder:
                 self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
             bad = session.last
             if bad.nonfinite:
-                if probe.origin is not None:
+                if probe.origin is not None and not _update_made_it(bad):  # (as explain decides)
                     self._origins[bad.step] = probe.origin
                     self.history.last = bad = _with_origin(bad, probe.origin)
                 return bad
