@@ -114,7 +114,8 @@ def detail(session: Session, name: str) -> tuple[TensorView, TensorView | None, 
 def nonfinite_notice(record: StepRecord | None) -> str | None:
     if record is None or record.nonfinite is None:
         return None
-    return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}; b rewinds, - lowers the lr"
+    where = f", first in {record.origin}" if record.origin else ""
+    return f"{record.nonfinite} went non-finite (NaN or Inf) at step {record.step}{where}; b rewinds, - lowers the lr"
 
 
 def break_notice(stopped: Stopped) -> str:

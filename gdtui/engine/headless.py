@@ -178,8 +178,9 @@ def _stopped(stopped: Stopped, session: Session, quiet: bool, batches: bool, out
     if stopped.reason == "nonfinite":
         if quiet:
             print(step_line(record, batches), file=out)
+        where = f", first in {record.origin}" if record.origin else ""
         print(
-            f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf; "
+            f"{session.path}: step {record.step}: {record.nonfinite} became NaN/Inf{where}; "
             "lower the learning rate (--lr) or check the data",
             file=err,
         )

@@ -17,6 +17,7 @@ import torch
 
 from gdtui.engine.errors import ScenarioError, StepError, a_type, error_from, stops_the_run
 from gdtui.engine.health import DeadUnitWatch
+from gdtui.engine.nonfinite import OriginProbe
 from gdtui.engine.scenario import Scenario
 from gdtui.engine.scenario_state import _SAME_WIDTH_INT, ScenarioState
 from gdtui.engine.snapshot import NO_SPARES, BatchStream, RngState, Snapshot, Spares, tensor_nbytes
@@ -330,6 +331,10 @@ class Loop:
             self.restore(snap)
             for k, v in saved.items():
                 setattr(self, k, v)
+
+    def origin_probe(self) -> OriginProbe:
+        """A probe for where a NaN/Inf began, to put on while a step runs again (see OriginProbe)."""
+        return OriginProbe(self.sc.model, dict(zip(self.names, self.tensors)), self.sc.path)
 
     def grad_copies(self) -> list[torch.Tensor | None]:
         return [None if p.grad is None else p.grad.detach().clone() for p in self.tensors]

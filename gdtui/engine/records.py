@@ -196,6 +196,9 @@ class StepRecord:
     metrics: Mapping[str, float] = field(default_factory=lambda: EMPTY)
     #: The first tensor that went NaN/Inf ("loss", a param name, or "grad of NAME").
     nonfinite: str | None = None
+    #: Where that NaN/Inf began, when the step ran again to find it (gdtui.engine.nonfinite):
+    #: "the output of module body.3 (Divide)", "the gradient of ...", "grad of NAME".
+    origin: str | None = None
     #: False when the user skipped zero_grad, so the gradients add up.
     zero_grad: bool = True
     dead_units: tuple[DeadUnits, ...] = ()

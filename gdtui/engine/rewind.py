@@ -13,6 +13,7 @@ session only through the session's methods: ``restore_checkpoint``,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from gdtui.engine.errors import ScenarioError
 from gdtui.engine.health import HINT_LOOKBACK
 from gdtui.engine.history import History, StepControls
 from gdtui.engine.loop import StepError
-from gdtui.engine.records import StepRecord
+from gdtui.engine.records import Hint, StepRecord
 from gdtui.engine.runner import StepPlan
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class Rewinder:
         #: The record of the first step that went NaN/Inf, when the check after the last step found
         #: one (the session is then just after it); None else. See check_due.
         self.first_bad: StepRecord | None = None
+        #: Where each step that went NaN/Inf had its NaN/Inf begin, once found (see explain): a
+        #: step that runs again to the same NaN keeps it.
+        self._origins: dict[int, str] = {}
 
     @property
     def depth(self) -> int:
@@ -119,11 +123,46 @@ class Rewinder:
         if self.unchecked_from is None:
             self.unchecked_from = step_count
 
-    def log(self, controls: StepControls, record: StepRecord) -> None:
+    def log(self, controls: StepControls, record: StepRecord) -> StepRecord:
         """A step just finished with ``controls``: keep them to run it again; when it runs again
-        one that went back, compare it with its first run."""
+        one that went back, compare it with its first run. Returns the record, with where its
+        NaN/Inf began when an earlier run of the step found it (see explain)."""
+        origin = self._origins.get(record.step) if record.nonfinite else None
+        if origin is not None:
+            record = _with_origin(record, origin)
         self.history.log(controls, record)
         self._compare(controls, record.step, record.loss)
+        return record
+
+    def explain(self, record: StepRecord) -> StepRecord:
+        """``record``, the last step's, which went NaN/Inf: with where its NaN/Inf began.
+
+        The step runs again from the checkpoint before it, under an OriginProbe (hooks on the
+        model's modules, the torch calls of the scenario file and the gradients); the session is
+        then after it again, as it was. Only this path pays for the probe. ``record`` as it is
+        when its loss and gradients are finite (its update made the tensor it names NaN/Inf:
+        that tensor is where it began), when rewind does not reach the step before it, or when
+        running it again found nothing non-finite (the scenario is not deterministic: the
+        replay note says so). Raises StepError as a replay does.
+        """
+        session = self.session
+        oldest = self.history.oldest_step
+        if (record.origin or record.nonfinite is None or session.mid_step or session.step_count != record.step
+                or oldest is None or oldest > record.step - 1 or _update_made_it(record)):
+            return record
+        controls = self.history.controls_of(record.step)
+        streak = session.measured_streak
+        self.go_to(record.step - 1, detail=False)
+        probe = session.loop.origin_probe()
+        with probe:
+            self._replay([controls], detail=False, purpose="to find where the NaN/Inf began")
+        session.measured_streak = streak
+        if probe.origin is None or not session.last.nonfinite:
+            self.history.last = record
+            return record
+        self._origins[record.step] = probe.origin
+        self.history.last = found = _with_origin(record, probe.origin)
+        return found
 
     def check_due(self) -> None:
         """After a step: before the checkpoint that replaces the last one, make the checks the steps
@@ -275,12 +314,30 @@ class Rewinder:
         last, streak = session.last, session.measured_streak
         self.go_to(start, detail=False)
         for controls in steps:
-            self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
-            if session.last.nonfinite:
-                return session.last
+            probe = session.loop.origin_probe()  # (no step here is a normal one: each may be the first bad)
+            with probe:
+                self._replay([controls], detail=False, purpose="to find the first step that went NaN/Inf")
+            bad = session.last
+            if bad.nonfinite:
+                if probe.origin is not None and not _update_made_it(bad):  # (as explain decides)
+                    self._origins[bad.step] = probe.origin
+                    self.history.last = bad = _with_origin(bad, probe.origin)
+                return bad
         # The optimizer's state overflowed on its own: every later check would run its steps again
         # to find nothing. Check each step from now on, and keep the last record as it was (whole).
         self.may_defer = False
         self.history.last = last
         session.measured_streak = streak
         return None
+
+
+def _update_made_it(record: StepRecord) -> bool:
+    """Whether the step's loss and gradients were finite, so its update made a tensor NaN/Inf."""
+    return math.isfinite(record.loss) and all(g is None or g.finite for g in record.grads.values())
+
+
+def _with_origin(record: StepRecord, origin: str) -> StepRecord:
+    """``record`` with where its NaN/Inf began, and a hint that says it."""
+    hint = Hint("nonfinite", f"{record.nonfinite} went NaN/Inf at step {record.step}; it began in {origin}")
+    hints = tuple(h for h in record.hints if h.kind != "nonfinite")
+    return dataclasses.replace(record, origin=origin, hints=(hint, *hints))

@@ -357,13 +357,18 @@ class Run:
         elif reason == "condition":
             self._end("until" if until else "break", message)
         else:
-            self._end(_TRACE_REASONS[reason], message if reason == "nonfinite" else None)
+            nonfinite = reason == "nonfinite"
+            self._end(_TRACE_REASONS[reason], message if nonfinite else None,
+                      self.record.origin if nonfinite and self.record is not None else None)
         return Stopped(reason, self.record, message, self.done, hits, error, note, interrupt)
 
-    def _end(self, reason: str, message: str | None = None) -> None:
+    def _end(self, reason: str, message: str | None = None, origin: str | None = None) -> None:
         if self.trace_ends and not self._ended:
             self._ended = True
-            self.trace.end(self.done, reason, message)  # type: ignore[union-attr]
+            if origin:
+                self.trace.end(self.done, reason, message, origin)  # type: ignore[union-attr]
+            else:
+                self.trace.end(self.done, reason, message)  # type: ignore[union-attr]
 
 
 #: The trace's end reason for each stop.

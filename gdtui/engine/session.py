@@ -328,6 +328,14 @@ class Session:
             self.abandon_step()
             raise error from None
         self._phase = (self._phase + 1) % len(PHASES)
+        if record is not None and record.nonfinite and again is None and self.rewinder.unchecked_from is None:
+            # Where the NaN/Inf began: its step runs again with a probe on (only on this path). With
+            # steps whose check was deferred, the check that finds the first bad one probes instead.
+            try:
+                record = self.rewinder.explain(record)
+            except StepError as exc:  # it ran differently again: the session is back at a checkpoint
+                self.error = str(exc)
+                raise
         return record
 
     def _begin_step(self) -> None:
@@ -360,8 +368,8 @@ class Session:
                                    untracked=self.untracked)
         self._grads_zero = not c.skip_zero_grad
         self.step_count += 1
-        self.rewinder.log(StepControls(c.mode, self._step_lrs, c.grad_source, not c.skip_zero_grad,
-                                       self._step_written), record)
+        record = self.rewinder.log(StepControls(c.mode, self._step_lrs, c.grad_source, not c.skip_zero_grad,
+                                                self._step_written), record)
         if self.scalar_path is not None:
             self.scalar_path.append(tuple(v for view in record.params.values() for v in view.flat))
         self.loop.clear()

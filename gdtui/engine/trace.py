@@ -247,6 +247,8 @@ class TraceWriter:
             event["scale"] = r.scale
         if r.clip_norm is not None:
             event["clip_norm"] = {"before": r.clip_norm[0], "max_norm": r.clip_norm[1]}
+        if r.origin is not None:
+            event["origin"] = r.origin
         self._write(event)
 
     def optimizer(self, index: int, kind: str, groups: list[dict[str, Any]]) -> None:
@@ -262,10 +264,13 @@ class TraceWriter:
         """The scenario was loaded again: a new start line follows, and no earlier step counts."""
         self._write({"event": "reset"})
 
-    def end(self, steps: int, reason: str, message: str | None = None) -> None:
+    def end(self, steps: int, reason: str, message: str | None = None, origin: str | None = None) -> None:
+        """The run's last line; ``origin``: where a NaN/Inf it stopped for began (StepRecord.origin)."""
         event: dict[str, Any] = {"event": "end", "steps": steps, "reason": reason}
         if message:
             event["message"] = message
+        if origin:
+            event["origin"] = origin
         self._write(event)
 
     def close(self) -> None:

@@ -64,7 +64,9 @@ async def test_a_scenario_that_fails_at_step_k_shows_it_and_starts_over_on_reset
         shown = panel_text(app)
         if status_code == 3:  # "step 2: loss became NaN/Inf": the app pauses on the tensor, and says how to go on
             tensor = words.split(": ")[1].split()[0]
-            assert f"{tensor} went non-finite (NaN or Inf) at step {k}; b rewinds" in shown
+            origin = app.port.session.last.origin  # issue 14: where it began, when the step's replay found it
+            where = f", first in {origin}" if origin else ""
+            assert f"{tensor} went non-finite (NaN or Inf) at step {k}{where}; b rewinds" in shown
         else:
             assert words in shown and "Traceback" not in shown
         if line:

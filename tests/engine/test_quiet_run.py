@@ -163,7 +163,9 @@ def test_a_nan_gradient_the_parameters_never_show_is_found_in_the_optimizer_stat
     assert math.isfinite(out["loss"]) and math.isnan(out["grads"][0][0]) and all(map(math.isfinite, out["params"][0]))
     seen = both_ways(path, 20, checkpoint_every=every)
     assert seen[True] == seen[False]
-    assert seen[True][:3] == (3, 1, f"{path}: step 1: grad of w became NaN/Inf; lower the learning rate (--lr) or check the data\n")
+    # (issue 14: the line names where the NaN began, sqrt's gradient at 0 flowing into the result of ** on line 7)
+    assert seen[True][:3] == (3, 1, f"{path}: step 1: grad of w became NaN/Inf, first in the gradient of the result of "
+                                    "torch.pow on line 7; lower the learning rate (--lr) or check the data\n")
     assert seen[True][4] == out["params"][0]
 
 
