@@ -53,7 +53,10 @@ class AttachOptions:
     rising: RisingLoss | None = None
     max_values: int = 4096
     quiet: bool = False
+    #: "manual": each step the script asks for does p -= lr * p.grad instead of the optimizer's update.
     mode: str = "optim"
+    #: Print the health hints under each step line.
+    hints: bool = False
 
 
 class ScriptTrace:
@@ -92,6 +95,8 @@ class _Driver(threading.Thread):
             for event in run:
                 if type(event) is Stepped and not options.quiet:
                     print(attached_line(event.record), file=self.err, flush=True)
+                    for hint in event.record.hints:
+                        print(f"       ! {hint.message}", file=self.err)
             stopped = run.stopped
             reason = {"limit": "steps", "condition": "break"}.get(stopped.reason, stopped.reason)
             source.stop(reason, stopped.message)
@@ -121,7 +126,8 @@ def run_attached(target: str, args: Sequence[str], *, module: bool = False, seed
     source = ScriptSource(target, args, module=module, seed=seed, label=label,
                           controls=Controls(mode=options.mode, conditions=tuple(options.conditions), rising=options.rising),  # type: ignore[arg-type]
                           max_values=options.max_values if trace is not None else LINE_VALUES,
-                          large="full" if trace is not None else "norm", updates=updates, serve_pauses=False)
+                          large="full" if trace is not None else "norm", updates=updates or options.hints,
+                          serve_pauses=False, hints=options.hints)
     driver = _Driver(source, options, trace, err)
     seed_everything(seed)
     driver.start()
