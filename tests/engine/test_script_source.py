@@ -8,6 +8,7 @@ torch optimizer hooks that copy the tensors and gradients at each step (no gdtui
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 import threading
@@ -198,3 +199,23 @@ def test_accumulated_loss_is_labelled_as_a_sum():
 def test_headless_controls_default_is_the_scripts_own():
     """Issue 14: Controls() leaves the script's optimizer alone (mode optim, no lr written)."""
     assert Controls().mode == "optim" and Controls().lrs is None
+
+
+def test_headless_mode_manual_traces_the_manual_update(tmp_path, mnist_plain):
+    """Issue 14: gdtui mnist_cnn.py --headless --mode manual --steps 1: the trace's tensors after
+    step 1 are the plain run's tensors minus lr (1.0) times its gradients (one torch thread in both,
+    as the tests run torch)."""
+    import subprocess
+
+    from tests.plain_loop import read_trace
+
+    trace = tmp_path / "manual.jsonl"
+    run = subprocess.run([sys.executable, "-m", "gdtui", str(SCRIPTS / "mnist_cnn.py"), "--headless", "--mode", "manual",
+                          "--steps", "1", "--trace", str(trace)], capture_output=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr.decode()
+    step = next(e for e in read_trace(trace) if e["event"] == "step")
+    first = mnist_plain[0]
+    expected = [(p - 1.0 * g).tolist() for p, g in zip(first["pre"], first["grads"])]
+    assert step["mode"] == "manual"
+    assert step["params"]["conv1.bias"] == expected[1] and step["params"]["fc2.bias"] == expected[-1]
