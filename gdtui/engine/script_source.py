@@ -33,7 +33,7 @@ import sys
 import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from gdtui.engine.health import step_hints
 from gdtui.engine.records import (
     BatchArg,
     Capabilities,
+    DeadUnits,
     Hint,
     ScriptState,
     SourcePanel,
@@ -178,6 +179,64 @@ def _tracking(tracked: _Tracked) -> Iterator[None]:
     finally:
         for cls, original in reversed(patched):
             cls.__init__ = original  # type: ignore[misc]
+
+
+class _ReluWatch:
+    """Dead ReLU units, through a global forward hook on ``nn.ReLU`` modules (a functional
+    ``F.relu`` is no module, so it is not seen): the units whose output was 0 for every sample
+    of the last training forward of each ReLU since the last step, named by the module that fed
+    the ReLU, as in scenarios. Changes no number."""
+
+    def __init__(self, hooks: Hooks):
+        self.hooks = hooks
+        self._sites: dict[int, tuple[str, torch.Tensor, int, int]] = {}
+        self._names: dict[int, str] = {}
+        self._producer: dict[int, torch.nn.Module] = {}  # id of an output -> the module that returned it
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        from torch.nn.modules import module as module_hooks
+
+        handle = module_hooks.register_module_forward_hook(self._forward)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def _name(self, module: torch.nn.Module) -> str:
+        name = self._names.get(id(module))
+        if name is None:
+            name = self._names[id(module)] = self.hooks._module_name(module)
+        return name
+
+    def _forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if not torch.is_grad_enabled():
+            return
+        if not isinstance(module, torch.nn.ReLU):
+            if isinstance(output, torch.Tensor):
+                if len(self._producer) >= 4096:  # a forward with no ReLU for long: ids of freed outputs
+                    self._producer.clear()
+                self._producer[id(output)] = module
+            return
+        if not isinstance(output, torch.Tensor) or output.dim() < 2 or not output.numel():
+            return
+        with torch.no_grad():
+            a = output.detach()
+            dead = a.amax(dim=(0, *range(2, a.dim()))).eq(0)  # a ReLU's output is >= 0: dead where its max is 0
+        producer = self._producer.get(id(args[0])) if args else None
+        name = self._name(producer) if producer is not None else self._name(module)
+        self._sites[id(module)] = (name, dead, dead.numel(), a.shape[0])
+
+    def collect(self, step: int, previous: Sequence[DeadUnits]) -> tuple[DeadUnits, ...]:
+        before = {(d.site, u): s for d in previous for u, s in zip(d.units, d.since)}
+        found = []
+        for site, dead, width, samples in self._sites.values():
+            units = tuple(torch.nonzero(dead.cpu()).flatten().tolist())
+            if units:
+                found.append(DeadUnits(site, units, width, samples, tuple(before.get((site, u), step) for u in units)))
+        self._sites.clear()
+        self._producer.clear()
+        return tuple(found)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -353,6 +412,7 @@ class ScriptSource:
         self.max_values, self.large, self.serve_pauses, self.hints = max_values, large, serve_pauses, hints
         self.hooks = Hooks(self, updates=updates)
         self.tracked = _Tracked()
+        self._relus = _ReluWatch(self.hooks)
         #: Updates applied to what the tensors hold now (the runner's step count).
         self.step_count = 0
         self.last_step_seconds = 0.0
@@ -383,7 +443,7 @@ class ScriptSource:
         """Run the script in this thread until it ends; the driving thread steps it meanwhile."""
         module = self.module
         try:
-            with _tracking(self.tracked):
+            with _tracking(self.tracked), (self._relus.installed() if self.hints else nullcontext()):
                 namespace = run_script(self.target, self.args, self.hooks, module=module)
             outcome = Outcome("returned", namespace=namespace)
         except KeyboardInterrupt as exc:
@@ -579,6 +639,8 @@ class ScriptSource:
         if self.hints:
             previous = self._records.get(record.step - 1)
             losses = [*self._losses, record.loss]
+            dead = self._relus.collect(record.step, previous.dead_units if previous else ())
+            record = replace(record, dead_units=dead)
             record = replace(record, hints=step_hints(record, previous, losses, unchanged={}, skip_zero_grad=False))
         self._live = self.step_count = record.step
         self._records[record.step] = record

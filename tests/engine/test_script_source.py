@@ -8,6 +8,7 @@ torch optimizer hooks that copy the tensors and gradients at each step (no gdtui
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import sys
@@ -219,3 +220,22 @@ def test_headless_mode_manual_traces_the_manual_update(tmp_path, mnist_plain):
     expected = [(p - 1.0 * g).tolist() for p, g in zip(first["pre"], first["grads"])]
     assert step["mode"] == "manual"
     assert step["params"]["conv1.bias"] == expected[1] and step["params"]["fc2.bias"] == expected[-1]
+
+
+def test_dead_relu_hint_names_the_units_the_script_finds_dead():
+    """Issue 14: health hints attached: a 2-8-1 network whose nn.ReLU has dead units; each step's
+    dead units (seen through a global forward hook) are the ones the plain script prints for that
+    step, named after the layer that feeds the ReLU."""
+    import subprocess
+
+    plain = subprocess.run([sys.executable, str(SCRIPTS / "dead_relu_units.py")], capture_output=True, timeout=60,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.decode().splitlines()[:-1]
+    printed = [json.loads(line.split(" ", 1)[1]) for line in plain]  # the script's own list of dead units
+
+    def actions(source: ScriptSource):
+        return [source.step() for _ in printed]
+
+    records, _ = drive("dead_relu_units", actions, hints=True)
+    assert [list(r.dead_units[0].units) for r in records] == printed
+    assert all(r.dead_units[0].site == "hidden" for r in records)
+    assert any(h.kind == "dead_relu" for h in records[0].hints)
