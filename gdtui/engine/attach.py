@@ -249,6 +249,20 @@ class Hooks:
                 self._names[id(opt)] = known  # kept once every tensor has its name (a closure's forward comes later)
         return [(known[id(p)], p) for p in params]
 
+    @property
+    def roots(self) -> list[nn.Module]:
+        """The modules the script called at the top level (its models), in the order first called."""
+        return list(self._roots)
+
+    @property
+    def current(self) -> ScriptStep | None:
+        """The step between its pause and its update, if any."""
+        return self._current
+
+    def module_name(self, module: nn.Module) -> str:
+        """``module``'s full name in the root module that holds it, else its class name."""
+        return self._module_name(module)
+
     def _module_name(self, module: nn.Module) -> str:
         for root in self._roots:
             for name, m in root.named_modules():

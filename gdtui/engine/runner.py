@@ -165,7 +165,8 @@ class Stopped:
     again as the run stopped (the session is then back at a checkpoint), which leaves the
     reason as it was. ``note``: the session's replay note, taken once (a step ran again
     differently). ``interrupt``: the KeyboardInterrupt (Ctrl-C, or a subclass for SIGTERM
-    and SIGHUP) that stopped it.
+    and SIGHUP) that stopped it. ``finished``: the source ended by itself (an attached script
+    returned); ``record`` is its last step's.
     """
 
     reason: StopReason

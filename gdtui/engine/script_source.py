@@ -206,7 +206,7 @@ class _ReluWatch:
     def _name(self, module: torch.nn.Module) -> str:
         name = self._names.get(id(module))
         if name is None:
-            name = self._names[id(module)] = self.hooks._module_name(module)
+            name = self._names[id(module)] = self.hooks.module_name(module)
         return name
 
     def _forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
@@ -738,10 +738,10 @@ class ScriptSource:
                     if id(p) not in seen:
                         seen.add(id(p))
                         tensors.append(p)
-        if hooks.hand and hooks._current is not None:
-            tensors += [t for _, t in hooks._current.tensors if id(t) not in seen]
+        if hooks.hand and hooks.current is not None:
+            tensors += [t for _, t in hooks.current.tensors if id(t) not in seen]
         buffers: list[torch.Tensor] = []
-        for root in hooks._roots:
+        for root in hooks.roots:
             for b in root.buffers():
                 if id(b) not in seen:
                     seen.add(id(b))
