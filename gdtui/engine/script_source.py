@@ -430,6 +430,7 @@ class ScriptSource:
         self._losses: list[float] = []  # every live step's loss but skipped ones, in order
         self._snapshots: dict[int, _Snapshot] = {}  # at pause N, before update N
         self._live_snapshot: _Snapshot | None = None  # where the script is parked, while rewound
+        self._pause_steps: dict[int, ScriptStep] = {}  # what each kept pause showed (no tensor copies)
         self._history_off: str | None = None if self.history_budget > 0 else "rewind is off (--history-mb 0)"
         self._manual: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         self._written: dict[int, tuple[float, ...]] = {}  # optimizer index -> the lrs gdtui wrote
@@ -574,8 +575,11 @@ class ScriptSource:
                 self._snapshots.clear()
                 return
             self._snapshots[step.step] = snap
+            self._pause_steps[step.step] = replace(step, before=[], grads=None)
             while sum(s.nbytes for s in self._snapshots.values()) > self.history_budget:
                 del self._snapshots[min(self._snapshots)]
+            for old in [n for n in self._pause_steps if n < min(self._snapshots)]:
+                del self._pause_steps[old]
 
     def _at_pause(self, step: ScriptStep) -> None:
         """A pause not served (headless): the controls apply in the script's thread."""
@@ -804,6 +808,8 @@ class ScriptSource:
         parked = self._parked
         step: ScriptStep | None = parked[1] if parked and parked[0] in ("paused", "updated") else None
         rewound = self.step_count < self._live
+        if rewound:  # what the pause rewound to showed, not where the script waits
+            step = self._pause_steps.get(self.step_count + 1, step)
         paused = parked is not None and parked[0] == "paused" and not rewound
         last = self._records.get(self.step_count)
         if step is not None:
@@ -821,7 +827,7 @@ class ScriptSource:
             params = last.params if last else frozen_map({})
             grads = last.grads if last else frozen_map({})
         opt = step.optimizer if step is not None else None
-        if paused and step is not None:
+        if (paused or rewound) and step is not None:
             loss: float | None = step.loss
             backwards = step.backwards
         else:

@@ -276,3 +276,29 @@ def test_rewind_restores_step_2_in_real_loops(name):
     (rewound, fourth), _ = drive(name, actions)
     assert same(rewound, plain[second]["all"])
     assert same(fourth, plain[fourth_index]["all"])
+
+
+def test_rewound_state_shows_the_step_rewound_to():
+    """Issue 14: DCGAN-style, D then G step: at G's pause, b goes back to D's pause, and the state
+    shows D's tensors, its line (optimizerD.step()) and its loss (errD_real + errD_fake: a sum of 2),
+    with the note that the script itself stays at step 1."""
+
+    def actions(source: ScriptSource):
+        source.step()
+        source.to_pause()
+        at_g = source.state()
+        source.rewind()
+        return at_g, source.state()
+
+    (at_g, rewound), _ = drive("dcgan", actions)
+    lines = (SCRIPTS / "dcgan.py").read_text().splitlines()
+    assert at_g.optimizer == 1 and all(n.startswith("netG.") for n in at_g.params)
+    assert rewound.optimizer == 0 and all(n.startswith("netD.") for n in rewound.params)
+    assert lines[rewound.source.line - 1].strip() == "optimizerD.step()"
+    assert rewound.loss_label == "sum of 2 micro-batch losses" and rewound.pause == 1
+    assert "the script itself stays at step 1" in rewound.notes[0]
+    import subprocess
+
+    plain = subprocess.run([sys.executable, str(SCRIPTS / "dcgan.py")], capture_output=True, timeout=60,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout.decode().splitlines()
+    assert rewound.loss == float(plain[0])  # the script prints errD_real.item() + errD_fake.item()
