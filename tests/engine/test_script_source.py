@@ -20,7 +20,6 @@ import pytest
 import torch
 from torch.optim import optimizer as optimizer_hooks
 
-from gdtui.engine.controls import Controls
 from gdtui.engine.scenario import seed_everything
 from gdtui.engine.script_source import ScriptSource
 from tests.paths import ROOT
@@ -200,11 +199,6 @@ def test_accumulated_loss_is_labelled_as_a_sum():
     """Issue 14: nanoGPT-style accumulation of 4: the pause's loss is the sum of its 4 micro-batch losses."""
     state, _ = drive("nanogpt", lambda source: source.state())
     assert state.loss_label == "sum of 4 micro-batch losses"
-
-
-def test_headless_controls_default_is_the_scripts_own():
-    """Issue 14: Controls() leaves the script's optimizer alone (mode optim, no lr written)."""
-    assert Controls().mode == "optim" and Controls().lrs is None
 
 
 def test_headless_mode_manual_traces_the_manual_update(tmp_path, mnist_plain):
