@@ -19,7 +19,6 @@ NOT_ATTACHED = {
     "compare": "it needs a loss function of the parameters, which a script does not give",
     "optimizer_state": "it is not built for scripts yet",
     "no_zero_grad": "the script calls zero_grad itself",
-    "hints": "health hints are not built for scripts yet",
 }
 
 
@@ -28,8 +27,6 @@ def refused_flag(args: argparse.Namespace, given: set[str]) -> str | None:
     for dest, why in NOT_ATTACHED.items():
         if dest in given:
             return f"--{dest.replace('_', '-')} does not apply to a training script: {why}"
-    if args.mode == "manual":
-        return "--mode manual is not built for training scripts yet; the script's optimizer steps"
     return None
 
 
@@ -60,7 +57,7 @@ def run_attached_cli(args: argparse.Namespace, trace) -> int | None:
         return 2
     options = AttachOptions(limit=args.steps, conditions=tuple(conditions),
                             rising=RisingLoss(args.stop_on_rise) if args.stop_on_rise else None,
-                            max_values=args.trace_max_elements, quiet=args.quiet)
+                            max_values=args.trace_max_elements, quiet=args.quiet, mode=args.mode, hints=args.hints)
     target = args.module or args.scenario
     status, namespace = run_attached(target, args.scenario_args, module=bool(args.module), seed=args.seed,
                                      options=options, trace=trace)

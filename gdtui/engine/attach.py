@@ -66,6 +66,10 @@ class ScriptStep:
     where: tuple[str, int] | None = None
     #: A hand step: its tensors' version counters at the pause (an in-place update bumps them).
     versions: list[int] | None = None
+    #: step() was given a closure (LBFGS): its forward and backward run inside the step.
+    closure: bool = False
+    #: What the root module was last called with before the pause: (args, kwargs).
+    batch: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
 
 class Listener(Protocol):
@@ -152,6 +156,8 @@ class Hooks:
         self._root_ids: set[int] = set()
         self._depth = 0
         self._outputs: list[tuple[nn.Module, Any]] = []
+        #: The root module's last call: (args, kwargs), for the batch a step was fed.
+        self.root_call: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._origin: str | None = None
         self._names: dict[int, dict[int, str]] = {}  # optimizer id -> param id -> name
         self._candidate: tuple[float, list[torch.Tensor], list[int], list[torch.Tensor], list[torch.Tensor | None], Any] | None = None
@@ -165,7 +171,7 @@ class Hooks:
             optimizer_hooks.register_optimizer_step_pre_hook(self._pre_step),
             optimizer_hooks.register_optimizer_step_post_hook(self._post_step),
             module_hooks.register_module_forward_pre_hook(self._forward_pre),
-            module_hooks.register_module_forward_hook(self._forward, always_call=True),
+            module_hooks.register_module_forward_hook(self._forward, with_kwargs=True, always_call=True),
         ]
         self._patch(torch.Tensor, "backward", self._wrap_backward(torch.Tensor.backward, method=True))
         self._patch(torch.autograd, "backward", self._wrap_backward(torch.autograd.backward, method=False))
@@ -243,6 +249,20 @@ class Hooks:
                 self._names[id(opt)] = known  # kept once every tensor has its name (a closure's forward comes later)
         return [(known[id(p)], p) for p in params]
 
+    @property
+    def roots(self) -> list[nn.Module]:
+        """The modules the script called at the top level (its models), in the order first called."""
+        return list(self._roots)
+
+    @property
+    def current(self) -> ScriptStep | None:
+        """The step between its pause and its update, if any."""
+        return self._current
+
+    def module_name(self, module: nn.Module) -> str:
+        """``module``'s full name in the root module that holds it, else its class name."""
+        return self._module_name(module)
+
     def _module_name(self, module: nn.Module) -> str:
         for root in self._roots:
             for name, m in root.named_modules():
@@ -258,8 +278,10 @@ class Hooks:
             self._roots.append(module)
         self._depth += 1
 
-    def _forward(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _forward(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         self._depth = max(0, self._depth - 1)
+        if self._depth == 0 and torch.is_grad_enabled():  # a root returned: a training forward's batch
+            self.root_call = (args, kwargs)
         if torch.is_grad_enabled() and len(self._outputs) < MAX_WATCHED:
             self._outputs.append((module, output))
 
@@ -367,7 +389,8 @@ class Hooks:
                 before = [before[i] for i in order]
                 grads = [grads[i] for i in order] if grads is not None else None
         step = ScriptStep(self.steps, "hand", loss, self._losses, tensors=tensors, before=list(before),
-                          grads=grads, origin=self._origin, where=where, versions=[t._version for _, t in tensors])
+                          grads=grads, origin=self._origin, where=where, versions=[t._version for _, t in tensors],
+                          batch=self.root_call)
         self._reset()
         return step
 
@@ -431,7 +454,7 @@ class Hooks:
         tensors = self._names_for(opt)
         step = ScriptStep(self.steps, "optimizer", self._loss if self._losses else math.nan, self._losses,
                           optimizer=opt, index=index, tensors=tensors, clip=self._clip, origin=self._origin,
-                          where=_script_line(self.files))
+                          where=_script_line(self.files), batch=self.root_call)
         self._reset()
         if first:
             self.listener.first_step(step)
@@ -448,6 +471,7 @@ class Hooks:
         self._current = step
         # args are step()'s own, the optimizer first: step(self, closure=None)
         closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        step.closure = closure is not None
         if closure is None:
             self._snapshot(step)
             self.listener.paused(step)
@@ -461,6 +485,7 @@ class Hooks:
                 step.loss, step.backwards = _floats(value), max(1, hooks._losses)
                 step.clip = step.clip or hooks._clip
                 step.origin = step.origin or hooks._origin
+                step.batch = hooks.root_call
                 hooks._reset()
                 step.tensors = hooks._names_for(step.optimizer)  # its forward ran in the closure: the names are known now
                 hooks._snapshot(step)

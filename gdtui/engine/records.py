@@ -319,3 +319,93 @@ class SessionState:
     target_steps: int | None = None
     metric_names: tuple[str, ...] = ()
     file: str = ""
+
+
+# --- an attached script (gdtui.engine.script_source) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a Source can do, so that the screen dims the keys it cannot and says why in the help.
+
+    ``phases``: the phase boundaries it can pause at. ``rewind``: "exact" (a scenario's steps run
+    again from a checkpoint) or "state" (tensors, optimizer, schedulers, scaler and RNG restored;
+    the script's own variables move on). ``missing``: what it cannot do, each with the reason.
+    """
+
+    phases: tuple[str, ...]
+    rewind: str
+    missing: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+
+    def why_not(self, what: str) -> str | None:
+        """The reason ``what`` cannot work here, or None when it can."""
+        return self.missing.get(what)
+
+
+@dataclass(frozen=True)
+class BatchArg:
+    """One argument the root module was called with: ``x`` or ``args[0]``, a dict key, ``input_ids``.
+
+    A tensor has its shape, dtype and view; anything else its short ``text`` (a repr).
+    """
+
+    name: str
+    shape: tuple[int, ...] | None
+    dtype: str | None
+    view: TensorView | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class SourcePanel:
+    """The script's own lines around the call gdtui paused in, for a source panel (pudb-style).
+
+    ``lines`` run from line ``first``; ``line`` is the one that called step() (or backward()).
+    """
+
+    file: str
+    line: int
+    first: int
+    lines: tuple[str, ...]
+    call: str  # "step()" or "backward()"
+
+
+@dataclass(frozen=True)
+class ScriptState:
+    """Everything the screen shows of an attached script, at a pause or between steps.
+
+    ``step``: the updates applied to what is shown (less than ``live`` after a rewind).
+    ``pause``: the step whose pause this is (its gradients are ready, its update not done), or None
+    between steps. ``loss_label``: "loss", or "sum of K micro-batch losses" under accumulation.
+    ``lrs``: the learning rate of each param group of the optimizer that steps (``optimizer``).
+    ``notes``: what the status line should say (a rewind that leaves the script's data position
+    and variables where they are; an lr the script's scheduler overrode).
+    """
+
+    path: str
+    device: str
+    step: int
+    live: int
+    pause: int | None
+    phase: str  # "backward" (paused after it, before the update), "update" (after it), "ended"
+    mode: Mode
+    optimizer: int | None
+    optimizer_class: str | None
+    lrs: tuple[float, ...]
+    loss: float | None
+    loss_label: str
+    params: Mapping[str, TensorView]
+    grads: Mapping[str, TensorView | None]
+    last: StepRecord | None
+    source: SourcePanel | None
+    batch: tuple[BatchArg, ...]
+    hints: tuple[Hint, ...]
+    capabilities: Capabilities
+    notes: tuple[str, ...] = ()
+    rewind_depth: int = 0
+    history_note: str | None = None
+    conditions: tuple[str, ...] = ()
+    until: tuple[str, ...] = ()
+    clip_norm: tuple[float, float] | None = None
+    skipped: bool = False
+    scale: float | None = None

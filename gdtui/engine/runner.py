@@ -8,7 +8,12 @@ them. A run yields, in order:
 * ``Frame(record, state, steps_per_s, chart)`` after a step the schedule shows (the
   screen redraws; the time until the next event is what showing cost);
 * one ``Stopped(reason, record, message)`` last. ``reason`` is ``limit``,
-  ``paused``, ``condition``, ``nonfinite``, ``error`` or ``interrupted``.
+  ``paused``, ``condition``, ``nonfinite``, ``error``, ``interrupted`` or
+  ``finished`` (a source that ends by itself, an attached script that returned:
+  its step raises :class:`SourceFinished`).
+
+The run steps any :class:`Source`: a scenario's Session, or an attached script
+(gdtui.engine.script_source.ScriptSource).
 
 What each step measures is a frozen :class:`StepPlan`, decided by one
 schedule object (:class:`EveryStep` for a headless run,
@@ -25,15 +30,47 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gdtui.engine.errors import StepError
 
 if TYPE_CHECKING:
     from gdtui.engine.records import SessionState, StepRecord
-    from gdtui.engine.session import Session
 
-StopReason = Literal["limit", "paused", "condition", "nonfinite", "error", "interrupted"]
+StopReason = Literal["limit", "paused", "condition", "nonfinite", "error", "interrupted", "finished"]
+
+
+class SourceFinished(Exception):
+    """A source's step found it at its end (an attached script returned): the run stops, ``finished``."""
+
+
+class Source(Protocol):
+    """What the run steps: gdtui.engine.session.Session (a scenario) or ScriptSource (a script)."""
+
+    path: Any
+    seed: int
+    step_count: int
+    last_step_seconds: float
+
+    @property
+    def mode(self) -> str: ...
+
+    def step(self, plan: StepPlan) -> StepRecord:
+        """One step; raises StepError (the user's code failed), SourceFinished or KeyboardInterrupt."""
+
+    def state(self) -> Any:
+        """Has ``device`` and ``params`` (the trace's start line)."""
+
+    def triggered(self, record: StepRecord) -> list[Any]: ...
+
+    def check_deferred(self) -> StepRecord | None: ...
+
+    def take_first_bad(self) -> StepRecord | None:
+        """The first bad step a step's own deferred check found, once; None when none."""
+
+    def detail_last(self) -> None: ...
+
+    def take_replay_note(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +190,8 @@ class Stopped:
     again as the run stopped (the session is then back at a checkpoint), which leaves the
     reason as it was. ``note``: the session's replay note, taken once (a step ran again
     differently). ``interrupt``: the KeyboardInterrupt (Ctrl-C, or a subclass for SIGTERM
-    and SIGHUP) that stopped it.
+    and SIGHUP) that stopped it. ``finished``: the source ended by itself (an attached script
+    returned); ``record`` is its last step's.
     """
 
     reason: StopReason
@@ -195,7 +233,7 @@ class Run:
 
     def __init__(
         self,
-        session: Session,
+        session: Source,
         limit: int | None = None,
         *,
         schedule: Schedule,
@@ -268,6 +306,9 @@ class Run:
                     record = session.step(plan)
                 except StepError as exc:
                     stopped = self._stop("error", message=str(exc), error=str(exc))
+                    break
+                except SourceFinished:
+                    stopped = self._stop("finished")
                     break
                 # The check the step made at its checkpoint, of the steps that left theirs to later,
                 # may have found that one of them went NaN/Inf first: the session is just after it.
@@ -373,5 +414,5 @@ class Run:
 
 #: The trace's end reason for each stop.
 _TRACE_REASONS = {"limit": "steps", "paused": "interrupted", "nonfinite": "nonfinite", "error": "error",
-                  "interrupted": "interrupted"}
+                  "interrupted": "interrupted", "finished": "finished"}
 
