@@ -191,6 +191,7 @@ class GdtuiApp(ControlKeys, DiagnosticsKeys, App[None]):
         self._show_status()
         self.error_panel.show_error(message.error, advice="fix the file, then r loads it again; q quits")
         self.opened.set()
+        self._refresh_keys()  # no session: only r and q act, whatever the footer showed while it loaded
 
     def _hang_up(self) -> None:
         """The terminal went away: detach where the trainer can wait for another screen, else leave."""

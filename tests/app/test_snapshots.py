@@ -29,11 +29,27 @@ def app_for(path: str):
     return app
 
 
+async def footer_settled(pilot) -> None:
+    """Wait until the footer dims exactly the keys the app refuses. Textual's footer recomposes
+    after a refresh, and a change of keys during an earlier recompose can be drawn late; the
+    snapshot is of the settled screen."""
+    from textual.widgets._footer import FooterKey
+
+    app = pilot.app
+    for _ in range(40):
+        await pilot.pause(0.05)
+        shown = [(item.action, not item.has_class("-disabled")) for item in app.query(FooterKey)]
+        if all(bool(app.check_action(action, ())) == enabled for action, enabled in shown):
+            return
+        app.screen.refresh_bindings()
+
+
 def keys(*presses: str):
     """A run_before that presses keys one at a time, each after the last one's step has finished."""
 
     async def run(pilot) -> None:
         await until_open(pilot)
+        await footer_settled(pilot)
         for key in presses:
             await pilot.press(key)
             await pilot.app.workers.wait_for_complete()
