@@ -40,6 +40,8 @@ from gdtui.trainer_socket import ClientLink, SocketInUse, bind_socket
 
 #: Frames a run sends, at most, a second.
 RUN_FRAMES_PER_S = 20
+#: Steps of the trace log written at a time while the trainer has nothing to do.
+LOG_BATCH = 64
 #: A trainer with no client for this many minutes ends (--detach-timeout; --listen: never).
 DETACH_TIMEOUT_MIN = 30.0
 
@@ -124,6 +126,7 @@ class Trainer:
                     return 0
         self._run_command(self._load)
         while True:
+            self._write_log_while_idle()
             try:
                 command = self.commands.get(timeout=poll)
             except queue.Empty:
@@ -144,6 +147,13 @@ class Trainer:
             self._run_command(lambda command=command: self._do(command))
             self.output.sync(self.send)
             self.send(p.Done(command.TYPE))
+
+    def _write_log_while_idle(self) -> None:
+        """The steps the trace log keeps in memory are written while no command waits, a batch at
+        a time, so a command never waits long for them (an export writes the rest first)."""
+        trace = self.trace
+        while trace is not None and trace.pending and self.commands.empty():
+            trace.write_pending(LOG_BATCH)
 
     def _end_trace(self) -> None:
         """The trace's end line (``error`` when the scenario never loaded); the temporary one is removed."""

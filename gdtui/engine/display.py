@@ -208,6 +208,18 @@ class TraceLog:
             for trace in self._writers if not self._ended else ():
                 trace.step(record)
 
+    @property
+    def pending(self) -> int:
+        """Steps kept in memory that the log has not written yet (see TraceWriter.lazy)."""
+        return self.trace.pending if self.trace is not None else 0
+
+    def write_pending(self, most: int | None = None) -> None:
+        """Write the oldest ``most`` steps the log keeps in memory (None: all): a trainer with
+        nothing to do writes them, so the steps of a run never wait on the log."""
+        with self._lock:
+            if self.trace is not None:
+                self.trace.write_pending(most)
+
     def flush(self) -> None:
         """Every line so far to the file, for a reader."""
         with self._lock:
