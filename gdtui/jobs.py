@@ -37,7 +37,7 @@ from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState
 from gdtui.engine.runner import Frame as RunFrame
-from gdtui.engine.runner import Run
+from gdtui.engine.runner import Run, step_phase
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import (
@@ -115,12 +115,10 @@ class SessionJobs:
 
     def phase(self) -> None:
         try:
-            record = self.session.step_phase()
+            record = step_phase(self.session, self.trace)
         except StepError as exc:
             self.update(error=str(exc))
             return
-        if record is not None:
-            self.trace.step(record)
         self.update(notice=nonfinite_notice(record) or self.session.take_replay_note())
 
     def rewind(self, n: int = 1) -> None:

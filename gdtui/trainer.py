@@ -305,6 +305,7 @@ class Trainer:
     def _do(self, command) -> None:
         from gdtui.engine import display
         from gdtui.engine.loop import StepError
+        from gdtui.engine.runner import step_phase
 
         if isinstance(command, p.Reset) or self.session is None:
             if isinstance(command, p.Reset):
@@ -322,9 +323,8 @@ class Trainer:
                 self._steps(command.limit, run=True)
             elif isinstance(command, p.Phase):
                 self.output.mark(session.step_count + 1)
-                record = session.step_phase()
+                record = step_phase(session, self.trace)
                 if record is not None:
-                    self.trace.step(record)
                     self.send(p.Stepped(record))
                 self._frame(notice=display.nonfinite_notice(record) or session.take_replay_note())
             elif isinstance(command, p.Rewind):

@@ -10,6 +10,9 @@ them. A run yields, in order:
 * one ``Stopped(reason, record, message)`` last. ``reason`` is ``limit``,
   ``paused``, ``condition``, ``nonfinite``, ``error`` or ``interrupted``.
 
+:func:`step_phase` runs one phase (the phase key) and writes its step's trace
+line, so a step's line has one writer, phase by phase or whole.
+
 What each step measures is a frozen :class:`StepPlan`, decided by one
 schedule object (:class:`EveryStep` for a headless run,
 gdtui.engine.pacing.FramePacer for a continuous run on the screen). A plan may
@@ -339,6 +342,15 @@ class Run:
         if self.trace_ends and not self._ended:
             self._ended = True
             self.trace.end(self.done, reason, message)  # type: ignore[union-attr]
+
+
+def step_phase(session: Session, trace: RunTrace | None = None) -> StepRecord | None:
+    """One phase of the step in progress (the phase key): the step's record when this phase
+    finished it, once ``trace`` has its line, else None. A failed phase raises StepError."""
+    record = session.step_phase()
+    if record is not None and trace is not None:
+        trace.step(record)
+    return record
 
 
 #: The trace's end reason for each stop.
