@@ -18,7 +18,9 @@ went away), pause a run; the trainer waits for the next client. With no client f
 client's interrupt asked for, end it. Each ending removes its socket.
 
 Steps and runs are gdtui.engine.runner.Run's, the one run loop; the chart, a tensor's detail,
-the notices and the trace log are gdtui.engine.display's, as for the in-process port.
+the notices and the trace log are gdtui.engine.display's, as for the in-process port. The commands
+that answer with a report or a value and change no step (controls, detail, hints, the
+diagnostics, export) are gdtui.trainer_reports' functions.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gdtui import protocol as p
+from gdtui import trainer_reports as reports
 from gdtui.trainer_socket import ClientLink, SocketInUse, bind_socket
 
 #: Frames a run sends, at most, a second.
@@ -67,8 +70,7 @@ class Trainer:
         self.detach_timeout_s = 60.0 * (args.detach_timeout if args.detach_timeout is not None
                                         else (0.0 if args.listen else DETACH_TIMEOUT_MIN))
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
-        self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
-        self._cancel_check = False
+        self.check = reports.CheckCancel()  # a gradient check runs: an interrupt cancels it between evaluations
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
         self.console: int | None = None
         self._greeted = 0  # clients already sent the state (an Opened goes to the attached one)
@@ -171,8 +173,8 @@ class Trainer:
     def _on_sigint(self, signum, frame) -> None:
         if self._interrupt_asked:  # a client's interrupt: only a command in progress stops
             self._interrupt_asked = False
-            if self._checking:  # a gradient check stops between evaluations, its tensors restored
-                self._cancel_check = True
+            if self.check.running:  # a gradient check stops between evaluations, its tensors restored
+                self.check.asked = True
             elif self.busy:
                 raise KeyboardInterrupt
             return
@@ -337,16 +339,14 @@ class Trainer:
                 self._chart_asked = self.charts.view, self.charts.width = command.view, max(2, int(command.width))
                 self.send(p.ChartReady(self.charts.frame()))
             elif isinstance(command, p.Detail):
-                self._detail(command.name)
+                reports.detail(session, command.name, self.send)
             elif isinstance(command, p.Hints):
-                session.detail_last()
-                last = session.last
-                self.send(p.Report("hints", tuple(h.message for h in (last.hints if last else ()))))
+                reports.hints(session, self.send)
                 self._frame(chart=False)
             elif isinstance(command, (p.GradientCheck, p.Compare, p.OptimizerState)):
-                self._diagnose(command)
+                reports.diagnose(session, command, self.send, self.check)
             elif isinstance(command, p.Export):
-                self._export(command.path)
+                reports.export(session, self.trace, command.path, self.send)
         except StepError as exc:
             self.send(p.Error(str(exc), command.TYPE))
             self._frame()
@@ -394,75 +394,12 @@ class Trainer:
         notice = INTERRUPTED if stopped.reason == "interrupted" else display.stop_notice(stopped)
         self._frame(notice=notice, rate=rate if run else None)
 
-    def _set_controls(self, c: p.SetControls) -> None:
-        """At once, from the connection's thread, even during a run: the session reads each control
-        once, at the step (or update) that uses it. Answered with Controls (an Error first for one
-        that could not be set)."""
-        from gdtui.engine.display import apply_controls
-
-        session = self.session
-        if session is None:
-            self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", c.TYPE))
+    def _set_controls(self, command: p.SetControls) -> None:
+        """At once, from the connection's thread, even during a run (see reports.set_controls)."""
+        if self.session is None:
+            self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", command.TYPE))
             return
-        try:
-            apply_controls(session, c)
-        except Exception as exc:  # noqa: BLE001 - ValueError, ConditionError, ScenarioError: one line
-            self.send(p.Error(str(exc), c.TYPE))
-        self.send(p.Controls(session.mode, session.grad_source, session.lr, session.notes, session.skip_zero_grad,
-                             session.condition_texts,
-                             tuple(x.text for x in session.conditions if x.kind == "until")))
-
-    def _detail(self, name: str) -> None:
-        from gdtui.engine.display import detail
-
-        if name not in self.session.loop.names:
-            self.send(p.Error(f"no tensor named {name!r}", "detail"))
-            return
-        self.send(p.DetailData(name, *detail(self.session, name)))
-
-    def _diagnose(self, command) -> None:
-        from gdtui.engine.compare import compare_updates
-        from gdtui.engine.errors import ScenarioError
-        from gdtui.engine.gradcheck import CheckCancelled, gradient_check
-        from gdtui.engine.optstate import optimizer_state
-
-        def check(session):
-            self._checking, self._cancel_check = True, False
-            try:
-                return gradient_check(session, progress=lambda k, n, name: self.send(p.Progress(k, n, name)),
-                                      cancelled=lambda: self._cancel_check)
-            finally:
-                self._checking = False
-
-        diagnose = {p.GradientCheck: check, p.Compare: compare_updates, p.OptimizerState: optimizer_state}
-        try:
-            report = diagnose[type(command)](self.session)
-        except ScenarioError as exc:
-            self.send(p.Error(str(exc), command.TYPE))
-            return
-        except CheckCancelled:
-            self.send(p.Stopped("interrupted", self.session.last, "gradient check cancelled"))
-            return
-        self.send(p.Report(command.TYPE, tuple(report.lines()), bool(getattr(report, "ok", True))))
-
-    def _export(self, out: str) -> None:
-        """The current timeline of the trace log to ``out``: a Report of kind export, one line."""
-        from gdtui.engine.export import ExportError, export_trace
-
-        trace = self.trace
-        if trace.path is None:
-            self.send(p.Report("export", ("no trace log to export: the system's temp folder is not writable; "
-                                          "start gdtui with --trace FILE",), ok=False))
-            return
-        trace.flush()
-        try:
-            n = export_trace(trace.path, out, kept=[(self.session.file, "the open scenario"), *trace.kept()])
-        except ExportError as exc:
-            self.send(p.Report("export", (str(exc),), ok=False))
-            return
-        text = f"wrote {n} step{'' if n == 1 else 's'} to {out}"
-        left_out = trace.tensors_left_out()
-        self.send(p.Report("export", (f"{text}; {left_out}" if left_out else text,)))
+        reports.set_controls(self.session, command, self.send)
 
 
 #: What an interrupted step's Stopped says.
