@@ -196,7 +196,8 @@ class TrainerRun:
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
         root = str(Path(__file__).resolve().parent.parent)  # the trainer runs this gdtui, wherever it is installed
         env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
-        flags = ["--device", device, "--history-mb", repr(float(history_mb)), "--mode", "optim"]
+        # A bench killed before it could quit the trainer leaves it for a minute, not half an hour.
+        flags = ["--device", device, "--history-mb", repr(float(history_mb)), "--mode", "optim", "--detach-timeout", "1"]
         try:
             self.client = TrainerClient.start(str(path), flags=flags, env=env, name="gdtui bench")
         except TrainerError as exc:
