@@ -253,7 +253,8 @@ class Trainer:
             self.trace.start(self.session.state(), reset=True)
         else:
             if self.trace is None:
-                self.trace = TraceLog(self._trace_writer(), args.seed, args.trace_max_elements)
+                # lazy: the temporary log keeps a run's steps and writes them while no command waits
+                self.trace = TraceLog(self._trace_writer(), args.seed, args.trace_max_elements, lazy=True)
             from gdtui.cli import session_options
 
             try:

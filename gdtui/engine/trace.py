@@ -125,16 +125,18 @@ class TraceWriter:
         self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
 
     @classmethod
-    def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-") -> TraceWriter:
+    def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-", lazy: bool = False) -> TraceWriter:
         """The step-debugger's own trace, in a new file in the system's temp folder (the caller
         removes it): tensors over EXPORT_LOG_MAX_ELEMENTS (or ``max_elements``, when fewer) are
         written as their summary, step lines leave the tensors out once the log holds
         EXPORT_LOG_TENSOR_BYTES, and lines are flushed when the log is read (a flush costs a
-        step of not_gate about 2%). Raises OSError when the temp folder is not writable."""
+        step of not_gate about 2%). ``lazy``: see :attr:`lazy`, for an owner that writes the
+        records while it has nothing else to do. Raises OSError when the temp folder is not writable.
+        """
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl")
         os.close(fd)
         return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS), flush_each=False,
-                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES, label=f"the log that e exports ({name})", lazy=True)
+                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES, label=f"the log that e exports ({name})", lazy=lazy)
 
     @property
     def pending(self) -> int:
@@ -164,7 +166,7 @@ class TraceWriter:
         if event.get("event") == "step":
             self._waiting_step = event["step"]
         if self.flush_each or self._waiting_bytes >= self.BUFFER_BYTES:
-            self.flush()
+            self._write_waiting()
 
     @staticmethod
     def _json_line(event: dict[str, Any]) -> str:
@@ -192,8 +194,13 @@ class TraceWriter:
         return out.getvalue()
 
     def flush(self) -> None:
-        """Every line written so far to the file, for a reader."""
+        """Every line written so far to the file, for a reader (kept step records too)."""
         self.write_pending()
+        self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """The lines waiting in memory to the file (not the kept records: a batch of them being
+        turned into lines may pass BUFFER_BYTES, and the rest must follow it, in order)."""
         if self._fd is None or not self._waiting:
             return
         data = b"".join(self._waiting)

@@ -108,6 +108,7 @@ def test_a_lazy_log_is_the_same_file_and_exports_the_plain_loop(tmp_path, monkey
     each step, rewinds included, and its export has the plain loop's parameters."""
     path = SCENARIOS / "not_gate.py"
     monkeypatch.setattr(TraceWriter, "LAZY_RECORDS", 4)
+    monkeypatch.setattr(TraceWriter, "BUFFER_BYTES", 300)  # a batch of records passes it: the rest follow in order
     eager = traced_session(tmp_path, path, 7, rewind_to=3, again=2, name="eager.jsonl")
     lazy = traced_session(tmp_path, path, 7, rewind_to=3, again=2, lazy=True, name="lazy.jsonl")
     assert lazy.read_bytes() == eager.read_bytes()
