@@ -1,9 +1,10 @@
 """``gdtui bench SCENARIO``: what gdtui costs, against a plain PyTorch loop over the same scenario.
 
-Three ways to train the same scenario, timed in one process and in alternation
-(a, b, c, a, b, c, ... one round each), each from a fresh load. The table gives
-each way's median steps/s, and its ratio to the plain loop as the median of the
-rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
+Four ways to train the same scenario, timed in alternation (a, b, c, d, a, b,
+c, d, ... one round each), each from a fresh load; the first three in this
+process. The table gives each way's median steps/s, and its ratio to the plain
+loop as the median of the rounds' ratios, which a machine whose speed drifts
+between rounds disturbs less (and (d) against (b) the same way):
 
 * **plain**: the training loop a user would write, over the scenario's own
   objects: ``pred = model(x); loss = loss_fn(pred, y); loss.backward();
@@ -19,14 +20,20 @@ rounds' ratios, which a machine whose speed drifts between rounds disturbs less:
   handed to a post that does nothing. Frames are paced by
   :class:`gdtui.engine.pacing.FramePacer`: at most every 100 ms, and rarely
   enough that showing costs about 5% of the time.
+* **trainer**: run mode as the step-debugger runs it, through a trainer process
+  (``python -m gdtui.trainer``, started untimed for each round): a ``run``
+  command of n steps, and every event the client decodes (the paced frames,
+  the output, the final frame) taken as the screen's port takes them, without
+  Textual, until the trainer's ``done``. Its memory and syncs are the trainer
+  process's, which this one does not read.
 
-Every way runs in optim mode (``optimizer.step()``), so all three do the same
+Every way runs in optim mode (``optimizer.step()``), so all four do the same
 arithmetic, and each starts from the same memory state. By default glibc's
 allocator adapts to what the process freed before (it raises its mmap
 threshold as large blocks are freed), so a way's speed depended on the ways
 timed before it: mlp_bench's plain loop took 24 ms a step with 3600 page
 faults in a fresh process and 14 ms with none after the engine's rounds. The
-bench fixes those thresholds for all three ways (freed memory stays with the
+bench fixes those thresholds for all four ways (freed memory stays with the
 allocator), hands the free memory back to the system before each way starts,
 so no way copies its checkpoints into memory another left behind, and runs a
 first round untimed. This module never imports textual.
@@ -46,14 +53,17 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gdtui.bench_memory import Clock, release_free_memory, steady_allocator
+from gdtui.bench_memory import MMAP_THRESHOLD, TRIM_THRESHOLD, Clock, release_free_memory, steady_allocator
 
-WAYS = ("plain", "headless", "run")
+WAYS = ("plain", "headless", "run", "trainer")
 LABELS = {
     "plain": "(a) plain PyTorch loop",
     "headless": "(b) gdtui --headless",
     "run": "(c) run mode (TUI worker)",
+    "trainer": "(d) run mode, trainer",
 }
+#: The ways timed in another process: this process's memory and syncs say nothing of them.
+OTHER_PROCESS = ("trainer",)
 #: Without --steps: as many steps as take the plain loop about this long, within the bounds below.
 TARGET_SECONDS = 0.5
 MIN_STEPS, MAX_STEPS = 3, 2000
@@ -70,7 +80,7 @@ class BenchError(Exception):
         self.status = status
 
 
-# --- the three ways -------------------------------------------------------------------------
+# --- the four ways --------------------------------------------------------------------------
 
 
 def prepare_plain(path: Path, device: str, **_options) -> Run:
@@ -159,7 +169,7 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
         for event in runner:
             if type(event) is Frame:
                 rate = event.steps_per_s
-                post(session.state(), loss_series(session.losses, CHART_WIDTH) if event.chart else None, rate)
+                post(event.state, loss_series(session.losses, CHART_WIDTH) if event.chart else None, rate)
         stopped = runner.stopped
         if stopped.error:
             raise BenchError(stopped.error)
@@ -171,7 +181,75 @@ def prepare_run_mode(path: Path, device: str, history_mb: float) -> Run:
     return run
 
 
-PREPARE = {"plain": prepare_plain, "headless": prepare_headless, "run": prepare_run_mode}
+class TrainerRun:
+    """``run(n)``: run mode through a trainer process (``python -m gdtui.trainer``), consumed as the
+    screen's port consumes it, without Textual: a Run command of n steps, then every event the
+    client's reader decoded (the paced frames, the output, Stopped, the final frame) taken from its
+    queue until the trainer's done. The trainer's process starts here, untimed, with the bench's
+    allocator settings; :meth:`close` ends it."""
+
+    def __init__(self, path: Path, device: str, history_mb: float):
+        from gdtui import protocol as p
+        from gdtui.client import TrainerClient, TrainerError
+
+        self._p = p
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD))
+        root = str(Path(__file__).resolve().parent.parent)  # the trainer runs this gdtui, wherever it is installed
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (root, env.get("PYTHONPATH")) if x)
+        # A bench killed before it could quit the trainer leaves it for a minute, not half an hour.
+        flags = ["--device", device, "--history-mb", repr(float(history_mb)), "--mode", "optim", "--detach-timeout", "1"]
+        try:
+            self.client = TrainerClient.start(str(path), flags=flags, env=env, name="gdtui bench")
+        except TrainerError as exc:
+            raise BenchError(f"{path}: the trainer did not start: {exc}") from None
+        try:
+            self._until(p.Opened, ())  # the load sends no done
+        except BaseException:
+            self.close()
+            raise
+
+    def __call__(self, n: int) -> None:
+        p = self._p
+        self.client.send(p.Run(limit=n))
+        stopped = self._until(p.Done, (p.Stopped,))
+        if stopped is not None and stopped.reason == "nonfinite":
+            bad = stopped.record
+            raise BenchError(f"{self.client.hello.scenario}: step {bad.step}: {bad.nonfinite} became NaN/Inf; "
+                             "lower the learning rate", 3)
+
+    def _until(self, kind: type, wanted: tuple[type, ...]):
+        """Events up to one of ``kind``; the last of ``wanted`` seen is returned. A failed load, an
+        error, or the trainer's end is a BenchError."""
+        from gdtui.client import Ended
+
+        p, found = self._p, None
+        while True:
+            event = self.client.next_event()
+            if isinstance(event, kind):
+                return found
+            if isinstance(event, wanted):
+                found = event
+            elif isinstance(event, (p.LoadFailed, p.Error)):
+                raise BenchError(event.error if isinstance(event, p.LoadFailed) else event.message)
+            elif isinstance(event, Ended):
+                raise BenchError(f"{self.client.hello.scenario}: the trainer ended ({event.detail or event.how})")
+
+    def close(self) -> None:
+        self.client.quit()
+
+
+def prepare_trainer(path: Path, device: str, history_mb: float) -> Run:
+    """``run(n)``: the step-debugger's run mode through a trainer process (see :class:`TrainerRun`)."""
+    return TrainerRun(path, device, history_mb)
+
+
+PREPARE = {"plain": prepare_plain, "headless": prepare_headless, "run": prepare_run_mode, "trainer": prepare_trainer}
+
+
+def _close(run: Run) -> None:
+    close = getattr(run, "close", None)
+    if close is not None:
+        close()
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -219,7 +297,7 @@ def choose_steps(path: Path, device: str, clock: Clock) -> int:
 
 
 def bench(path: Path, device: str, steps: int | None, repeats: int, history_mb: float) -> dict:
-    """Check the scenario loads, time the three ways in alternation, and return the table as a dict."""
+    """Check the scenario loads, time the four ways in alternation, and return the table as a dict."""
     import torch
 
     from gdtui import __version__
@@ -234,19 +312,27 @@ def bench(path: Path, device: str, steps: int | None, repeats: int, history_mb: 
     rates: dict[str, list[float]] = {name: [] for name in WAYS}
     memory: dict[str, list[float | None]] = {name: [] for name in WAYS}
     for name in WAYS:  # the untimed first round (see the module's doc)
-        PREPARE[name](path, **options)(warmup + min(steps, 20))
+        run = PREPARE[name](path, **options)
+        try:
+            run(warmup + min(steps, 20))
+        finally:
+            _close(run)
     for _ in range(repeats):
         for name in WAYS:
             run = PREPARE[name](path, **options)
-            rate, peak = measure(run, steps, warmup, clock)
+            try:
+                rate, peak = measure(run, steps, warmup, clock)
+            finally:
+                _close(run)
             del run
             rates[name].append(rate)
-            memory[name].append(peak)
+            memory[name].append(None if name in OTHER_PROCESS else peak)
     syncs = {name: None for name in WAYS}
     if clock.cuda:
         for name in WAYS:
-            syncs[name] = count_syncs(PREPARE[name](path, **options), steps, warmup, clock)
-            gc.collect()
+            if name not in OTHER_PROCESS:
+                syncs[name] = count_syncs(PREPARE[name](path, **options), steps, warmup, clock)
+                gc.collect()
     median = {name: statistics.median(rates[name]) for name in WAYS}
     # Each round's ratio compares ways timed seconds apart, so a machine whose speed drifts
     # (other work, throttling) moves both sides of it alike; the median of those is the ratio.
@@ -273,7 +359,9 @@ def bench(path: Path, device: str, steps: int | None, repeats: int, history_mb: 
             }
             for name in WAYS
         },
-        "ratios": {"headless/plain": ratio["headless"], "run/plain": ratio["run"]},
+        "ratios": {"headless/plain": ratio["headless"], "run/plain": ratio["run"], "trainer/plain": ratio["trainer"],
+                   # the issue's target for run mode through the trainer: against headless, round by round
+                   "trainer/headless": statistics.median(t / h for t, h in zip(rates["trainer"], rates["headless"]))},
     }
 
 
@@ -300,13 +388,17 @@ def format_table(result: dict) -> str:
         "",
         f"{'':28}{'steps/s':>10}{'vs (a)':>8}{'peak mem':>11}{'syncs/step':>12}",
     ]
-    for w in result["ways"].values():
-        syncs = "n/a on " + device.split(":")[0] if w["syncs_per_step"] is None else f"{w['syncs_per_step']:.1f}"
+    for name, w in result["ways"].items():
+        syncs = ("n/a" if name in OTHER_PROCESS else "n/a on " + device.split(":")[0]) if w["syncs_per_step"] is None \
+            else f"{w['syncs_per_step']:.1f}"
         mb = w["peak_mb"]
         mem = "n/a" if mb is None else f"+{mb:.0f} MB" if mb >= 10 else f"+{mb:.1f} MB"
         rate = f"{w['steps_per_s']:.1f}" if w["steps_per_s"] >= 10 else f"{w['steps_per_s']:.3f}"
         lines.append(f"{w['label']:<28}{rate:>10}{w['vs_plain']:>8.2f}{mem:>11}{syncs:>12}")
-    note = f"{MEMORY_NOTES[result['memory']]}; (b) and (c) keep rewind checkpoints (--history-mb {result['history_mb']:g})."
+    lines.append(f"{'(d) vs (b)':<28}{'':>10}{result['ratios']['trainer/headless']:>8.2f}"
+                 "   the median of each round's (d) over its (b)")
+    note = (f"{MEMORY_NOTES[result['memory']]}; (b), (c) and (d) keep rewind checkpoints (--history-mb "
+            f"{result['history_mb']:g}); (d) runs in a trainer process, whose memory this process does not see.")
     return "\n".join(lines + [""] + textwrap.wrap(note, 100))
 
 
@@ -325,7 +417,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", help="the scenario file")
     p.add_argument("--steps", type=_positive_int, metavar="N", help=f"timed steps per way and round (default: about {TARGET_SECONDS:g} s of the plain loop, {MIN_STEPS} to {MAX_STEPS})")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu, cuda, cuda:N or mps (default cpu)")
-    p.add_argument("--repeats", type=_positive_int, default=DEFAULT_REPEATS, metavar="R", help=f"rounds of a, b, c; the table gives medians (default {DEFAULT_REPEATS})")
+    p.add_argument("--repeats", type=_positive_int, default=DEFAULT_REPEATS, metavar="R", help=f"rounds of a, b, c, d; the table gives medians (default {DEFAULT_REPEATS})")
     p.add_argument("--history-mb", type=float, default=256, metavar="MB", help="the engine's rewind memory, as in gdtui (default 256; 0 turns rewind off)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 

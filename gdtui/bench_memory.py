@@ -88,13 +88,18 @@ def _libc():
         return None
 
 
+#: glibc's mmap and trim thresholds for every way of the bench (a trainer process gets them as
+#: MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_).
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 * 2**20, 2**30
+
+
 def steady_allocator() -> None:
     """Fix glibc's mmap and trim thresholds (32 MB, 1 GB), so freed blocks are reused without page
     faults by every way alike, whatever ran before it."""
     libc = _libc()
     if libc is not None:
-        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
 
 
 def release_free_memory() -> None:

@@ -37,7 +37,7 @@ from gdtui.engine.optstate import optimizer_state
 from gdtui.engine.pacing import FramePacer
 from gdtui.engine.records import SessionState
 from gdtui.engine.runner import Frame as RunFrame
-from gdtui.engine.runner import Run
+from gdtui.engine.runner import Run, step_phase
 from gdtui.engine.session import Session
 from gdtui.engine.trace import TraceWriter
 from gdtui.messages import (
@@ -89,10 +89,10 @@ class SessionJobs:
         return self.charts.frame()
 
     def update(self, *, final: bool = True, chart: bool = True, error: str | None = None,
-               notice: str | None = None, steps_per_s: float | None = None) -> None:
-        """Post what the session is now: a run's progress (not ``final``), else the command's
-        error (CommandFailed) and then its Frame."""
-        state = self.session.state()
+               notice: str | None = None, steps_per_s: float | None = None, state=None) -> None:
+        """Post what the session is now (``state``: the one a run's Frame event built): a run's
+        progress (not ``final``), else the command's error (CommandFailed) and then its Frame."""
+        state = state if state is not None else self.session.state()
         frame = self.frame() if chart else None
         if not final:
             self.post(RunProgress(state, frame, steps_per_s))
@@ -115,12 +115,10 @@ class SessionJobs:
 
     def phase(self) -> None:
         try:
-            record = self.session.step_phase()
+            record = step_phase(self.session, self.trace)
         except StepError as exc:
             self.update(error=str(exc))
             return
-        if record is not None:
-            self.trace.step(record)
         self.update(notice=nonfinite_notice(record) or self.session.take_replay_note())
 
     def rewind(self, n: int = 1) -> None:
@@ -175,7 +173,7 @@ class SessionJobs:
                   conditions=limit is None, paused=self.stop.is_set)
         for event in run:
             if type(event) is RunFrame:
-                self.update(final=False, chart=event.chart, steps_per_s=event.steps_per_s)
+                self.update(final=False, chart=event.chart, steps_per_s=event.steps_per_s, state=event.state)
                 self.steps_per_s = event.steps_per_s
         stopped = run.stopped
         self.update(error=stopped.error, notice=display.stop_notice(stopped),

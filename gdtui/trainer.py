@@ -18,7 +18,9 @@ went away), pause a run; the trainer waits for the next client. With no client f
 client's interrupt asked for, end it. Each ending removes its socket.
 
 Steps and runs are gdtui.engine.runner.Run's, the one run loop; the chart, a tensor's detail,
-the notices and the trace log are gdtui.engine.display's, as for the in-process port.
+the notices and the trace log are gdtui.engine.display's, as for the in-process port. The commands
+that answer with a report or a value and change no step (controls, detail, hints, the
+diagnostics, export) are gdtui.trainer_reports' functions.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gdtui import protocol as p
+from gdtui import trainer_reports as reports
 from gdtui.trainer_socket import ClientLink, SocketInUse, bind_socket
 
 #: Frames a run sends, at most, a second.
 RUN_FRAMES_PER_S = 20
+#: Steps of the trace log written at a time while the trainer has nothing to do.
+LOG_BATCH = 64
 #: A trainer with no client for this many minutes ends (--detach-timeout; --listen: never).
 DETACH_TIMEOUT_MIN = 30.0
 
@@ -66,8 +71,7 @@ class Trainer:
                                         else (0.0 if args.listen else DETACH_TIMEOUT_MIN))
         self._interrupt_asked = False  # the next SIGINT is a client's interrupt, not a request to end
         self._end_signal: int | None = None  # the signal that ends the trainer, once one came
-        self._checking = False  # a gradient check runs: an interrupt cancels it between evaluations
-        self._cancel_check = False
+        self.check = reports.CheckCancel()  # a gradient check runs: an interrupt cancels it between evaluations
         #: The terminal a --listen trainer was started in (a copy of its fd 1), for its few lines.
         self.console: int | None = None
         self._greeted = 0  # clients already sent the state (an Opened goes to the attached one)
@@ -125,6 +129,7 @@ class Trainer:
                     return 0
         self._run_command(self._load)
         while True:
+            self._write_log_while_idle()
             try:
                 command = self.commands.get(timeout=poll)
             except queue.Empty:
@@ -146,6 +151,13 @@ class Trainer:
             self.output.sync(self.send)
             self.send(p.Done(command.TYPE))
 
+    def _write_log_while_idle(self) -> None:
+        """The steps the trace log keeps in memory are written while no command waits, a batch at
+        a time, so a command never waits long for them (an export writes the rest first)."""
+        trace = self.trace
+        while trace is not None and trace.pending and self.commands.empty():
+            trace.write_pending(LOG_BATCH)
+
     def _end_trace(self) -> None:
         """The trace's end line (``error`` when the scenario never loaded); the temporary one is removed."""
         if self.trace is not None:
@@ -162,8 +174,8 @@ class Trainer:
     def _on_sigint(self, signum, frame) -> None:
         if self._interrupt_asked:  # a client's interrupt: only a command in progress stops
             self._interrupt_asked = False
-            if self._checking:  # a gradient check stops between evaluations, its tensors restored
-                self._cancel_check = True
+            if self.check.running:  # a gradient check stops between evaluations, its tensors restored
+                self.check.asked = True
             elif self.busy:
                 raise KeyboardInterrupt
             return
@@ -246,7 +258,8 @@ class Trainer:
             self.trace.start(self.session.state(), reset=True)
         else:
             if self.trace is None:
-                self.trace = TraceLog(self._trace_writer(), args.seed, args.trace_max_elements)
+                # lazy: the temporary log keeps a run's steps and writes them while no command waits
+                self.trace = TraceLog(self._trace_writer(), args.seed, args.trace_max_elements, lazy=True)
             from gdtui.cli import session_options
 
             try:
@@ -287,11 +300,12 @@ class Trainer:
             return None
 
     def _frame(self, final: bool = True, notice: str | None = None, rate: float | None = None,
-               chart: bool = True) -> None:
+               chart: bool = True, state=None) -> None:
+        """Send the session's state (``state``: the one a run's Frame event built) to the screen."""
         broken = self.trace.take_error() if final and self.trace is not None else None
         if broken:  # a full disk: said once, never dropped
             notice = "; ".join(n for n in (notice, broken) if n)
-        frame = p.Frame(p.for_screen(self.session.state()), self.charts.frame() if chart else None, final=final,
+        frame = p.Frame(p.for_screen(state if state is not None else self.session.state()), self.charts.frame() if chart else None, final=final,
                         steps_per_s=rate, notice=notice)
         (self.send if final else self.link.send_latest)(frame)
 
@@ -300,6 +314,7 @@ class Trainer:
     def _do(self, command) -> None:
         from gdtui.engine import display
         from gdtui.engine.loop import StepError
+        from gdtui.engine.runner import step_phase
 
         if isinstance(command, p.Reset) or self.session is None:
             if isinstance(command, p.Reset):
@@ -317,9 +332,8 @@ class Trainer:
                 self._steps(command.limit, run=True)
             elif isinstance(command, p.Phase):
                 self.output.mark(session.step_count + 1)
-                record = session.step_phase()
+                record = step_phase(session, self.trace)
                 if record is not None:
-                    self.trace.step(record)
                     self.send(p.Stepped(record))
                 self._frame(notice=display.nonfinite_notice(record) or session.take_replay_note())
             elif isinstance(command, p.Rewind):
@@ -332,16 +346,14 @@ class Trainer:
                 self._chart_asked = self.charts.view, self.charts.width = command.view, max(2, int(command.width))
                 self.send(p.ChartReady(self.charts.frame()))
             elif isinstance(command, p.Detail):
-                self._detail(command.name)
+                reports.detail(session, command.name, self.send)
             elif isinstance(command, p.Hints):
-                session.detail_last()
-                last = session.last
-                self.send(p.Report("hints", tuple(h.message for h in (last.hints if last else ()))))
+                reports.hints(session, self.send)
                 self._frame(chart=False)
             elif isinstance(command, (p.GradientCheck, p.Compare, p.OptimizerState)):
-                self._diagnose(command)
+                reports.diagnose(session, command, self.send, self.check)
             elif isinstance(command, p.Export):
-                self._export(command.path)
+                reports.export(session, self.trace, command.path, self.send)
         except StepError as exc:
             self.send(p.Error(str(exc), command.TYPE))
             self._frame()
@@ -375,7 +387,7 @@ class Trainer:
                     break
                 else:  # a frame the pacer shows
                     rate = event.steps_per_s
-                    self._frame(final=False, rate=rate, chart=event.chart)
+                    self._frame(final=False, rate=rate, chart=event.chart, state=event.state)
         finally:
             self.output.throttle = False
         stopped = steps.stopped
@@ -389,75 +401,12 @@ class Trainer:
         notice = INTERRUPTED if stopped.reason == "interrupted" else display.stop_notice(stopped)
         self._frame(notice=notice, rate=rate if run else None)
 
-    def _set_controls(self, c: p.SetControls) -> None:
-        """At once, from the connection's thread, even during a run: the session reads each control
-        once, at the step (or update) that uses it. Answered with Controls (an Error first for one
-        that could not be set)."""
-        from gdtui.engine.display import apply_controls
-
-        session = self.session
-        if session is None:
-            self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", c.TYPE))
+    def _set_controls(self, command: p.SetControls) -> None:
+        """At once, from the connection's thread, even during a run (see reports.set_controls)."""
+        if self.session is None:
+            self.send(p.Error(f"the scenario did not load: {self.load_error}; reset tries again", command.TYPE))
             return
-        try:
-            apply_controls(session, c)
-        except Exception as exc:  # noqa: BLE001 - ValueError, ConditionError, ScenarioError: one line
-            self.send(p.Error(str(exc), c.TYPE))
-        self.send(p.Controls(session.mode, session.grad_source, session.lr, session.notes, session.skip_zero_grad,
-                             session.condition_texts,
-                             tuple(x.text for x in session.conditions if x.kind == "until")))
-
-    def _detail(self, name: str) -> None:
-        from gdtui.engine.display import detail
-
-        if name not in self.session.loop.names:
-            self.send(p.Error(f"no tensor named {name!r}", "detail"))
-            return
-        self.send(p.DetailData(name, *detail(self.session, name)))
-
-    def _diagnose(self, command) -> None:
-        from gdtui.engine.compare import compare_updates
-        from gdtui.engine.errors import ScenarioError
-        from gdtui.engine.gradcheck import CheckCancelled, gradient_check
-        from gdtui.engine.optstate import optimizer_state
-
-        def check(session):
-            self._checking, self._cancel_check = True, False
-            try:
-                return gradient_check(session, progress=lambda k, n, name: self.send(p.Progress(k, n, name)),
-                                      cancelled=lambda: self._cancel_check)
-            finally:
-                self._checking = False
-
-        diagnose = {p.GradientCheck: check, p.Compare: compare_updates, p.OptimizerState: optimizer_state}
-        try:
-            report = diagnose[type(command)](self.session)
-        except ScenarioError as exc:
-            self.send(p.Error(str(exc), command.TYPE))
-            return
-        except CheckCancelled:
-            self.send(p.Stopped("interrupted", self.session.last, "gradient check cancelled"))
-            return
-        self.send(p.Report(command.TYPE, tuple(report.lines()), bool(getattr(report, "ok", True))))
-
-    def _export(self, out: str) -> None:
-        """The current timeline of the trace log to ``out``: a Report of kind export, one line."""
-        from gdtui.engine.export import ExportError, export_trace
-
-        trace = self.trace
-        if trace.path is None:
-            self.send(p.Report("export", ("no trace log to export: the system's temp folder is not writable; "
-                                          "start gdtui with --trace FILE",), ok=False))
-            return
-        trace.flush()
-        try:
-            n = export_trace(trace.path, out, kept=[(self.session.file, "the open scenario"), *trace.kept()])
-        except ExportError as exc:
-            self.send(p.Report("export", (str(exc),), ok=False))
-            return
-        text = f"wrote {n} step{'' if n == 1 else 's'} to {out}"
-        left_out = trace.tensors_left_out()
-        self.send(p.Report("export", (f"{text}; {left_out}" if left_out else text,)))
+        reports.set_controls(self.session, command, self.send)
 
 
 #: What an interrupted step's Stopped says.

@@ -19,6 +19,7 @@ knows exactly where each step's output begins, whichever thread or process wrote
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import socket
@@ -34,6 +35,8 @@ from gdtui import __version__
 from gdtui import protocol as p
 from gdtui.marked_output import MARK, MarkedLines
 
+#: During a run, a step mark is written at least this often (see OutputCapture.mark).
+MARK_EVERY_S = 0.005
 #: How long a sync waits for the trainer's own output reader.
 _SYNC_WAIT_S = 1.0
 #: Output lines kept for a client that attaches later, and for the last lines of a trainer that ended.
@@ -94,8 +97,14 @@ class OutputCapture:
         os.dup2(slave, 1)
         os.dup2(slave, 2)
         os.close(slave)
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # a terminal now: lines go out as printed
+        self._due: int | None = None  # a step whose mark waits for the step's first output (a run)
+        self._mark_after = 0.0  # during a run, the next mark is written at once after this time
+        for name in ("stdout", "stderr"):  # a terminal now: lines go out as printed, after a due mark
+            old = getattr(sys, name)
+            old.flush()
+            raw = _MarkFirst(old.fileno(), self)
+            setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(raw), encoding=old.encoding, errors=old.errors,
+                                                line_buffering=True))
         os.set_blocking(master, False)  # two readers (this process, a client) may wake for one read
         self.master = master
         self.lock = threading.RLock()  # held while bytes are read and turned into lines; then send_lock
@@ -105,18 +114,49 @@ class OutputCapture:
         self.reading = True  # False while a client reads the pseudo-terminal
         self._may_read = threading.Event()
         self._may_read.set()
-        self.throttle = False  # during a run: read in batches rather than at every step's mark
+        self._throttle = False
         self._synced = threading.Condition()
         self._sync_seen = 0
         self._sync_next = 0
         threading.Thread(target=self._read, name="gdtui-output", daemon=True).start()
 
+    @property
+    def throttle(self) -> bool:
+        """During a run: the output is read in batches, and a step's mark is written only before
+        the step's first line through sys.stdout or sys.stderr, or MARK_EVERY_S after the last
+        mark written (see :meth:`mark`). Set False, the due mark is written."""
+        return self._throttle
+
+    @throttle.setter
+    def throttle(self, on: bool) -> None:
+        self._throttle = on
+        if not on:
+            self.write_due()
+
     def mark(self, step: int) -> None:
-        """From the main thread: what is written from now on belongs to ``step``."""
+        """From the main thread: what is written from now on belongs to ``step``.
+
+        During a run (``throttle``) the mark waits: what the step writes through sys.stdout or
+        sys.stderr (print, logging, warnings) writes it first, and a step that writes nothing leaves
+        none, unless MARK_EVERY_S passed since the last one, so that what is written to fds 1 and 2
+        directly (os.write, a C extension, a subprocess) is marked with a step at most that old."""
         sys.stdout.flush()
         sys.stderr.flush()
         self.marked = step
+        if self._throttle:
+            now = time.monotonic()
+            if now < self._mark_after:
+                self._due = step
+                return
+            self._mark_after = now + MARK_EVERY_S
+        self._due = None
         os.write(1, MARK % step)
+
+    def write_due(self) -> None:
+        """The mark of the step in progress, if it waits (before that step's output)."""
+        due, self._due = self._due, None
+        if due is not None:
+            os.write(1, MARK % due)
 
     def sync(self, send) -> None:
         """From the main thread: a command's output comes before its last event. While this process
@@ -183,6 +223,19 @@ class OutputCapture:
                         self._synced.notify_all()
             if self.throttle and len(data) < 4096:
                 time.sleep(0.005)  # marks of many short steps: one read, not one wake a step
+
+
+class _MarkFirst(io.FileIO):
+    """fd 1 or 2 under sys.stdout or sys.stderr: a write writes the due step mark first."""
+
+    def __init__(self, fd: int, capture: OutputCapture):
+        super().__init__(fd, "w", closefd=False)
+        self._capture = capture
+
+    def write(self, data) -> int:
+        if self._capture._due is not None:
+            self._capture.write_due()
+        return super().write(data)
 
 
 class ClientLink:

@@ -147,9 +147,11 @@ class TraceLog:
     tensors over EXPORT_LOG_MAX_ELEMENTS elements are written as their summary, and no tensors
     once it holds EXPORT_LOG_TENSOR_BYTES. Written
     from the worker and the UI thread, so under a lock; nothing after the end line.
+    ``lazy``: the temporary file keeps steps in memory until :meth:`write_pending` (see
+    TraceWriter.lazy), for an owner that calls it while idle (the trainer).
     """
 
-    def __init__(self, trace: TraceWriter | None, seed: int, max_elements: int = 4096):
+    def __init__(self, trace: TraceWriter | None, seed: int, max_elements: int = 4096, lazy: bool = False):
         self.seed = seed
         self._lock = threading.Lock()
         self._ended = False
@@ -157,7 +159,7 @@ class TraceLog:
         log = trace if trace is not None and not trace.csv else None  # export reads JSON Lines
         if log is None:
             try:
-                log = TraceWriter.export_log(max_elements)
+                log = TraceWriter.export_log(max_elements, lazy=lazy)
                 self._own = log.path
             except OSError:
                 log = None  # no temp folder to write to: the app runs, export says why it cannot
@@ -208,6 +210,18 @@ class TraceLog:
         with self._lock:
             for trace in self._writers if not self._ended else ():
                 trace.step(record)
+
+    @property
+    def pending(self) -> int:
+        """Steps kept in memory that the log has not written yet (see TraceWriter.lazy)."""
+        return self.trace.pending if self.trace is not None else 0
+
+    def write_pending(self, most: int | None = None) -> None:
+        """Write the oldest ``most`` steps the log keeps in memory (None: all): a trainer with
+        nothing to do writes them, so the steps of a run never wait on the log."""
+        with self._lock:
+            if self.trace is not None:
+                self.trace.write_pending(most)
 
     def flush(self) -> None:
         """Every line so far to the file, for a reader."""

@@ -15,6 +15,9 @@ them. A run yields, in order:
 The run steps any :class:`Source`: a scenario's Session, or an attached script
 (gdtui.engine.script_source.ScriptSource).
 
+:func:`step_phase` runs one phase (the phase key) and writes its step's trace
+line, so a step's line has one writer, phase by phase or whole.
+
 What each step measures is a frozen :class:`StepPlan`, decided by one
 schedule object (:class:`EveryStep` for a headless run,
 gdtui.engine.pacing.FramePacer for a continuous run on the screen). A plan may
@@ -36,6 +39,7 @@ from gdtui.engine.errors import StepError
 
 if TYPE_CHECKING:
     from gdtui.engine.records import SessionState, StepRecord
+    from gdtui.engine.session import Session
 
 StopReason = Literal["limit", "paused", "condition", "nonfinite", "error", "interrupted", "finished"]
 
@@ -410,6 +414,15 @@ class Run:
                 self.trace.end(self.done, reason, message, origin)  # type: ignore[union-attr]
             else:
                 self.trace.end(self.done, reason, message)  # type: ignore[union-attr]
+
+
+def step_phase(session: Session, trace: RunTrace | None = None) -> StepRecord | None:
+    """One phase of the step in progress (the phase key): the step's record when this phase
+    finished it, once ``trace`` has its line, else None. A failed phase raises StepError."""
+    record = session.step_phase()
+    if record is not None and trace is not None:
+        trace.step(record)
+    return record
 
 
 #: The trace's end reason for each stop.

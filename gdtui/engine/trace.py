@@ -91,10 +91,17 @@ class TraceWriter:
 
     #: Past this many bytes waiting (flush_each False), they are written.
     BUFFER_BYTES = 1 << 16
+    #: A lazy trace keeps at most this many step records before it turns them into lines.
+    LAZY_RECORDS = 4096
 
     def __init__(self, path: str | Path, max_elements: int = 4096, flush_each: bool = True,
-                 tensor_bytes: int | None = None, label: str | None = None):
+                 tensor_bytes: int | None = None, label: str | None = None, lazy: bool = False):
         self.path = Path(path)
+        #: Step records are kept as they come and turned into lines later (:meth:`write_pending`),
+        #: in order, at the latest when LAZY_RECORDS wait, another event comes, or a flush: the
+        #: file ends the same, byte for byte, as one written at each step.
+        self.lazy = lazy
+        self._records: list[StepRecord] = []
         self.max_elements = max_elements
         self.flush_each = flush_each
         #: Past this many bytes written, step lines carry no tensors (None: always).
@@ -118,16 +125,33 @@ class TraceWriter:
         self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
 
     @classmethod
-    def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-") -> TraceWriter:
+    def export_log(cls, max_elements: int, prefix: str = "gdtui-trace-", lazy: bool = False) -> TraceWriter:
         """The step-debugger's own trace, in a new file in the system's temp folder (the caller
         removes it): tensors over EXPORT_LOG_MAX_ELEMENTS (or ``max_elements``, when fewer) are
         written as their summary, step lines leave the tensors out once the log holds
         EXPORT_LOG_TENSOR_BYTES, and lines are flushed when the log is read (a flush every step
-        would slow a small model's steps). Raises OSError when the temp folder is not writable."""
+        would slow a small model's steps). ``lazy``: see :attr:`lazy`, for an owner that writes the
+        records while it has nothing else to do. Raises OSError when the temp folder is not writable.
+        """
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl")
         os.close(fd)
         return cls(name, min(max_elements, EXPORT_LOG_MAX_ELEMENTS), flush_each=False,
-                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES, label=f"the log that e exports ({name})")
+                   tensor_bytes=EXPORT_LOG_TENSOR_BYTES, label=f"the log that e exports ({name})", lazy=lazy)
+
+    @property
+    def pending(self) -> int:
+        """Step records kept (a lazy trace) and not yet turned into lines."""
+        return len(self._records)
+
+    def write_pending(self, most: int | None = None) -> None:
+        """Turn the oldest ``most`` kept step records (None: all) into lines, in order."""
+        records = self._records
+        if not records:
+            return
+        n = len(records) if most is None else min(most, len(records))
+        taken, self._records = records[:n], records[n:]
+        for record in taken:
+            self._step_line(record)
 
     def _write(self, event: dict[str, Any]) -> None:
         if self._fd is None:
@@ -142,7 +166,7 @@ class TraceWriter:
         if event.get("event") == "step":
             self._waiting_step = event["step"]
         if self.flush_each or self._waiting_bytes >= self.BUFFER_BYTES:
-            self.flush()
+            self._write_waiting()
 
     @staticmethod
     def _json_line(event: dict[str, Any]) -> str:
@@ -170,7 +194,13 @@ class TraceWriter:
         return out.getvalue()
 
     def flush(self) -> None:
-        """Every line written so far to the file, for a reader."""
+        """Every line written so far to the file, for a reader (kept step records too)."""
+        self.write_pending()
+        self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """The lines waiting in memory to the file (not the kept records: a batch of them being
+        turned into lines may pass BUFFER_BYTES, and the rest must follow it, in order)."""
         if self._fd is None or not self._waiting:
             return
         data = b"".join(self._waiting)
@@ -210,6 +240,7 @@ class TraceWriter:
         return None if view is None else view.to_json(self.max_elements)
 
     def start(self, *, scenario: str, seed: int, device: str, mode: str, params: dict[str, TensorView]) -> None:
+        self.write_pending()
         self._write(
             {
                 "event": "start",
@@ -224,6 +255,14 @@ class TraceWriter:
         )
 
     def step(self, r: StepRecord) -> None:
+        if self.lazy:
+            self._records.append(r)
+            if len(self._records) >= self.LAZY_RECORDS:
+                self.write_pending()
+            return
+        self._step_line(r)
+
+    def _step_line(self, r: StepRecord) -> None:
         event: dict[str, Any] = {
             "event": "step",
             "step": r.step,
@@ -254,18 +293,22 @@ class TraceWriter:
     def optimizer(self, index: int, kind: str, groups: list[dict[str, Any]]) -> None:
         """An attached script's optimizer stepped for the first time: its class and every param
         group's hyper-parameters (numbers, strings and booleans; tensors as their value)."""
+        self.write_pending()
         self._write({"event": "optimizer", "optimizer": index, "class": kind, "param_groups": groups})
 
     def rewind(self, step: int) -> None:
         """The timeline goes back to just after ``step``: later step lines no longer count."""
+        self.write_pending()
         self._write({"event": "rewind", "step": step})
 
     def reset(self) -> None:
         """The scenario was loaded again: a new start line follows, and no earlier step counts."""
+        self.write_pending()
         self._write({"event": "reset"})
 
     def end(self, steps: int, reason: str, message: str | None = None, origin: str | None = None) -> None:
         """The run's last line; ``origin``: where a NaN/Inf it stopped for began (StepRecord.origin)."""
+        self.write_pending()
         event: dict[str, Any] = {"event": "end", "steps": steps, "reason": reason}
         if message:
             event["message"] = message

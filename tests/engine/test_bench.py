@@ -1,4 +1,4 @@
-"""`gdtui bench`: it runs the three ways and reports them; errors are one line. No timing is asserted (timings flake)."""
+"""`gdtui bench`: it runs the four ways and reports them; errors are one line. No timing is asserted (timings flake)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,21 @@ def bench_json(capsys, scenario, *extra: str) -> dict:
 def test_json_has_every_way_with_positive_rates(capsys):
     result = bench_json(capsys, SCENARIOS / "not_gate.py")
     assert result["device"] == "cpu" and result["steps"] == 3 and result["repeats"] == 1
-    assert set(result["ways"]) == {"plain", "headless", "run"}
-    for way in result["ways"].values():
+    assert set(result["ways"]) == {"plain", "headless", "run", "trainer"}
+    for name, way in result["ways"].items():
         assert way["steps_per_s"] > 0
         assert len(way["rounds_steps_per_s"]) == 1
-        assert way["peak_mb"] >= 0
+        if name == "trainer":
+            assert way["peak_mb"] is None  # its own process: not this one's memory
+        else:
+            assert way["peak_mb"] >= 0
         assert way["syncs_per_step"] is None  # counted on CUDA only
     assert result["ways"]["plain"]["vs_plain"] == 1
-    assert result["ratios"]["headless/plain"] > 0 and result["ratios"]["run/plain"] > 0
+    for ratio in ("headless/plain", "run/plain", "trainer/plain", "trainer/headless"):
+        assert result["ratios"][ratio] > 0, ratio
+    trainer, headless = result["ways"]["trainer"], result["ways"]["headless"]
+    ratio = trainer["rounds_steps_per_s"][0] / headless["rounds_steps_per_s"][0]
+    assert result["ratios"]["trainer/headless"] == pytest.approx(ratio)
     assert result["memory"] == "rss_peak_growth"
 
 
@@ -40,10 +47,12 @@ def test_dataloader_objective_and_bench_scenarios_run(name, capsys):
     assert all(w["steps_per_s"] > 0 for w in result["ways"].values())
 
 
-def test_table_names_the_three_ways(capsys):
+def test_table_names_the_four_ways(capsys):
+    """Issue 13: the table has run mode through a trainer process, (d), and its ratio to headless."""
     assert main(["bench", str(SCENARIOS / "not_gate.py"), *FAST]) == 0
     out = capsys.readouterr().out
-    for label in ("(a) plain PyTorch loop", "(b) gdtui --headless", "(c) run mode (TUI worker)", "n/a on cpu"):
+    for label in ("(a) plain PyTorch loop", "(b) gdtui --headless", "(c) run mode (TUI worker)",
+                  "(d) run mode, trainer", "(d) vs (b)", "n/a on cpu"):
         assert label in out
 
 

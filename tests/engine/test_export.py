@@ -13,11 +13,11 @@ from tests.paths import SCENARIOS
 from tests.plain_loop import PlainLoop, read_trace
 
 
-def traced_session(tmp_path, path, steps, rewind_to=None, again=0):
+def traced_session(tmp_path, path, steps, rewind_to=None, again=0, lazy=False, name="live.jsonl"):
     """Step a session, writing the trace the way the step-debugger does, rewinds included."""
-    trace_path = tmp_path / "live.jsonl"
+    trace_path = tmp_path / name
     session = Session(path)
-    with TraceWriter(trace_path) as trace:
+    with TraceWriter(trace_path, lazy=lazy) as trace:
         state = session.state()
         trace.start(scenario=str(path), seed=0, device=state.device, mode=session.mode, params=dict(state.params))
         for _ in range(steps):
@@ -100,3 +100,34 @@ def test_a_log_past_its_size_keeps_every_step_but_leaves_the_tensors_out(tmp_pat
     w_norm = [float(r["param_norm[w]"]) for r in rows]
     assert w_norm[0] == pytest.approx(abs(outs[0]["params"][0][0][0]), rel=1e-6)
     assert all(math.isnan(x) for x in w_norm[len(kept):])
+
+
+def test_a_lazy_log_is_the_same_file_and_exports_the_plain_loop(tmp_path, monkeypatch):
+    """Issue 13: the export log keeps step records in memory and writes them later (at most
+    LAZY_RECORDS waiting, any other event, a flush): the file is byte for byte the one written at
+    each step, rewinds included, and its export has the plain loop's parameters."""
+    path = SCENARIOS / "not_gate.py"
+    monkeypatch.setattr(TraceWriter, "LAZY_RECORDS", 4)
+    monkeypatch.setattr(TraceWriter, "BUFFER_BYTES", 300)  # a batch of records passes it: the rest follow in order
+    eager = traced_session(tmp_path, path, 7, rewind_to=3, again=2, name="eager.jsonl")
+    lazy = traced_session(tmp_path, path, 7, rewind_to=3, again=2, lazy=True, name="lazy.jsonl")
+    assert lazy.read_bytes() == eager.read_bytes()
+    out = tmp_path / "out.jsonl"
+    assert export_trace(lazy, out) == 5
+    plain = PlainLoop(path)
+    steps = [x for x in read_trace(out) if x["event"] == "step"]
+    assert [list(s["params"].values()) for s in steps] == [plain.step()["params"] for _ in range(5)]
+
+    session = Session(path)
+    trace = TraceWriter(tmp_path / "waiting.jsonl", lazy=True, flush_each=False)
+    for _ in range(3):
+        trace.step(session.step())
+    assert trace.pending == 3 and (tmp_path / "waiting.jsonl").read_bytes() == b""
+    trace.write_pending(2)
+    assert trace.pending == 1
+    trace.flush()
+    assert trace.pending == 0
+    losses = [x["loss"] for x in read_trace(tmp_path / "waiting.jsonl")]
+    again = PlainLoop(path)
+    assert losses == [again.step()["loss"] for _ in range(3)]
+    trace.close()

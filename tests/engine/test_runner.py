@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from gdtui.engine import Session
-from gdtui.engine.runner import EveryStep, Frame, Run, Stepped, StepPlan, Stopped
+from gdtui.engine.records import PHASES
+from gdtui.engine.runner import EveryStep, Frame, Run, Stepped, StepPlan, Stopped, step_phase
 from gdtui.engine.trace import TraceWriter
 from tests.paths import SCENARIOS
 from tests.plain_loop import PlainLoop, read_trace
@@ -222,3 +223,17 @@ def test_a_shown_step_is_followed_by_its_frame():
     assert [type(e) for e in events] == [Stepped, Stepped, Frame, Stepped, Stepped, Frame, Stopped]
     assert [(e.record.step, e.steps_per_s, e.chart) for e in events if type(e) is Frame] == [(2, 123.0, True), (4, 123.0, True)]
     assert [e.record.loss for e in events if type(e) is Stepped] == [plain.step()["loss"] for _ in range(4)]
+
+
+def test_a_phase_step_writes_its_trace_line_once_the_step_is_whole(tmp_path):
+    """Issue 13: the phase key goes through the runner's step_phase: the trace gets a step's line
+    when its last phase finishes, none before, and the lines have the plain loop's losses."""
+    session = Session(NOT_GATE)
+    plain = PlainLoop(NOT_GATE)
+    with TraceWriter(tmp_path / "t.jsonl") as trace:
+        for k in (1, 2):
+            records = [step_phase(session, trace) for _ in PHASES]
+            assert records[:-1] == [None] * (len(PHASES) - 1) and records[-1].step == k
+            assert [e["step"] for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "step"] == list(range(1, k + 1))
+    losses = [e["loss"] for e in read_trace(tmp_path / "t.jsonl") if e["event"] == "step"]
+    assert losses == [plain.step()["loss"] for _ in range(2)]
