@@ -19,7 +19,7 @@ between rounds disturbs less (and (d) against (b) the same way):
   summarised in full and its state (every 500 ms with the loss chart's data)
   handed to a post that does nothing. Frames are paced by
   :class:`gdtui.engine.pacing.FramePacer`: at most every 100 ms, and rarely
-  enough that showing costs about 5% of the time.
+  enough that showing takes a small, fixed share of the time (the pacer's target).
 * **trainer**: run mode as the step-debugger runs it, through a trainer process
   (``python -m gdtui.trainer``, started untimed for each round): a ``run``
   command of n steps, and every event the client decodes (the paced frames,
@@ -31,8 +31,8 @@ Every way runs in optim mode (``optimizer.step()``), so all four do the same
 arithmetic, and each starts from the same memory state. By default glibc's
 allocator adapts to what the process freed before (it raises its mmap
 threshold as large blocks are freed), so a way's speed depended on the ways
-timed before it: mlp_bench's plain loop took 24 ms a step with 3600 page
-faults in a fresh process and 14 ms with none after the engine's rounds. The
+timed before it: in a fresh process mlp_bench's plain loop page-faulted on
+every step, and after the engine's rounds it did not. The
 bench fixes those thresholds for all four ways (freed memory stays with the
 allocator), hands the free memory back to the system before each way starts,
 so no way copies its checkpoints into memory another left behind, and runs a
