@@ -117,7 +117,8 @@ def test_ctrl_c_while_a_step_line_is_written_still_counts_it(tmp_path, monkeypat
 
     from gdtui.engine.trace import TraceWriter
 
-    write_step, flush = TraceWriter.step, TraceWriter.flush
+    # The lines reach the file in _write_waiting (flush, and each line of a trace flushed at once).
+    write_step, flush = TraceWriter.step, TraceWriter._write_waiting
     written, fired = 0, False
 
     def step(self, record):
@@ -132,7 +133,7 @@ def test_ctrl_c_while_a_step_line_is_written_still_counts_it(tmp_path, monkeypat
             fired = True
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(TraceWriter, "flush", flush_then_interrupt)
+    monkeypatch.setattr(TraceWriter, "_write_waiting", flush_then_interrupt)
     monkeypatch.setattr(TraceWriter, "step", step)
     trace = tmp_path / "t.jsonl"
     path = SCENARIOS / "not_gate.py"
