@@ -25,7 +25,7 @@ from gdtui.engine.records import StepRecord
 from gdtui.engine.runner import EveryStep, Run, Stepped, Stopped
 from gdtui.engine.scenario import seed_everything
 from gdtui.engine.script_kind import defines_scenario  # noqa: F401 - the CLI reads it here
-from gdtui.engine.script_source import ScriptSource, StopScript, optimizer_groups, step_record  # noqa: F401
+from gdtui.engine.script_source import ScriptSource
 from gdtui.engine.trace import TraceWriter
 
 #: An uncaught exception in the script: python exits with 1 too.

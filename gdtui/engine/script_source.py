@@ -17,24 +17,18 @@ step the script asks for does ``p -= lr * p.grad``; the optimizer sees no gradie
 the tensors alone). With ``history_mb`` > 0 it keeps, at each pause, the state rewind restores:
 the trained tensors and their gradients, the root modules' buffers, every optimizer's state and
 param groups, the lr schedulers', the GradScalers' and every RNG (torch CPU and CUDA, numpy,
-random). The script's own Python variables and its DataLoader position cannot go back.
+random): gdtui.engine.script_rewind takes and restores it. The script's own Python variables and
+its DataLoader position cannot go back.
 """
 
 from __future__ import annotations
 
-import ast
-import copy
-import linecache
-import math
 import os
 import queue
-import random
-import sys
 import time
-import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +39,17 @@ from gdtui.engine.controls import Controls
 from gdtui.engine.errors import ScenarioError, StepError, locate, one_line
 from gdtui.engine.health import step_hints
 from gdtui.engine.records import (
-    BatchArg,
     Capabilities,
     DeadUnits,
     Hint,
     ScriptState,
-    SourcePanel,
     StepRecord,
     frozen_map,
 )
 from gdtui.engine.runner import SourceFinished, StepPlan
-from gdtui.engine.summarize import summarize, unknown_view
+from gdtui.engine.script_records import batch_args, optimizer_groups, source_panel, step_record
+from gdtui.engine.script_rewind import ScriptSnapshot, Tracked, restore, take, tracking
+from gdtui.engine.summarize import summarize
 
 MB = 1024 * 1024
 
@@ -77,8 +71,6 @@ SCRIPT_CAPABILITIES = Capabilities(
     }),
 )
 
-#: The most lines a source panel shows.
-PANEL_LINES = 24
 
 
 class StopScript(KeyboardInterrupt):
@@ -106,79 +98,6 @@ class Outcome:
     exit_text: str | None = None
     interrupt: KeyboardInterrupt | None = None
     namespace: dict[str, Any] | None = None
-
-
-@dataclass
-class _Snapshot:
-    """The state rewind restores, taken while the script is parked (engine-internal: live copies)."""
-
-    tensors: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]  # (tensor, value, grad)
-    buffers: list[tuple[torch.Tensor, torch.Tensor]]
-    optimizers: list[tuple[Any, dict[Any, dict[str, Any]], list[dict[str, Any]]]]
-    schedulers: list[tuple[Any, dict[str, Any]]]
-    scalers: list[tuple[Any, dict[str, Any]]]
-    rng: dict[str, Any]
-    nbytes: int = 0
-
-
-def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    return copy.deepcopy(value)
-
-
-def _bytes(value: Any) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_bytes(v) for v in value)
-    return 0
-
-
-@dataclass
-class _Tracked:
-    """Schedulers and GradScalers the script creates while attached (weakly held)."""
-
-    schedulers: list[weakref.ref] = field(default_factory=list)
-    scalers: list[weakref.ref] = field(default_factory=list)
-
-    def live(self, refs: list[weakref.ref]) -> list[Any]:
-        return [o for o in (r() for r in refs) if o is not None]
-
-
-@contextmanager
-def _tracking(tracked: _Tracked) -> Iterator[None]:
-    """Note every lr scheduler and GradScaler built while the script runs (none is edited)."""
-    from torch.optim import lr_scheduler
-
-    patched: list[tuple[type, Any]] = []
-
-    def wrap(cls: type, into: list[weakref.ref]) -> None:
-        original = cls.__dict__["__init__"]
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, *args, **kwargs)
-            if not any(r() is self for r in into):
-                into.append(weakref.ref(self))
-
-        __init__.__doc__ = original.__doc__
-        cls.__init__ = __init__  # type: ignore[misc]
-        patched.append((cls, original))
-
-    bases = [lr_scheduler.LRScheduler]
-    plateau = getattr(lr_scheduler, "ReduceLROnPlateau", None)
-    if plateau is not None and not issubclass(plateau, lr_scheduler.LRScheduler):
-        bases.append(plateau)
-    for cls in bases:
-        wrap(cls, tracked.schedulers)
-    wrap(torch.amp.GradScaler, tracked.scalers)
-    try:
-        yield
-    finally:
-        for cls, original in reversed(patched):
-            cls.__init__ = original  # type: ignore[misc]
 
 
 class _ReluWatch:
@@ -239,158 +158,6 @@ class _ReluWatch:
         return tuple(found)
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "random": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    np = sys.modules.get("numpy")
-    if np is not None:
-        state["numpy"] = np.random.get_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["random"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "numpy" in state:
-        sys.modules["numpy"].random.set_state(state["numpy"])
-
-
-def _enclosing_lines(file: str, line: int) -> tuple[int, int]:
-    """The innermost loop (else function) around ``line`` in ``file``, as (first, last) lines."""
-    try:
-        tree = ast.parse(Path(file).read_text())
-    except (OSError, SyntaxError, ValueError):
-        return max(1, line - 6), line + 6
-    best: tuple[int, int] | None = None
-    fallback: tuple[int, int] | None = None
-    for node in ast.walk(tree):
-        end = getattr(node, "end_lineno", None)
-        if end is None or not (node.lineno <= line <= end):
-            continue
-        span = (node.lineno, end)
-        if isinstance(node, (ast.For, ast.While, ast.AsyncFor)):
-            if best is None or span[1] - span[0] < best[1] - best[0]:
-                best = span
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if fallback is None or span[1] - span[0] < fallback[1] - fallback[0]:
-                fallback = span
-    return best or fallback or (max(1, line - 6), line + 6)
-
-
-def source_panel(where: tuple[str, int] | None, call: str) -> SourcePanel | None:
-    """The script's lines around ``where``: its innermost loop, at most PANEL_LINES, centred on it."""
-    if where is None:
-        return None
-    file, line = where
-    first, last = _enclosing_lines(file, line)
-    if last - first + 1 > PANEL_LINES:
-        first = max(first, line - PANEL_LINES // 2)
-        last = first + PANEL_LINES - 1
-    lines = tuple(linecache.getline(file, n).rstrip("\n") for n in range(first, last + 1))
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    return SourcePanel(file=file, line=line, first=first, lines=lines, call=call)
-
-
-def _batch_items(call: tuple[tuple[Any, ...], dict[str, Any]] | None) -> list[tuple[str, Any]]:
-    if call is None:
-        return []
-    args, kwargs = call
-    items: list[tuple[str, Any]] = []
-    for i, value in enumerate(args):
-        if isinstance(value, Mapping):
-            items += [(f"args[{i}][{k!r}]", v) for k, v in value.items()]
-        else:
-            items.append((f"args[{i}]", value))
-    for key, value in kwargs.items():
-        if isinstance(value, Mapping):
-            items += [(f"{key}[{k!r}]", v) for k, v in value.items()]
-        else:
-            items.append((key, value))
-    return items
-
-
-def batch_args(call: tuple[tuple[Any, ...], dict[str, Any]] | None, max_values: int) -> tuple[BatchArg, ...]:
-    """What the root module was called with: each tensor's name, shape, dtype and view (dict
-    batches by key); anything else as a short repr. Never raises."""
-    items = _batch_items(call)
-    tensors = [v for _, v in items if isinstance(v, torch.Tensor)]
-    try:
-        views = iter(summarize([t.detach() for t in tensors], max_values))
-    except Exception:  # a tensor subclass summarize cannot read: shapes only
-        views = iter([None] * len(tensors))
-    out = []
-    for name, value in items:
-        if isinstance(value, torch.Tensor):
-            out.append(BatchArg(name, tuple(value.shape), str(value.dtype).removeprefix("torch."), next(views)))
-        else:
-            try:
-                text = repr(value)
-            except Exception:
-                text = f"<{type(value).__name__}>"
-            out.append(BatchArg(name, None, None, text=text if len(text) <= 80 else text[:77] + "..."))
-    return tuple(out)
-
-
-def _lr_of(step: ScriptStep) -> float:
-    if step.optimizer is None or not step.optimizer.param_groups:
-        return math.nan
-    return float(step.optimizer.param_groups[0].get("lr", math.nan))
-
-
-def step_record(step: ScriptStep, max_values: int, large: str = "full", mode: str | None = None) -> StepRecord:
-    """The frozen record of a finished script step: its tensors after the update, the gradients
-    the update used and the change it made (unmeasured where no copy was taken at the pause).
-    Tensors of more than ``max_values`` elements are summarised on their device, as ``large``
-    says (gdtui.engine.summarize)."""
-    names = [n for n, _ in step.tensors]
-    tensors = [t for _, t in step.tensors]
-    grads = step.grads if step.grads is not None else [t.grad for t in tensors]
-    befores = step.before if len(step.before) == len(tensors) else [None] * len(tensors)
-    with torch.no_grad():
-        changes = [None if b is None else torch.sub(t.detach(), b, out=b) for t, b in zip(tensors, befores)]
-    views = summarize([*tensors, *grads, *changes], max_values, large=large)
-    n = len(tensors)
-    params, grad_views, updates = views[:n], views[n : 2 * n], views[2 * n :]
-    unmeasured = {name: unknown_view(t) for name, t in step.tensors}
-    nonfinite = None
-    if not step.skipped:
-        if step.backwards and not math.isfinite(step.loss):
-            nonfinite = f"the output of module {step.origin}" if step.origin else "loss"
-        else:
-            bad = [f"grad of {name}" for name, g in zip(names, grad_views) if g is not None and not g.finite]
-            bad += [name for name, p in zip(names, params) if p is not None and not p.finite]
-            nonfinite = bad[0] if bad else None
-    return StepRecord(
-        step=step.step, epoch=None, batch=None,
-        mode=mode or ("optim" if step.kind == "optimizer" else "manual"),  # type: ignore[arg-type]
-        grad_source="autograd", lr=_lr_of(step), loss=step.loss,
-        params=frozen_map(dict(zip(names, params))),
-        grads=frozen_map(dict(zip(names, grad_views))),
-        updates=frozen_map({name: u if u is not None else unmeasured[name] for name, u in zip(names, updates)}),
-        nonfinite=nonfinite, optimizer=step.index, skipped=step.skipped, scale=step.scale, clip_norm=step.clip,
-    )
-
-
-def _hyper(value: Any) -> Any:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value)
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str)) for v in value):
-        return list(value)
-    return repr(value)
-
-
-def optimizer_groups(opt: torch.optim.Optimizer) -> list[dict[str, Any]]:
-    """Every param group's hyper-parameters, and how many tensors it holds."""
-    return [{"tensors": len(g["params"]), **{k: _hyper(v) for k, v in g.items() if k != "params"}}
-            for g in opt.param_groups]
-
-
 class ScriptSource:
     """A training script, stepped by the runner from one thread while it runs in another.
 
@@ -411,7 +178,7 @@ class ScriptSource:
         self.history_budget = int(history_mb * MB)
         self.max_values, self.large, self.serve_pauses, self.hints = max_values, large, serve_pauses, hints
         self.hooks = Hooks(self, updates=updates)
-        self.tracked = _Tracked()
+        self.tracked = Tracked()
         self._relus = _ReluWatch(self.hooks)
         #: Updates applied to what the tensors hold now (the runner's step count).
         self.step_count = 0
@@ -428,8 +195,8 @@ class ScriptSource:
         self._live = 0  # updates the script made
         self._records: dict[int, StepRecord] = {}
         self._losses: list[float] = []  # every live step's loss but skipped ones, in order
-        self._snapshots: dict[int, _Snapshot] = {}  # at pause N, before update N
-        self._live_snapshot: _Snapshot | None = None  # where the script is parked, while rewound
+        self._snapshots: dict[int, ScriptSnapshot] = {}  # at pause N, before update N
+        self._live_snapshot: ScriptSnapshot | None = None  # where the script is parked, while rewound
         self._pause_steps: dict[int, ScriptStep] = {}  # what each kept pause showed (no tensor copies)
         self._history_off: str | None = None if self.history_budget > 0 else "rewind is off (--history-mb 0)"
         self._manual: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
@@ -444,7 +211,7 @@ class ScriptSource:
         """Run the script in this thread until it ends; the driving thread steps it meanwhile."""
         module = self.module
         try:
-            with _tracking(self.tracked), (self._relus.installed() if self.hints else nullcontext()):
+            with tracking(self.tracked), (self._relus.installed() if self.hints else nullcontext()):
                 namespace = run_script(self.target, self.args, self.hooks, module=module)
             outcome = Outcome("returned", namespace=namespace)
         except KeyboardInterrupt as exc:
@@ -512,7 +279,7 @@ class ScriptSource:
         if self._stopping is None:
             self._stopping = StopScript(reason, message)
         if self._live_snapshot is not None:  # rewound: the script's finally blocks see the state it left
-            self._restore(self._live_snapshot)
+            restore(self._live_snapshot)
             self._live_snapshot = None
         if self._parked is not None and self._parked[0] != "ended":
             self._parked = None
@@ -568,7 +335,7 @@ class ScriptSource:
         """A pause was reached: note an lr the script changed, and keep the state rewind needs."""
         self._check_lrs(step)
         if not self._history_off and step.step not in self._snapshots:
-            snap = self._snapshot()
+            snap = take(self.hooks, self.tracked)
             if snap.nbytes > self.history_budget:
                 self._history_off = (f"rewind is off: one snapshot needs {snap.nbytes / MB:.0f} MB, "
                                      f"over --history-mb {self.history_budget / MB:g}")
@@ -712,18 +479,18 @@ class ScriptSource:
         if target < 1 or target not in self._snapshots:
             return False
         if self.step_count == self._live:
-            self._live_snapshot = self._snapshot()
-        self._restore(self._snapshots[target])
+            self._live_snapshot = take(self.hooks, self.tracked)
+        restore(self._snapshots[target])
         self.step_count = target - 1
         return True
 
     def _forward_again(self) -> StepRecord:
         nxt = self.step_count + 1
         if nxt == self._live:
-            self._restore(self._live_snapshot)  # type: ignore[arg-type]
+            restore(self._live_snapshot)  # type: ignore[arg-type]
             self._live_snapshot = None
         else:
-            self._restore(self._snapshots[nxt + 1])
+            restore(self._snapshots[nxt + 1])
         self.step_count = nxt
         return self._records[nxt]
 
@@ -734,74 +501,6 @@ class ScriptSource:
         if self._snapshots and min(self._snapshots) > 1:
             return f"rewind reaches the last {self.rewind_depth} steps (--history-mb {self.history_budget / MB:g})"
         return None
-
-    def _snapshot(self) -> _Snapshot:
-        hooks = self.hooks
-        seen: set[int] = set()
-        tensors: list[torch.Tensor] = []
-        for opt in hooks.optimizers:
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    if id(p) not in seen:
-                        seen.add(id(p))
-                        tensors.append(p)
-        if hooks.hand and hooks.current is not None:
-            tensors += [t for _, t in hooks.current.tensors if id(t) not in seen]
-        buffers: list[torch.Tensor] = []
-        for root in hooks.roots:
-            for b in root.buffers():
-                if id(b) not in seen:
-                    seen.add(id(b))
-                    buffers.append(b)
-        with torch.no_grad():
-            snap = _Snapshot(
-                tensors=[(t, t.detach().clone(), None if t.grad is None else t.grad.detach().clone()) for t in tensors],
-                buffers=[(b, b.detach().clone()) for b in buffers],
-                optimizers=[(opt, {p: {k: _clone(v) for k, v in s.items()} for p, s in opt.state.items()},
-                             [{k: _clone(v) for k, v in g.items() if k != "params"} for g in opt.param_groups])
-                            for opt in hooks.optimizers],
-                schedulers=[(s, copy.deepcopy(s.state_dict())) for s in self.tracked.live(self.tracked.schedulers)],
-                scalers=[(s, copy.deepcopy(s.state_dict())) for s in self.tracked.live(self.tracked.scalers)],
-                rng=_rng_state(),
-            )
-        snap.nbytes = (sum(_bytes(v) + _bytes(g) for _, v, g in snap.tensors) + sum(_bytes(v) for _, v in snap.buffers)
-                       + sum(_bytes(list(state.values())) for _, state, _ in snap.optimizers))
-        return snap
-
-    def _restore(self, snap: _Snapshot) -> None:
-        with torch.no_grad():
-            for t, value, grad in snap.tensors:
-                t.copy_(value)
-                if grad is None:
-                    t.grad = None
-                elif t.grad is not None and t.grad.shape == grad.shape:
-                    t.grad.copy_(grad)
-                else:
-                    t.grad = grad.clone()
-            for b, value in snap.buffers:
-                b.copy_(value)
-            for opt, state, groups in snap.optimizers:
-                for p in [p for p in opt.state if p not in state]:
-                    del opt.state[p]
-                for p, saved in state.items():
-                    live = opt.state.get(p)
-                    if live is None or set(live) != set(saved):
-                        opt.state[p] = {k: _clone(v) for k, v in saved.items()}
-                        continue
-                    for k, v in saved.items():
-                        cur = live[k]
-                        if isinstance(v, torch.Tensor) and isinstance(cur, torch.Tensor) and cur.shape == v.shape:
-                            cur.copy_(v)
-                        else:
-                            live[k] = _clone(v)
-                for group, saved_group in zip(opt.param_groups, groups):
-                    group.update({k: _clone(v) for k, v in saved_group.items()})
-        for sched, state in snap.schedulers:
-            sched.load_state_dict(copy.deepcopy(state))
-        for scaler, state in snap.scalers:
-            if state:
-                scaler.load_state_dict(copy.deepcopy(state))
-        _set_rng_state(snap.rng)
 
     # --- what the screen shows ----------------------------------------------------------
 
