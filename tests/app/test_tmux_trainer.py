@@ -32,8 +32,9 @@ def app_pids(app: TmuxApp) -> set[int]:
     return descendants(shell)
 
 
-def quit_leaves_nothing(app: TmuxApp, pids: set[int]) -> None:
-    app.send("q")
+def quit_leaves_nothing(app: TmuxApp, pids: set[int], key: str = "q") -> None:
+    """``key`` ends gdtui, and none of ``pids`` is left."""
+    app.send(key)
     deadline = time.perf_counter() + 10
     while not app.exited():
         assert time.perf_counter() < deadline, app.screen()
@@ -398,12 +399,4 @@ def test_the_trainers_output_is_a_tty_and_ctrl_c_with_no_step_running_quits():
         app.send("Escape")
         app.wait_for(r"Back")
         time.sleep(0.3)
-        app.send("C-c")
-        deadline = time.perf_counter() + 10
-        while not app.exited():
-            assert time.perf_counter() < deadline, app.screen()
-            time.sleep(0.05)
-        deadline = time.perf_counter() + 5
-        while any(alive(pid) for pid in pids):
-            assert time.perf_counter() < deadline, [pid for pid in pids if alive(pid)]
-            time.sleep(0.05)
+        quit_leaves_nothing(app, pids, key="C-c")
