@@ -17,25 +17,12 @@ from gdtui.widgets.error_panel import ErrorPanel
 from gdtui.widgets.param_table import ParamTable
 from gdtui.widgets.status_line import StatusLine
 from tests.app.fake_trainer import FakeTrainer, answer_steps, fake_app, state
-from tests.app.pilot_helpers import SIZE
+from tests.app.pilot_helpers import SIZE, text, until
 from tests.paths import ROOT
-
-
-def rendered(app, widget) -> str:
-    return str(app.query_one(widget).render())
 
 
 def row(app, name: str) -> str:
     return " ".join(str(cell) for cell in app.query_one(ParamTable).get_row(name))
-
-
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds: the port's reader is a thread of its own."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the app did not get there in time")
 
 
 async def test_the_parameter_table_shows_the_records_a_trainer_sends():
@@ -55,7 +42,7 @@ async def test_the_parameter_table_shows_the_records_a_trainer_sends():
         # w = [1.375, -1.75]: mean -0.1875, std 1.5625; its gradient [0.5, -1] has norm √1.25 = 1.118
         assert "μ-0.188 σ1.56 ‖1.12‖" in row(app, "w")
         assert row(app, "b").startswith("b (1,) 0.0625 0.25")
-        assert "step 1" in rendered(app, StatusLine) and "0.6875" in rendered(app, StatusLine)
+        assert "step 1" in text(app, StatusLine) and "0.6875" in text(app, StatusLine)
         await pilot.press("q")
     assert isinstance(trainer.sent[-1], p.Quit)
 
@@ -72,17 +59,17 @@ async def test_the_error_panel_says_the_trainer_was_killed_by_a_signal_with_its_
         await until(pilot, lambda: app.state is not None and not app.busy)
         await pilot.press("space")
         first.emit(p.Output(((1, "epoch 1: loading the batch"), (1, "calling the C extension"))))
-        await until(pilot, lambda: "calling the C extension" in rendered(app, StatusLine))
+        await until(pilot, lambda: "calling the C extension" in text(app, StatusLine))
         first.die(signal=signal.SIGSEGV, last_lines=("epoch 1: loading the batch", "calling the C extension"))
         await until(pilot, lambda: app.ended is not None and not app.busy)
-        panel = rendered(app, ErrorPanel)
+        panel = text(app, ErrorPanel)
         assert "the trainer was killed by SIGSEGV (signal 11)" in panel
         assert "epoch 1: loading the batch" in panel and "calling the C extension" in panel
         assert app.is_running and app.state is None
         await pilot.press("r")
         await until(pilot, lambda: app.state is not None and not app.busy)
         assert app.port.started == [first, second] and app.port.pid == 4343
-        assert "killed" not in rendered(app, ErrorPanel) and "1.5" in row(app, "w")
+        assert "killed" not in text(app, ErrorPanel) and "1.5" in row(app, "w")
 
 
 async def test_the_status_line_shows_a_gradient_checks_progress():
@@ -96,13 +83,13 @@ async def test_the_status_line_shows_a_gradient_checks_progress():
         await pilot.press("G")
         await until(pilot, lambda: trainer.sent and trainer.sent[-1] == p.GradientCheck())
         trainer.emit(p.Progress(1, 2, "w"))
-        await until(pilot, lambda: "tensor 1 of 2 (w)" in rendered(app, StatusLine))
+        await until(pilot, lambda: "tensor 1 of 2 (w)" in text(app, StatusLine))
         trainer.emit(p.Progress(2, 2, "b"))
-        await until(pilot, lambda: "tensor 2 of 2 (b)" in rendered(app, StatusLine))
+        await until(pilot, lambda: "tensor 2 of 2 (b)" in text(app, StatusLine))
         assert app.busy
         trainer.emit(p.Report("gradient_check", ("w  ok", "b  ok")), p.Done("gradient_check"))
         await until(pilot, lambda: not app.busy)
-        assert "tensor 2 of 2" not in rendered(app, StatusLine)
+        assert "tensor 2 of 2" not in text(app, StatusLine)
 
 
 SCRIPT = """
