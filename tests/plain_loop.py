@@ -23,6 +23,17 @@ def read_trace(path: Path) -> list[dict]:
     return [json.loads(line, parse_constant=no_constants) for line in path.read_text().splitlines()]
 
 
+def timeline(events: list[dict]) -> list[dict]:
+    """The step lines that still count after the trace's rewind lines."""
+    steps: list[dict] = []
+    for e in events:
+        if e["event"] == "rewind":
+            steps = [s for s in steps if s["step"] <= e["step"]]
+        elif e["event"] == "step":
+            steps.append(e)
+    return steps
+
+
 class PlainLoop:
     """The training loop of the seed notebooks, written out plainly over a scenario's own objects.
 

@@ -18,7 +18,7 @@ import pytest
 from gdtui.engine import Session
 from gdtui.jobs import SessionJobs, TraceLog
 from gdtui.messages import CommandFailed
-from tests.plain_loop import PlainLoop, read_trace
+from tests.plain_loop import PlainLoop, read_trace, timeline
 
 # --- the NaN/Inf checks a run leaves to later --------------------------------------------------
 
@@ -34,17 +34,6 @@ x[0] = 1.0
 data = (x, torch.zeros(100))
 optimizer = torch.optim.SGD([w], lr=5e37)
 """
-
-
-def timeline(events):
-    """The step lines that still count after the trace's rewind lines."""
-    steps = []
-    for e in events:
-        if e["event"] == "rewind":
-            steps = [s for s in steps if s["step"] <= e["step"]]
-        elif e["event"] == "step":
-            steps.append(e)
-    return steps
 
 
 #: The run's check finds w went -inf at step 7 and runs steps 4..7 again, but the forward fails

@@ -16,21 +16,13 @@ from gdtui.jobs import make_app
 from gdtui.widgets.detail_screen import DetailScreen
 from gdtui.widgets.param_table import ParamTable
 from tests.app.fake_trainer import FakeTrainer, fake_app
-from tests.app.pilot_helpers import NOT_GATE, SIZE, opened, settle
+from tests.app.pilot_helpers import NOT_GATE, SIZE, opened, settle, until
 from tests.plain_loop import plain_points
 
 
 def grad_cell(want) -> str:
     """The 80-column grad cell of a one-element tensor's gradient (not_gate's w and b are 1x1)."""
     return "—" if want is None else format_number(want[0][0], 4)
-
-
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("the app did not get there in time")
 
 
 async def check_shown(pilot, want: list, label: str, wait) -> None:

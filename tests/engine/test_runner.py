@@ -10,7 +10,7 @@ from gdtui.engine.records import PHASES
 from gdtui.engine.runner import EveryStep, Frame, Run, Stepped, StepPlan, Stopped, step_phase
 from gdtui.engine.trace import TraceWriter
 from tests.paths import SCENARIOS
-from tests.plain_loop import PlainLoop, read_trace
+from tests.plain_loop import PlainLoop, read_trace, timeline
 
 NOT_GATE = SCENARIOS / "not_gate.py"
 WHOLE = EveryStep(StepPlan(whole=True))
@@ -42,17 +42,6 @@ loss_fn = lambda pred, y: ((pred - y) ** 2).sum()
 data = (torch.ones(1), torch.full((1,), 10.0))
 optimizer = torch.optim.SGD([w], lr=0.1)
 """
-
-
-def timeline(events: list[dict]) -> list[dict]:
-    """The step lines that still count after the trace's rewind lines."""
-    steps: list[dict] = []
-    for e in events:
-        if e["event"] == "rewind":
-            steps = [s for s in steps if s["step"] <= e["step"]]
-        elif e["event"] == "step":
-            steps.append(e)
-    return steps
 
 
 def test_a_run_yields_a_stepped_per_step_then_stopped_at_its_limit():
