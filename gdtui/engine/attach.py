@@ -34,6 +34,8 @@ from torch import nn
 from torch.nn.modules import module as module_hooks
 from torch.optim import optimizer as optimizer_hooks
 
+from gdtui.engine.nonfinite import nonfinite, output_tensors
+
 #: Module outputs kept from one forward to its backward, to name where a NaN appeared first
 #: (a forward run with gradients on but no backward, like an evaluation without no_grad, stops there).
 MAX_WATCHED = 4096
@@ -86,24 +88,6 @@ def _floats(value: Any) -> float:
         return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
     except (TypeError, ValueError, RuntimeError):
         return math.nan
-
-
-def _tensors_in(value: Any, depth: int = 0) -> Iterator[torch.Tensor]:
-    """The tensors of a module's output: a tensor, a tuple/list/dict of them, or an object
-    with tensor attributes (an HF-style output)."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif depth < 3:
-        if isinstance(value, (tuple, list)):
-            items = value
-        elif isinstance(value, dict):
-            items = value.values()
-        elif hasattr(value, "__dict__") and not isinstance(value, nn.Module):
-            items = vars(value).values()
-        else:
-            return
-        for item in items:
-            yield from _tensors_in(item, depth + 1)
 
 
 def _leaves(tensor: torch.Tensor) -> list[torch.Tensor]:
@@ -288,8 +272,8 @@ class Hooks:
     def _find_origin(self) -> str | None:
         """The first module whose output went NaN/Inf in the forward since the last backward."""
         for module, output in self._outputs:
-            for t in _tensors_in(output):
-                if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+            for t in output_tensors(output):
+                if nonfinite(t):
                     return f"{self._module_name(module)} ({type(module).__name__})"
         return None
 

@@ -29,19 +29,26 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 
-def _tensors(value: Any, depth: int = 0) -> Iterator[torch.Tensor]:
-    """The tensors in a module's output: itself, or in a tuple, list or dict (a few levels down)."""
+def output_tensors(value: Any, depth: int = 0) -> Iterator[torch.Tensor]:
+    """The tensors of a module's output: a tensor, a tuple/list/dict of them, or an object with
+    tensor attributes (an HF-style output), a few levels down."""
     if isinstance(value, torch.Tensor):
         yield value
-    elif depth < 4 and isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _tensors(v, depth + 1)
-    elif depth < 4 and isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v, depth + 1)
+    elif depth < 4:
+        if isinstance(value, (tuple, list)):
+            items = value
+        elif isinstance(value, dict):
+            items = value.values()
+        elif hasattr(value, "__dict__") and not isinstance(value, nn.Module):
+            items = vars(value).values()
+        else:
+            return
+        for item in items:
+            yield from output_tensors(item, depth + 1)
 
 
-def _nonfinite(t: torch.Tensor) -> bool:
+def nonfinite(t: torch.Tensor) -> bool:
+    """Whether a float or complex tensor holds a NaN or an Inf (others never do)."""
     if not (t.is_floating_point() or t.is_complex()) or t.is_meta or t.layout != torch.strided:
         return False
     return not bool(torch.isfinite(t.detach()).all())
@@ -123,8 +130,8 @@ class OriginProbe(TorchFunctionMode):
     def _module_done(self, label: str):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
             self._in_module -= 1
-            for t in _tensors(output):
-                if self.module is None and _nonfinite(t):
+            for t in output_tensors(output):
+                if self.module is None and nonfinite(t):
                     self.module = f"the output of module {label}"
                 if t.requires_grad:
                     t.register_hook(self._gradient_of(f"the gradient of the output of module {label}"))
@@ -138,7 +145,7 @@ class OriginProbe(TorchFunctionMode):
         where = self._where()
         if where is not None:
             what = f"the result of {_call_name(func)} on {where}"
-            if self.call is None and self.module is None and _nonfinite(out):
+            if self.call is None and self.module is None and nonfinite(out):
                 self.call = what
             if out.requires_grad:
                 out.register_hook(self._gradient_of(f"the gradient of {what}"))
@@ -158,7 +165,7 @@ class OriginProbe(TorchFunctionMode):
 
     def _gradient_of(self, what: str):
         def hook(grad: torch.Tensor) -> None:
-            if self.gradient is None and isinstance(grad, torch.Tensor) and _nonfinite(grad):
+            if self.gradient is None and isinstance(grad, torch.Tensor) and nonfinite(grad):
                 self.gradient = what
 
         return hook
