@@ -315,6 +315,25 @@ def _listen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return status
 
 
+def _open_trace(args: argparse.Namespace, target: str):
+    """The --trace writer, or None once the one line saying why not is printed: never the file
+    being run (opening it would empty it before it loads). The path is made absolute now: the
+    scenario may change the working directory (export compares with it)."""
+    from gdtui.engine.targets import same_file
+    from gdtui.engine.trace import OPEN_REASONS, TraceWriter
+
+    if same_file(args.trace, target):
+        print(f"--trace {args.trace}: that is the scenario file, which the trace would overwrite; "
+              "choose another path", file=sys.stderr)
+        return None
+    try:
+        return TraceWriter(os.path.abspath(args.trace), args.trace_max_elements, label=f"--trace {args.trace}")
+    except OSError as exc:
+        reason = OPEN_REASONS.get(exc.errno) or f"cannot write it ({exc.strerror}); choose a writable path"
+        print(f"--trace {args.trace}: {reason}", file=sys.stderr)
+        return None
+
+
 def _screen(args: argparse.Namespace) -> int:
     """The step-debugger: the screen in this process, which never imports torch (unless --trace
     or a --device other than cpu needs checking first), and the scenario in a trainer child."""
@@ -323,8 +342,6 @@ def _screen(args: argparse.Namespace) -> int:
         # A mistyped path, device or trace is the command line's error, said before the screen opens.
         from gdtui.engine.errors import ScenarioError
         from gdtui.engine.scenario import check_arguments
-        from gdtui.engine.targets import same_file
-        from gdtui.engine.trace import OPEN_REASONS, TraceWriter
 
         try:
             check_arguments(args.scenario, args.device)
@@ -332,16 +349,10 @@ def _screen(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
         if args.trace:
-            if same_file(args.trace, args.scenario):  # opening it would empty the scenario before it loads
-                print(f"--trace {args.trace}: that is the scenario file, which the trace would overwrite; "
-                      "choose another path", file=sys.stderr)
+            trace = _open_trace(args, args.scenario)
+            if trace is None:
                 return 2
-            try:
-                TraceWriter(path, args.trace_max_elements, label=f"--trace {args.trace}").close()
-            except OSError as exc:
-                reason = OPEN_REASONS.get(exc.errno) or f"cannot write it ({exc.strerror}); choose a writable path"
-                print(f"--trace {args.trace}: {reason}", file=sys.stderr)
-                return 2
+            trace.close()
     elif not os.path.isfile(args.scenario):
         what = "no such scenario file; check the path" if not os.path.exists(args.scenario) else \
             "not a file; name the scenario's .py file"
@@ -592,25 +603,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--detach-timeout is a trainer's (--listen); a headless run has no client to wait for")
     if not args.headless:
         return _screen(args)
-    # Imported here so that --help and --version answer before torch loads.
-    from gdtui.engine import TraceWriter
-
     options = session_options(args, watch_activations=args.hints)
     trace = None
     if args.trace:
-        from gdtui.engine.targets import same_file
-        from gdtui.engine.trace import OPEN_REASONS
-
-        if same_file(args.trace, args.scenario or args.module):  # opening it would empty the scenario before it loads
-            print(f"--trace {args.trace}: that is the scenario file, which the trace would overwrite; "
-                  "choose another path", file=sys.stderr)
-            return 2
-        try:
-            # Made absolute now: the scenario may change the working directory (export compares with it).
-            trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements, label=f"--trace {args.trace}")
-        except OSError as exc:
-            reason = OPEN_REASONS.get(exc.errno) or f"cannot write it ({exc.strerror}); choose a writable path"
-            print(f"--trace {args.trace}: {reason}", file=sys.stderr)
+        trace = _open_trace(args, args.scenario or args.module)
+        if trace is None:
             return 2
     if attach:
         from gdtui.cli_attach import run_attached_cli
@@ -623,7 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status is not None:
             return status
         if args.trace:  # a scenario after all: its own trace
-            trace = TraceWriter(os.path.abspath(args.trace), args.trace_max_elements, label=f"--trace {args.trace}")
+            trace = _open_trace(args, args.scenario)
+            if trace is None:
+                return 2
     try:
         before = set(threading.enumerate())
         status = run(args, options, trace)
